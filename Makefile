@@ -1,0 +1,62 @@
+# Vigil: `make demo` to see it work, `make test` to check it. Both set everything up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export VIGIL_RUN_DIR ?= $(CURDIR)/.run
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+
+.PHONY: help install up-infra up down status topics lint test test-unit test-integration test-e2e demo bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet --break-system-packages --user uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+install: $(VENV)/.synced ## install Python dependencies (uv, from uv.lock) and the system packages
+	@command -v java >/dev/null && command -v mvn >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; }
+	@command -v redis-server >/dev/null && command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server curl >/dev/null; }
+
+up-infra: install ## start Kafka and Redis and create the topics
+	deploy/kafka.sh start
+	deploy/redis.sh start
+	$(PY) -m vigil.bus
+
+topics: install ## create the topics of the catalogue in libs/vigil/topics.py
+	$(PY) -m vigil.bus
+
+up: up-infra ## start Kafka, Redis and every Vigil service in the background
+	deploy/services.sh start
+
+down: ## stop what `make up` started
+	-deploy/services.sh stop
+	-deploy/redis.sh stop
+	-deploy/kafka.sh stop
+
+status: ## show what runs
+	@deploy/kafka.sh status; deploy/redis.sh status; deploy/services.sh status
+
+lint: install ## ruff and mypy (strict on libs/ and services/)
+	$(VENV)/bin/ruff check libs services tests benchmarks deploy
+	$(VENV)/bin/ruff format --check libs services tests benchmarks deploy
+	$(VENV)/bin/mypy
+
+test-unit: install ## unit tests (no I/O)
+	$(VENV)/bin/pytest tests/unit -q
+
+test: lint up-infra ## everything: lint, unit, integration and end-to-end tests against real Kafka and Redis
+	$(VENV)/bin/pytest tests -q -ra
+
+demo: up ## start the stack, register a model, send normal then drifted traffic, print the alerts
+	$(PY) deploy/demo.py
+
+bench: install ## performance measurements; they print their figures
+	$(PY) benchmarks/codec.py
+
+clean: down ## stop everything and delete the run directory (Kafka data, logs)
+	rm -rf $(VIGIL_RUN_DIR)

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Starts and stops Vigil's own processes, one per service, in the background.
+#   deploy/services.sh start|stop|status
+# Each writes $RUN_DIR/<service>.log and $RUN_DIR/<service>.pid; start waits for /healthz.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+RUN_DIR=${VIGIL_RUN_DIR:-"$root/.run"}
+mkdir -p "$RUN_DIR"
+cd "$root"
+PY=${VIGIL_PYTHON:-"$root/.venv/bin/python"}
+
+# service:health port
+SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004"
+
+alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
+
+start() {
+  for entry in $SERVICES; do
+    name=${entry%%:*}; port=${entry##*:}
+    if alive "$name"; then echo "$name: already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi
+    if healthy "$port"; then echo "$name: something already answers on port $port" >&2; exit 1; fi
+    # Detached from this shell and its output, so callers piping `make up` are not held open.
+    setsid nohup "$PY" -m "$name" </dev/null >"$RUN_DIR/$name.log" 2>&1 &
+    echo $! >"$RUN_DIR/$name.pid"
+  done
+  for entry in $SERVICES; do
+    name=${entry%%:*}; port=${entry##*:}
+    for _ in $(seq 1 120); do
+      healthy "$port" && break
+      alive "$name" || { echo "$name: exited during start-up; last lines of $RUN_DIR/$name.log:" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; }
+      sleep 0.5
+    done
+    healthy "$port" || { echo "$name: no /healthz answer on port $port within 60 s; see $RUN_DIR/$name.log" >&2; exit 1; }
+    echo "$name: healthy on http://127.0.0.1:$port (pid $(cat "$RUN_DIR/$name.pid"), log $RUN_DIR/$name.log)"
+  done
+}
+
+stop() {
+  for entry in $SERVICES; do
+    name=${entry%%:*}
+    if ! alive "$name"; then rm -f "$RUN_DIR/$name.pid"; continue; fi
+    pid=$(cat "$RUN_DIR/$name.pid")
+    kill "$pid"
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$RUN_DIR/$name.pid"
+    echo "$name: stopped"
+  done
+}
+
+status() {
+  for entry in $SERVICES; do
+    name=${entry%%:*}; port=${entry##*:}
+    if alive "$name"; then
+      state="running (pid $(cat "$RUN_DIR/$name.pid"))"
+      healthy "$port" && state="$state, healthy on :$port" || state="$state, not answering on :$port"
+    else
+      state="stopped"
+    fi
+    echo "$name: $state"
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,116 @@
+"""Kafka adapters shared by every service: producer, topic creation, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from vigil.codec import Codec
+from vigil.schemas import Record
+from vigil.topics import CATALOGUE, DEADLETTER, Topic
+
+__all__ = ["dead_letter", "ensure_topics", "new_producer", "publish"]
+
+R = TypeVar("R", bound=Record)
+
+log = logging.getLogger(__name__)
+
+
+def new_producer(bootstrap: str, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    """A producer whose acknowledged writes are on every in-sync replica, without duplicates."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=linger_ms,
+        request_timeout_ms=10_000,
+    )
+
+
+async def publish(
+    producer: AIOKafkaProducer,
+    topic: Topic,
+    codec: Codec[R],
+    records: Sequence[R],
+    key: Callable[[R], str],
+) -> None:
+    """Write ``records`` and return once Kafka has acknowledged every one of them."""
+    sends = [
+        await producer.send(topic.name, key=key(r).encode(), value=codec.encode(r)) for r in records
+    ]
+    await asyncio.gather(*sends)
+
+
+async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
+    """Create the catalogue's missing topics; returns the names created. Safe to run twice."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vigil-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if missing:
+            response = await admin.create_topics(
+                [NewTopic(t.name, t.partitions, 1, topic_configs=dict(t.config)) for t in missing]
+            )
+            # 36 = TOPIC_ALREADY_EXISTS: another process created it meanwhile.
+            failures = [
+                f"{name}: error {code} {message}"
+                for name, code, message in response.topic_errors
+                if code not in (0, 36)
+            ]
+            if failures:
+                raise RuntimeError("could not create topics: " + "; ".join(failures))
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer,
+    value: bytes | None,
+    reason: str,
+    *,
+    source_topic: str,
+    key: bytes | None = None,
+    partition: int | None = None,
+    offset: int | None = None,
+) -> None:
+    """Send undecodable or invalid bytes, untouched, to the dead-letter topic with the reason."""
+    headers = [
+        ("vigil.reason", reason.encode()),
+        ("vigil.source.topic", source_topic.encode()),
+    ]
+    if partition is not None:
+        headers.append(("vigil.source.partition", str(partition).encode()))
+    if offset is not None:
+        headers.append(("vigil.source.offset", str(offset).encode()))
+    log.warning("dead-lettered a message from %s: %s", source_topic, reason)
+    await producer.send_and_wait(DEADLETTER.name, value=value, key=key, headers=headers)
+
+
+async def _main() -> None:
+    from vigil.settings import VigilSettings
+
+    settings = VigilSettings()
+    for attempt in range(30):
+        try:
+            created = await ensure_topics(settings.kafka_bootstrap)
+            break
+        except Exception as exc:  # the broker may still be electing its controller
+            if attempt == 29:
+                raise
+            log.info("topics not created yet (%s); retrying", exc)
+            await asyncio.sleep(1)
+    for topic in CATALOGUE:
+        state = "created" if topic.name in created else "exists"
+        print(f"topic {topic.name:<24} partitions={topic.partitions}  {state}")
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())

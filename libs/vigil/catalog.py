@@ -1,0 +1,102 @@
+"""Every service's view of the model registry, materialised from the compacted models topic."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from vigil.codec import Codec, DecodeError
+from vigil.schemas import ModelVersion
+from vigil.topics import MODELS
+
+__all__ = ["ModelCatalog", "ModelCatalogFollower"]
+
+log = logging.getLogger(__name__)
+
+
+class ModelCatalog:
+    """The latest record of every model version, by (model_id, version)."""
+
+    def __init__(self) -> None:
+        self._versions: dict[tuple[str, str], ModelVersion] = {}
+
+    def apply(self, record: ModelVersion) -> None:
+        self._versions[(record.model_id, record.version)] = record
+
+    def remove(self, key: str) -> None:
+        model_id, _, version = key.rpartition("/")
+        self._versions.pop((model_id, version), None)
+
+    def get(self, model_id: str, version: str) -> ModelVersion | None:
+        return self._versions.get((model_id, version))
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        return sorted(
+            (v for (m, _), v in self._versions.items() if m == model_id),
+            key=lambda v: v.created_at,
+        )
+
+    def model_ids(self) -> list[str]:
+        return sorted({m for m, _ in self._versions})
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+
+class ModelCatalogFollower:
+    """Keeps a ModelCatalog in step with ``vigil.models.v1``, reading it from the beginning."""
+
+    def __init__(self, bootstrap: str, catalog: ModelCatalog | None = None) -> None:
+        self.catalog = catalog or ModelCatalog()
+        self._tp = TopicPartition(MODELS.name, 0)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        )
+        self._codec = Codec(ModelVersion)
+        self._task: asyncio.Task[None] | None = None
+        self._position = 0
+        self._advanced = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start following and return once the catalog holds everything published so far."""
+        await self._consumer.start()
+        self._consumer.assign([self._tp])
+        await self._consumer.seek_to_beginning(self._tp)
+        self._task = asyncio.create_task(self._follow(), name="model-catalog")
+        await self.catch_up()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def catch_up(self) -> None:
+        """Wait (up to 10 s) until every record published before this call has been applied."""
+        end = (await self._consumer.end_offsets([self._tp]))[self._tp]
+        async with asyncio.timeout(10):
+            while self._position < end:
+                self._advanced.clear()
+                await self._advanced.wait()
+
+    async def _follow(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(self._tp, timeout_ms=500)
+            for message in batches.get(self._tp, []):
+                self._apply(message.key, message.value)
+            self._position = await self._consumer.position(self._tp)
+            self._advanced.set()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:  # a tombstone: the version was deleted
+            if key:
+                self.catalog.remove(key.decode())
+            return
+        try:
+            self.catalog.apply(self._codec.decode(value))
+        except DecodeError as exc:
+            log.error("skipping an unreadable record on %s: %s", MODELS.name, exc.reason)

@@ -1,0 +1,142 @@
+"""Bytes <-> records for every Vigil topic.
+
+Writes Avro single-object encoding (``C3 01`` + 8-byte schema fingerprint + body). Reads that,
+JSON objects (so any Kafka client can produce), and Confluent-framed Avro (``00`` + 4-byte
+schema id) when a schema-registry URL is configured.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Generic, TypeVar
+
+import httpx
+import orjson
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from pydantic import ValidationError
+
+from vigil.avro import avro_schema, known_writer_schemas
+from vigil.schemas import Record
+
+__all__ = ["Codec", "DecodeError", "SchemaRegistryClient"]
+
+R = TypeVar("R", bound=Record)
+SINGLE_OBJECT_MARKER = b"\xc3\x01"
+CONFLUENT_MAGIC = 0
+
+
+class DecodeError(ValueError):
+    """A message that is not a valid record; ``reason`` says why, for the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SchemaRegistryClient:
+    """Fetches (and caches) writer schemas by id from a Confluent-compatible schema registry."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self._url = url.rstrip("/")
+        self._timeout = timeout
+        self._cache: dict[int, Any] = {}
+
+    def schema(self, schema_id: int) -> Any:
+        if schema_id not in self._cache:
+            response = httpx.get(f"{self._url}/schemas/ids/{schema_id}", timeout=self._timeout)
+            response.raise_for_status()
+            self._cache[schema_id] = parse_schema(json.loads(response.json()["schema"]))
+        return self._cache[schema_id]
+
+
+class Codec(Generic[R]):
+    """Encodes and decodes one record type, e.g. ``Codec(PredictionEvent)``."""
+
+    def __init__(self, model: type[R], registry: SchemaRegistryClient | None = None) -> None:
+        self.model = model
+        self.schema = avro_schema(model.__name__)
+        self._writers = known_writer_schemas(model.__name__)
+        self._registry = registry
+
+    def encode(self, record: R) -> bytes:
+        """Avro single-object encoding of ``record``."""
+        return self.encode_dict(record.model_dump())
+
+    def encode_dict(self, record: dict[str, Any]) -> bytes:
+        """Single-object encoding of a plain dict shaped like the record."""
+        out = io.BytesIO()
+        out.write(SINGLE_OBJECT_MARKER)
+        out.write(self.schema.fingerprint)
+        schemaless_writer(out, self.schema.parsed, record)
+        return out.getvalue()
+
+    def decode(self, data: bytes | None) -> R:
+        """A validated record from any accepted wire format; raises DecodeError otherwise."""
+        raw = self.decode_dict(data)
+        try:
+            return self.model.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "<record>"
+            raise DecodeError(
+                f"not a valid {self.model.__name__}: {field}: {first['msg']}"
+                f" ({exc.error_count()} error(s))"
+            ) from exc
+
+    def decode_dict(self, data: bytes | None) -> dict[str, Any]:
+        """The record as a plain dict, not yet validated against the pydantic model."""
+        if not data:
+            raise DecodeError("empty message")
+        head = data[:2]
+        if head == SINGLE_OBJECT_MARKER:
+            return self._read_single_object(data)
+        if data[0] == CONFLUENT_MAGIC and len(data) > 5:
+            return self._read_confluent(data)
+        if data.lstrip()[:1] == b"{":
+            try:
+                value = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise DecodeError(f"invalid JSON: {exc}") from exc
+            if not isinstance(value, dict):
+                raise DecodeError("JSON message is not an object")
+            return value
+        raise DecodeError(
+            f"unknown encoding (first bytes {data[:4].hex()}): expected Avro single-object"
+            " encoding (c301), a JSON object, or Confluent framing (00)"
+        )
+
+    def _read_single_object(self, data: bytes) -> dict[str, Any]:
+        if len(data) < 10:
+            raise DecodeError("truncated single-object header")
+        writer = self._writers.get(data[2:10])
+        if writer is None:
+            raise DecodeError(
+                f"unknown writer schema fingerprint {data[2:10].hex()} for {self.model.__name__}"
+            )
+        return self._read_body(data[10:], writer.parsed)
+
+    def _read_confluent(self, data: bytes) -> dict[str, Any]:
+        schema_id = int.from_bytes(data[1:5], "big")
+        if self._registry is None:
+            raise DecodeError(
+                f"Confluent-framed message (schema id {schema_id}) but no schema registry"
+                " is configured (VIGIL_SCHEMA_REGISTRY_URL)"
+            )
+        try:
+            writer = self._registry.schema(schema_id)
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            raise DecodeError(f"schema id {schema_id} not available from registry: {exc}") from exc
+        return self._read_body(data[5:], writer)
+
+    def _read_body(self, body: bytes, writer: Any) -> dict[str, Any]:
+        buffer = io.BytesIO(body)
+        try:
+            record: Any = schemaless_reader(buffer, writer, self.schema.parsed)
+        except Exception as exc:  # fastavro raises many types on corrupt bodies
+            raise DecodeError(f"corrupt Avro body: {type(exc).__name__}: {exc}") from exc
+        if buffer.tell() != len(body):
+            raise DecodeError(f"{len(body) - buffer.tell()} trailing bytes after the Avro body")
+        if not isinstance(record, dict):
+            raise DecodeError("Avro body is not a record")
+        return record

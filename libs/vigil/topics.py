@@ -1,0 +1,67 @@
+"""The topic catalogue: every Kafka topic Vigil uses, with its record, key and layout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vigil.schemas import (
+    Alert,
+    FeedbackEvent,
+    ModelVersion,
+    Outcome,
+    PredictionEvent,
+    Record,
+    WindowReport,
+)
+
+__all__ = [
+    "ALERTS",
+    "CATALOGUE",
+    "DEADLETTER",
+    "FEEDBACK",
+    "METRICS",
+    "MODELS",
+    "OUTCOMES",
+    "PREDICTIONS",
+    "Topic",
+]
+
+# Predictions and feedback share a partition count so the feedback join is co-partitioned.
+EVENT_PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    key: str
+    record: type[Record] | None
+    config: dict[str, str] = field(default_factory=dict)
+
+
+PREDICTIONS = Topic("vigil.predictions.v1", EVENT_PARTITIONS, "prediction_id", PredictionEvent)
+FEEDBACK = Topic("vigil.feedback.v1", EVENT_PARTITIONS, "prediction_id", FeedbackEvent)
+OUTCOMES = Topic("vigil.outcomes.v1", EVENT_PARTITIONS, "prediction_id", Outcome)
+# Keyed by model version so its reports stay in order for alert state; report_id names each.
+METRICS = Topic("vigil.metrics.v1", 3, "model_id/model_version", WindowReport)
+ALERTS = Topic("vigil.alerts.v1", 3, "fingerprint", Alert)
+# One partition: every reader wants the whole, ordered history of the registry.
+MODELS = Topic(
+    "vigil.models.v1",
+    1,
+    "model_id/version",
+    ModelVersion,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
+# Original bytes as the value; the reason and origin travel in headers.
+DEADLETTER = Topic("vigil.deadletter.v1", 3, "original key", None)
+
+CATALOGUE: tuple[Topic, ...] = (
+    PREDICTIONS,
+    FEEDBACK,
+    OUTCOMES,
+    METRICS,
+    ALERTS,
+    MODELS,
+    DEADLETTER,
+)

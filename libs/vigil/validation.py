@@ -1,0 +1,144 @@
+"""Input checks that tell the sender which field, what was expected and what came."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from vigil.schemas import FeatureSpec
+
+__all__ = ["FieldError", "check_features", "describe", "errors_from_pydantic", "parse_batch"]
+
+M = TypeVar("M", bound=BaseModel)
+
+_EXPECTED_BY_TYPE = {
+    "numeric": "a number or null",
+    "categorical": "a string or null",
+    "boolean": "true, false or null",
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of one item (``index`` is its place in a batch)."""
+
+    field: str
+    expected: str
+    received: str
+    index: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def __str__(self) -> str:
+        where = f"[{self.index}] " if self.index is not None else ""
+        return f"{where}{self.field}: expected {self.expected}, received {self.received}"
+
+
+def describe(value: Any, limit: int = 80) -> str:
+    """A short JSON rendering of what the sender sent."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_ok(kind: str, value: Any) -> bool:
+    if value is None:
+        return True
+    if kind == "numeric":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "categorical":
+        return isinstance(value, str)
+    return isinstance(value, bool)
+
+
+def check_features(
+    spec: Sequence[FeatureSpec], features: Mapping[str, Any], index: int | None = None
+) -> list[FieldError]:
+    """Type errors, missing required features and features the spec does not know.
+
+    Values outside the spec's range or categories are not errors: that is drift, not bad input.
+    """
+    errors = []
+    known = {f.name for f in spec}
+    for feature in spec:
+        name = f"features.{feature.name}"
+        if feature.name not in features:
+            if feature.required:
+                errors.append(FieldError(name, _EXPECTED_BY_TYPE[feature.type], "nothing", index))
+        elif not _type_ok(feature.type, features[feature.name]):
+            errors.append(
+                FieldError(
+                    name,
+                    _EXPECTED_BY_TYPE[feature.type],
+                    describe(features[feature.name]),
+                    index,
+                )
+            )
+    for extra in sorted(set(features) - known):
+        errors.append(
+            FieldError(
+                f"features.{extra}",
+                f"one of the registered features {sorted(known)}",
+                describe(features[extra]),
+                index,
+            )
+        )
+    return errors
+
+
+def errors_from_pydantic(
+    details: Sequence[Mapping[str, Any]], index: int | None = None
+) -> list[FieldError]:
+    """pydantic's (or FastAPI's) error details in Vigil's shape."""
+    errors = []
+    for err in details:
+        loc = [str(p) for p in err["loc"]]
+        if loc[:1] == ["body"]:
+            loc = loc[1:]
+        field = ".".join(loc) or "<body>"
+        if err["type"] == "extra_forbidden":
+            errors.append(FieldError(field, "no such field", describe(err["input"]), index))
+            continue
+        received = "nothing" if err["type"] == "missing" else describe(err.get("input"))
+        if err["type"] == "missing":
+            expected = "a value (the field is required)"
+        elif err["type"] == "string_pattern_mismatch":
+            expected = f"a string matching {err.get('ctx', {}).get('pattern')}"
+        elif err["type"] == "too_short":
+            expected = f"at least {err.get('ctx', {}).get('min_length', 1)} item(s)"
+        else:
+            msg = str(err["msg"])
+            expected = msg.removeprefix("Input should be ").removeprefix("Value error, ")
+        errors.append(FieldError(field, expected, received, index))
+    return errors
+
+
+def parse_batch(body: bytes, model: type[M]) -> tuple[list[M | None], list[FieldError]]:
+    """Parse a JSON object or array of objects into models; invalid items are None."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [], [FieldError("<body>", "a JSON object or array", f"invalid JSON ({exc})")]
+    items = data if isinstance(data, list) else [data]
+    if isinstance(data, list) and not data:
+        return [], [FieldError("<body>", "at least one item", "[]")]
+    parsed: list[M | None] = []
+    errors: list[FieldError] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            parsed.append(None)
+            errors.append(FieldError("<item>", "a JSON object", describe(item), i))
+            continue
+        try:
+            parsed.append(model.model_validate(item))
+        except ValidationError as exc:
+            parsed.append(None)
+            errors.extend(errors_from_pydantic(exc.errors(), i))
+    return parsed, errors

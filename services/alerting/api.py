@@ -1,0 +1,114 @@
+"""Alerting HTTP API (subscriptions, alerts) plus its consumer of window reports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Literal
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from fastapi import Depends, FastAPI, Request, Response, status
+from redis.asyncio import Redis
+
+from alerting.config import Settings
+from alerting.consumer import ReportConsumer, run_forever
+from alerting.handlers import Subscription, SubscriptionIn
+from alerting.store import AlertStore
+from alerting.webhooks import WebhookSender
+from vigil.bus import new_producer
+from vigil.catalog import ModelCatalogFollower
+from vigil.http import InputRejected, health_router, install_error_handlers
+from vigil.schemas import Alert, utcnow
+from vigil.topics import METRICS
+
+
+def get_store(request: Request) -> AlertStore:
+    store: AlertStore = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[AlertStore, Depends(get_store)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        await redis.ping()
+        store = AlertStore(redis, settings.alerting_redis_prefix)
+        producer = new_producer(settings.kafka_bootstrap, "vigil-alerting")
+        follower = ModelCatalogFollower(settings.kafka_bootstrap)
+        consumer = AIOKafkaConsumer(
+            METRICS.name,
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.alerting_group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        client = httpx.AsyncClient(timeout=settings.alerting_webhook_timeout_seconds)
+        sender = WebhookSender(client, settings.alerting_webhook_attempts)
+        await producer.start()
+        await follower.start()
+        await consumer.start()
+        task = asyncio.create_task(
+            run_forever(ReportConsumer(consumer, producer, follower, store, sender))
+        )
+        app.state.store = store
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await consumer.stop()
+            await follower.stop()
+            await producer.stop()
+            await client.aclose()
+            await redis.aclose()
+
+    app = FastAPI(title="Vigil alerting", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router("alerting"))
+
+    @app.post("/v1/subscriptions", status_code=status.HTTP_201_CREATED)
+    async def subscribe(body: SubscriptionIn, store: StoreDep) -> Subscription:
+        """Subscribe a webhook to the alerts of some models (or "*") from a severity up."""
+        sub = Subscription(**body.model_dump(), id=uuid.uuid4().hex, created_at=utcnow())
+        await store.add_subscription(sub)
+        return sub
+
+    @app.get("/v1/subscriptions")
+    async def list_subscriptions(store: StoreDep) -> list[Subscription]:
+        """Every subscription."""
+        return await store.subscriptions()
+
+    @app.delete("/v1/subscriptions/{sub_id}", status_code=status.HTTP_204_NO_CONTENT)
+    async def unsubscribe(sub_id: str, store: StoreDep) -> Response:
+        """Remove a subscription."""
+        if not await store.remove_subscription(sub_id):
+            raise InputRejected(f"no subscription {sub_id!r}", [], 404)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @app.get("/v1/alerts")
+    async def list_alerts(
+        store: StoreDep,
+        model_id: str | None = None,
+        status: Literal["firing", "acknowledged", "resolved"] | None = None,
+    ) -> list[Alert]:
+        """Alerts, newest first, optionally for one model or in one status."""
+        alerts = (await store.alerts()).values()
+        chosen = [
+            a
+            for a in alerts
+            if (model_id is None or a.model_id == model_id)
+            and (status is None or a.status == status)
+        ]
+        return sorted(chosen, key=lambda a: a.updated_at, reverse=True)
+
+    return app

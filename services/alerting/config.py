@@ -1,0 +1,12 @@
+"""The alerting service's settings (``VIGIL_*`` environment variables)."""
+
+from vigil.settings import VigilSettings
+
+
+class Settings(VigilSettings):
+    alerting_host: str = "127.0.0.1"
+    alerting_port: int = 8003
+    alerting_group_id: str = "vigil-alerting"
+    alerting_redis_prefix: str = "vigil:alerting"
+    alerting_webhook_timeout_seconds: float = 5.0
+    alerting_webhook_attempts: int = 3

@@ -1,0 +1,130 @@
+"""Alerting logic: window reports -> alert state changes -> who to tell. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from vigil.schemas import Alert, Severity, WindowReport
+
+FEATURE_DRIFT = "feature_drift"
+SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+class SubscriptionIn(BaseModel):
+    """Who wants to hear about which models, from which severity up."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    channel: Literal["webhook"]
+    url: HttpUrl
+    models: list[str] = Field(min_length=1, description='Model ids, or ["*"] for every model.')
+    min_severity: Severity = "low"
+
+
+class Subscription(SubscriptionIn):
+    id: str
+    created_at: datetime
+
+    def wants(self, alert: Alert) -> bool:
+        """Whether this subscription is told about ``alert``."""
+        model_ok = "*" in self.models or alert.model_id in self.models
+        return model_ok and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[self.min_severity]
+
+
+def fingerprint(model_id: str, model_version: str, rule: str, feature: str | None) -> str:
+    """Stable id of what an alert is about; repeats of the same problem share it."""
+    text = "\x1f".join([model_id, model_version, rule, feature or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def evaluate(
+    report: WindowReport,
+    severity: Severity,
+    current: Mapping[str, Alert],
+    now: datetime,
+) -> list[Alert]:
+    """The alerts that change because of ``report``: new drift fires, ended drift resolves.
+
+    A feature that keeps drifting keeps its one firing (or acknowledged) alert: no repeat.
+    A report older than the one an alert last changed on is stale and changes nothing.
+    ``current`` holds the existing alerts of the report's model version by fingerprint.
+    """
+    changes = []
+    for feature in report.features:
+        fp = fingerprint(report.model_id, report.model_version, FEATURE_DRIFT, feature.feature)
+        existing = current.get(fp)
+        if existing is not None and _window_of(existing) > report.window_start:
+            continue
+        active = existing is not None and existing.status != "resolved"
+        stat = feature.statistics.get(feature.drift_statistic, float("nan"))
+        details = {
+            "statistic": feature.drift_statistic,
+            "value": f"{stat:.4f}",
+            "threshold": f"{feature.threshold:.4f}",
+            "window_start": report.window_start.isoformat(),
+            "window_end": report.window_end.isoformat(),
+            "events": str(report.event_count),
+            "report_id": report.report_id,
+        }
+        if feature.drifted and not active:
+            changes.append(
+                Alert(
+                    fingerprint=fp,
+                    status="firing",
+                    severity=severity,
+                    model_id=report.model_id,
+                    model_version=report.model_version,
+                    rule=FEATURE_DRIFT,
+                    feature=feature.feature,
+                    summary=(
+                        f"{report.model_id} {report.model_version}: feature "
+                        f"{feature.feature!r} drifted ({feature.drift_statistic} "
+                        f"{stat:.3f} > {feature.threshold:.3f})"
+                    ),
+                    details=details,
+                    labels={"model_id": report.model_id, "feature": feature.feature},
+                    starts_at=now,
+                    updated_at=now,
+                )
+            )
+        elif not feature.drifted and active and existing is not None:
+            changes.append(
+                existing.model_copy(
+                    update={
+                        "status": "resolved",
+                        "ends_at": now,
+                        "updated_at": now,
+                        "details": details,
+                        "summary": f"{report.model_id} {report.model_version}: feature "
+                        f"{feature.feature!r} no longer drifts",
+                    }
+                )
+            )
+    return changes
+
+
+def _window_of(alert: Alert) -> datetime:
+    """Start of the window whose report last changed ``alert``."""
+    return datetime.fromisoformat(alert.details["window_start"])
+
+
+def route(
+    subscriptions: Iterable[Subscription], alerts: Sequence[Alert]
+) -> list[tuple[Subscription, list[Alert]]]:
+    """Each subscription with the alerts it wants, grouped so it gets one message per report."""
+    routed = []
+    for sub in subscriptions:
+        wanted = [a for a in alerts if sub.wants(a)]
+        if wanted:
+            routed.append((sub, wanted))
+    return routed
+
+
+def webhook_body(alerts: Sequence[Alert]) -> dict[str, Any]:
+    """The JSON a webhook receives."""
+    return {"alerts": [a.model_dump(mode="json") for a in alerts]}

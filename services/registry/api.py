@@ -1,0 +1,159 @@
+"""Registry HTTP API: model versions in, the compacted ``vigil.models.v1`` topic out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import Body, Depends, FastAPI, Request, status
+
+from registry.config import Settings
+from registry.handlers import ModelRegistration, new_version, with_reference
+from vigil.bus import new_producer
+from vigil.catalog import ModelCatalogFollower
+from vigil.codec import Codec
+from vigil.http import InputRejected, health_router, install_error_handlers
+from vigil.schemas import ModelVersion, utcnow
+from vigil.topics import MODELS
+from vigil.validation import FieldError, describe
+
+CODEC = Codec(ModelVersion)
+
+
+class Registry:
+    """The registry's adapters: a producer to the models topic and a follower of it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.producer: AIOKafkaProducer = new_producer(settings.kafka_bootstrap, "vigil-registry")
+        self.follower = ModelCatalogFollower(settings.kafka_bootstrap)
+
+    async def publish(self, version: ModelVersion) -> None:
+        """Store ``version`` on the models topic, then in the local view (read-your-writes)."""
+        await self.producer.send_and_wait(
+            MODELS.name, key=version.key.encode(), value=CODEC.encode(version)
+        )
+        self.follower.catalog.apply(version)
+
+    async def version(self, model_id: str, version: str) -> ModelVersion:
+        found = self.follower.catalog.get(model_id, version)
+        if found is None:
+            await self.follower.catch_up()
+            found = self.follower.catalog.get(model_id, version)
+        if found is None:
+            raise InputRejected(
+                f"model {model_id!r} version {version!r} is not registered", [], 404
+            )
+        return found
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry = Registry(settings)
+        await registry.producer.start()
+        await registry.follower.start()
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            await registry.follower.stop()
+            await registry.producer.stop()
+
+    app = FastAPI(title="Vigil registry", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router("registry"))
+
+    @app.post("/v1/models", status_code=status.HTTP_201_CREATED)
+    async def register(registration: ModelRegistration, registry: RegistryDep) -> ModelVersion:
+        """Register a model version and publish it to every service."""
+        await registry.follower.catch_up()
+        if registry.follower.catalog.get(registration.model_id, registration.version):
+            raise InputRejected(
+                f"model {registration.model_id!r} version {registration.version!r}"
+                " is already registered",
+                [
+                    FieldError(
+                        "version", "a version not yet registered", describe(registration.version)
+                    )
+                ],
+                409,
+            )
+        version = new_version(registration, utcnow())
+        await registry.publish(version)
+        return version
+
+    @app.get("/v1/models")
+    async def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
+        """Every model with its owner, risk tier and versions."""
+        catalog = registry.follower.catalog
+        models = []
+        for model_id in catalog.model_ids():
+            versions = catalog.versions(model_id)
+            latest = versions[-1]
+            models.append(
+                {
+                    "model_id": model_id,
+                    "owner": latest.owner,
+                    "purpose": latest.purpose,
+                    "task": latest.task,
+                    "severity": latest.risk.severity,
+                    "versions": [
+                        {
+                            "version": v.version,
+                            "status": v.status,
+                            "reference": v.reference.source if v.reference else None,
+                            "created_at": v.created_at,
+                        }
+                        for v in versions
+                    ],
+                }
+            )
+        return models
+
+    @app.get("/v1/models/{model_id}")
+    async def get_model(model_id: str, registry: RegistryDep) -> dict[str, Any]:
+        """A model and all its versions, with their feature specs and reference profiles."""
+        versions = registry.follower.catalog.versions(model_id)
+        if not versions:
+            raise InputRejected(f"model {model_id!r} is not registered", [], 404)
+        return {"model_id": model_id, "versions": versions}
+
+    @app.get("/v1/models/{model_id}/versions/{version}")
+    async def get_version(model_id: str, version: str, registry: RegistryDep) -> ModelVersion:
+        """One model version."""
+        return await registry.version(model_id, version)
+
+    @app.post("/v1/models/{model_id}/versions/{version}/reference")
+    async def upload_reference(
+        model_id: str,
+        version: str,
+        registry: RegistryDep,
+        rows: Annotated[list[Any], Body(min_length=1)],
+    ) -> dict[str, Any]:
+        """Replace the version's reference with the profile of these rows (feature objects)."""
+        current = await registry.version(model_id, version)
+        updated, errors = with_reference(current, rows, utcnow())
+        if errors:
+            raise InputRejected(f"{len(errors)} invalid value(s) in the reference rows", errors)
+        await registry.publish(updated)
+        assert updated.reference is not None
+        return {
+            "model_id": model_id,
+            "version": version,
+            "row_count": updated.reference.row_count,
+            "features": [f.name for f in updated.reference.features],
+        }
+
+    return app

@@ -1,0 +1,8 @@
+"""The registry's settings (``VIGIL_*`` environment variables)."""
+
+from vigil.settings import VigilSettings
+
+
+class Settings(VigilSettings):
+    registry_host: str = "127.0.0.1"
+    registry_port: int = 8000

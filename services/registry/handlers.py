@@ -1,0 +1,86 @@
+"""Registry logic: registrations become model versions, reference rows become profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vigil.profiles import build_reference
+from vigil.schemas import FeatureSpec, Lineage, ModelVersion, RiskAssessment, Severity
+from vigil.validation import FieldError, check_features, describe
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+
+
+class RiskInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    probability: int = Field(ge=1, le=5, description="Likelihood the model fails, 1-5.")
+    impact: int = Field(ge=1, le=5, description="Harm if it does, 1-5.")
+
+
+class ModelRegistration(BaseModel):
+    """What a data scientist sends to register a model version."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_id: Identifier
+    version: Identifier
+    task: Literal["binary", "multiclass", "regression"]
+    features: list[FeatureSpec] = Field(min_length=1)
+    risk: RiskInput
+    owner: str = Field(min_length=1)
+    purpose: str = ""
+    positive_label: str | None = None
+    sensitive_attributes: list[str] = Field(default_factory=list)
+    business_costs: dict[str, float] = Field(default_factory=dict)
+    lineage: Lineage = Field(default_factory=Lineage)
+    status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
+
+    @model_validator(mode="after")
+    def _unique_features(self) -> ModelRegistration:
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"feature names must be unique; repeated: {duplicates}")
+        return self
+
+
+def severity(probability: int, impact: int) -> Severity:
+    """Risk tier from probability x impact (1-25): <=4 low, <=9 medium, <=16 high, else critical."""
+    score = probability * impact
+    if score <= 4:
+        return "low"
+    if score <= 9:
+        return "medium"
+    if score <= 16:
+        return "high"
+    return "critical"
+
+
+def new_version(registration: ModelRegistration, now: datetime) -> ModelVersion:
+    """The ModelVersion record for a registration."""
+    fields = registration.model_dump(exclude={"risk"})
+    risk = RiskAssessment(
+        probability=registration.risk.probability,
+        impact=registration.risk.impact,
+        severity=severity(registration.risk.probability, registration.risk.impact),
+    )
+    return ModelVersion(**fields, risk=risk, created_at=now, updated_at=now)
+
+
+def with_reference(
+    version: ModelVersion, rows: Sequence[Any], now: datetime
+) -> tuple[ModelVersion, list[FieldError]]:
+    """The version with a reference profile built from ``rows``, or the rows' errors."""
+    errors: list[FieldError] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            errors.append(FieldError("<row>", "an object of feature values", describe(row), i))
+        else:
+            errors.extend(check_features(version.features, row, i))
+    if errors:
+        return version, errors
+    reference = build_reference(version.features, rows, "uploaded", now)
+    return version.model_copy(update={"reference": reference, "updated_at": now}), []

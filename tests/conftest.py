@@ -1,0 +1,42 @@
+"""Where the real Kafka and Redis are: containers when a Docker engine answers, else the
+broker and server that `make up-infra` started (VIGIL_KAFKA_BOOTSTRAP, VIGIL_REDIS_URL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from vigil.bus import ensure_topics
+from vigil.settings import VigilSettings
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        return bool(docker.from_env().ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[VigilSettings]:
+    """Settings pointing at a real Kafka broker and Redis server, topics created."""
+    if _docker_engine_answers() and not os.environ.get("VIGIL_KAFKA_BOOTSTRAP"):
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.redis import RedisContainer
+
+        with KafkaContainer().with_kraft() as kafka, RedisContainer() as redis:
+            host, port = redis.get_container_host_ip(), redis.get_exposed_port(6379)
+            os.environ["VIGIL_KAFKA_BOOTSTRAP"] = kafka.get_bootstrap_server()
+            os.environ["VIGIL_REDIS_URL"] = f"redis://{host}:{port}/0"
+            settings = VigilSettings()
+            asyncio.run(ensure_topics(settings.kafka_bootstrap))
+            yield settings
+        return
+    settings = VigilSettings()
+    asyncio.run(ensure_topics(settings.kafka_bootstrap))
+    yield settings

@@ -1,0 +1,90 @@
+"""Runs every Vigil service as its own process, as `make up` does, on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("registry", "prediction_logger", "feedback", "alerting", "drift_detector")
+PORT_SETTING = {
+    "registry": "VIGIL_REGISTRY_PORT",
+    "prediction_logger": "VIGIL_PREDICTION_LOGGER_PORT",
+    "feedback": "VIGIL_FEEDBACK_PORT",
+    "alerting": "VIGIL_ALERTING_PORT",
+    "drift_detector": "VIGIL_DRIFT_WEB_PORT",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    logs: Path
+    env: dict[str, str]
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def start(self) -> None:
+        for service in SERVICES:
+            self.ports[service] = _free_port()
+            env = {**self.env, PORT_SETTING[service]: str(self.ports[service])}
+            log = (self.logs / f"{service}.log").open("wb")
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, "-m", service], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        for service in SERVICES:
+            self._wait_healthy(service)
+
+    def _wait_healthy(self, service: str) -> None:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.processes[service].poll() is not None:
+                raise RuntimeError(f"{service} exited:\n{self.tail(service)}")
+            try:
+                if httpx.get(self.url(service) + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{service} never became healthy:\n{self.tail(service)}")
+
+    def tail(self, service: str, lines: int = 40) -> str:
+        text = (self.logs / f"{service}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def stack_env(**overrides: str) -> dict[str, str]:
+    """Environment for one isolated stack: its own consumer groups and Redis keys."""
+    run = uuid.uuid4().hex[:8]
+    return {
+        **os.environ,
+        "VIGIL_DRIFT_APP_ID": f"e2e-drift-{run}",
+        "VIGIL_ALERTING_GROUP_ID": f"e2e-alerting-{run}",
+        "VIGIL_ALERTING_REDIS_PREFIX": f"e2e:{run}",
+        **overrides,
+    }

@@ -1,0 +1,236 @@
+"""The whole system, each service its own process, driven as a user would: HTTP and Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.e2e.stack import Stack, stack_env
+from tests.kafka_tools import Message, end_offsets, read_from
+from tests.webhook import WebhookInbox, webhook_inbox
+from vigil.bus import new_producer
+from vigil.codec import Codec
+from vigil.schemas import WindowReport
+from vigil.settings import VigilSettings
+from vigil.topics import DEADLETTER, METRICS, PREDICTIONS
+
+pytestmark = pytest.mark.e2e
+MINUTE = 60
+
+
+@pytest.fixture(scope="module")
+def stack(infra: VigilSettings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    env = stack_env(
+        VIGIL_DRIFT_WINDOW_SECONDS="60",
+        VIGIL_DRIFT_LATENESS_SECONDS="5",
+        VIGIL_DRIFT_IDLE_CLOSE_SECONDS="3",
+        VIGIL_DRIFT_MIN_EVENTS="200",
+    )
+    running = Stack(Path(tmp_path_factory.mktemp("logs")), env)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[WebhookInbox]:
+    with webhook_inbox() as hook:
+        yield hook
+
+
+def _rows(rng: np.random.Generator, n: int, income_shift: float = 0.0) -> list[dict[str, object]]:
+    incomes = rng.lognormal(10.5, 0.4, n) * (1 + income_shift)
+    ages = rng.normal(42, 11, n)
+    regions = rng.choice(["eu", "us", "apac"], n, p=[0.5, 0.3, 0.2])
+    return [
+        {"income": float(i), "age": float(a), "region": str(r)}
+        for i, a, r in zip(incomes, ages, regions, strict=True)
+    ]
+
+
+def _predictions(
+    model_id: str, rows: list[dict[str, object]], start: float
+) -> list[dict[str, object]]:
+    spacing = 50 / len(rows)  # all inside one 60 s window
+    return [
+        {
+            "model_id": model_id,
+            "model_version": "1.0.0",
+            "timestamp": start + i * spacing,
+            "features": row,
+            "prediction": bool(i % 2),
+            "score": 0.5,
+        }
+        for i, row in enumerate(rows)
+    ]
+
+
+def _reports(messages: list[Message], model_id: str) -> list[WindowReport]:
+    """The model's reports, one per window (a stack from `make up` may publish them too)."""
+    codec = Codec(WindowReport)
+    decoded = (codec.decode(m.value) for m in messages)
+    return list({r.report_id: r for r in decoded if r.model_id == model_id}.values())
+
+
+def test_a_shifted_feature_raises_one_alert_for_exactly_that_feature(
+    infra: VigilSettings, stack: Stack, inbox: WebhookInbox
+) -> None:
+    rng = np.random.default_rng(7)
+    model_id = f"e2e-credit-{uuid.uuid4().hex[:8]}"
+    http = httpx.Client(timeout=30)
+    registered = http.post(
+        stack.url("registry") + "/v1/models",
+        json={
+            "model_id": model_id,
+            "version": "1.0.0",
+            "task": "binary",
+            "features": [
+                {"name": "income", "type": "numeric"},
+                {"name": "age", "type": "numeric"},
+                {"name": "region", "type": "categorical"},
+            ],
+            "risk": {"probability": 4, "impact": 5},
+            "owner": "risk-team",
+            "purpose": "loans",
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    reference = http.post(
+        stack.url("registry") + f"/v1/models/{model_id}/versions/1.0.0/reference",
+        json=_rows(rng, 5000),
+    )
+    assert reference.status_code == 200, reference.text
+    subscribed = http.post(
+        stack.url("alerting") + "/v1/subscriptions",
+        json={
+            "name": "risk on-call",
+            "channel": "webhook",
+            "url": inbox.url,
+            "models": [model_id],
+            "min_severity": "high",
+        },
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    metrics_start = asyncio.run(end_offsets(infra.kafka_bootstrap, METRICS.name))
+
+    window0 = (time.time() // MINUTE) * MINUTE - 10 * MINUTE
+    normal = _predictions(model_id, _rows(rng, 2000), window0)
+    shifted = _predictions(model_id, _rows(rng, 2000, income_shift=0.5), window0 + MINUTE)
+    for batch_start in range(0, 4000, 500):
+        batch = (normal + shifted)[batch_start : batch_start + 500]
+        response = http.post(stack.url("prediction_logger") + "/v1/predictions", json=batch)
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == 500
+
+    def ours(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
+        return [a for a in alerts if a["model_id"] == model_id]
+
+    assert inbox.wait_for(lambda alerts: len(ours(alerts)) >= 1, 90), (
+        stack.tail("drift_detector") + "\n" + stack.tail("alerting")
+    )
+    reports = _reports(
+        asyncio.run(
+            read_from(
+                infra.kafka_bootstrap,
+                metrics_start,
+                lambda ms: len(_reports(ms, model_id)) >= 2,
+                30,
+            )
+        ),
+        model_id,
+    )
+    by_start = {int(r.window_start.timestamp()): r for r in reports}
+    assert by_start[int(window0)].event_count == 2000
+    assert by_start[int(window0)].drifted_features == []
+    assert by_start[int(window0 + MINUTE)].event_count == 2000
+    assert by_start[int(window0 + MINUTE)].drifted_features == ["income"]
+
+    (alert,) = ours(inbox.alerts())
+    assert (alert["status"], alert["feature"], alert["rule"]) == (
+        "firing",
+        "income",
+        "feature_drift",
+    )
+    assert alert["severity"] == "critical"  # probability 4 x impact 5
+    assert alert["model_version"] == "1.0.0"
+    listed = http.get(stack.url("alerting") + "/v1/alerts", params={"model_id": model_id}).json()
+    assert [(a["feature"], a["status"]) for a in listed] == [("income", "firing")]
+
+
+def test_json_from_any_kafka_client_reaches_a_report_and_garbage_is_dead_lettered(
+    infra: VigilSettings, stack: Stack
+) -> None:
+    model_id = f"e2e-json-{uuid.uuid4().hex[:8]}"
+    http = httpx.Client(timeout=30)
+    registered = http.post(
+        stack.url("registry") + "/v1/models",
+        json={
+            "model_id": model_id,
+            "version": "1.0.0",
+            "task": "regression",
+            "features": [{"name": "x", "type": "numeric"}],
+            "risk": {"probability": 1, "impact": 1},
+            "owner": "me",
+        },
+    )
+    assert registered.status_code == 201
+    http.post(
+        stack.url("registry") + f"/v1/models/{model_id}/versions/1.0.0/reference",
+        json=[{"x": float(v)} for v in range(1000)],
+    ).raise_for_status()
+    metrics_start = asyncio.run(end_offsets(infra.kafka_bootstrap, METRICS.name))
+    dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
+    window = (time.time() // MINUTE) * MINUTE - 5 * MINUTE
+    garbage = f"garbage {model_id}".encode()
+
+    async def produce() -> None:
+        producer = new_producer(infra.kafka_bootstrap, "e2e-json")
+        await producer.start()
+        try:
+            for i in range(300):
+                event = {
+                    "prediction_id": f"{model_id}-{i}",
+                    "model_id": model_id,
+                    "model_version": "1.0.0",
+                    "timestamp": window + i * 0.1,
+                    "features": {"x": float(i)},
+                    "prediction": 1.5,
+                }
+                await producer.send(
+                    PREDICTIONS.name,
+                    key=event["prediction_id"].encode(),
+                    value=json.dumps(event).encode(),
+                )
+            await producer.send_and_wait(PREDICTIONS.name, key=garbage, value=garbage)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    messages = asyncio.run(
+        read_from(infra.kafka_bootstrap, metrics_start, lambda ms: bool(_reports(ms, model_id)), 60)
+    )
+    (report,) = _reports(messages, model_id)
+    assert report.event_count == 300
+    assert report.reference_source == "uploaded"
+    letters = asyncio.run(
+        read_from(
+            infra.kafka_bootstrap, dead_start, lambda ms: any(m.key == garbage for m in ms), 30
+        )
+    )
+    # One dead letter per drift-detector group that read it (`make up` may run another).
+    mine = [m for m in letters if m.key == garbage]
+    assert mine
+    for letter in mine:
+        assert letter.value == garbage
+        assert dict(letter.headers)["vigil.source.topic"] == PREDICTIONS.name.encode()
+        assert b"unknown encoding" in dict(letter.headers)["vigil.reason"]

@@ -1,0 +1,97 @@
+"""Alerting against the real broker and Redis: one precise webhook call per state change."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from alerting.api import create_app
+from alerting.config import Settings
+from tests.kafka_tools import end_offsets, read_from
+from tests.samples import REPORT
+from tests.webhook import webhook_inbox
+from vigil.bus import new_producer, publish
+from vigil.codec import Codec
+from vigil.schemas import WindowReport
+from vigil.settings import VigilSettings
+from vigil.topics import DEADLETTER, METRICS
+
+
+def _report(model_id: str, minute: int, drifted: bool) -> WindowReport:
+    feature = REPORT.features[0].model_copy(update={"drifted": drifted})
+    start = REPORT.window_start + timedelta(minutes=minute)
+    return REPORT.model_copy(
+        update={
+            "model_id": model_id,
+            "report_id": f"{model_id}/1.0.0/{minute}",
+            "window_start": start,
+            "window_end": start + timedelta(minutes=1),
+            "features": [feature],
+            "drifted_features": ["income"] if drifted else [],
+        }
+    )
+
+
+async def _send(bootstrap: str, reports: list[WindowReport], garbage: bytes) -> None:
+    producer = new_producer(bootstrap, "test")
+    await producer.start()
+    try:
+        await publish(producer, METRICS, Codec(WindowReport), reports, lambda r: r.key)
+        await producer.send_and_wait(METRICS.name, key=garbage, value=garbage)
+    finally:
+        await producer.stop()
+
+
+def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
+    infra: VigilSettings,
+) -> None:
+    model_id = f"alerted-{uuid.uuid4().hex[:8]}"
+    garbage = f"not a report {model_id}".encode()
+    settings = Settings(
+        alerting_group_id=f"test-{model_id}", alerting_redis_prefix=f"test:{model_id}"
+    )
+    dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
+    with webhook_inbox() as inbox, TestClient(create_app(settings)) as client:
+        for models, severity in (([model_id], "low"), (["*"], "critical"), (["other"], "low")):
+            response = client.post(
+                "/v1/subscriptions",
+                json={
+                    "name": f"{models}",
+                    "channel": "webhook",
+                    "url": inbox.url,
+                    "models": models,
+                    "min_severity": severity,
+                },
+            )
+            assert response.status_code == 201, response.text
+        reports = [
+            _report(model_id, 0, True),
+            _report(model_id, 1, True),
+            _report(model_id, 2, False),
+        ]
+        asyncio.run(_send(infra.kafka_bootstrap, reports, garbage))
+
+        def mine(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
+            return [a for a in alerts if a["model_id"] == model_id]
+
+        assert inbox.wait_for(lambda alerts: len(mine(alerts)) >= 2, 30), inbox.bodies
+        # The model is not registered, so its alerts are "medium": only the first subscription.
+        assert [(a["status"], a["feature"], a["severity"]) for a in mine(inbox.alerts())] == [
+            ("firing", "income", "medium"),
+            ("resolved", "income", "medium"),
+        ]
+        listed = client.get("/v1/alerts", params={"model_id": model_id}).json()
+        assert [a["status"] for a in listed] == ["resolved"]
+        assert client.get("/v1/subscriptions").status_code == 200
+
+    letters = asyncio.run(
+        read_from(
+            infra.kafka_bootstrap, dead_start, lambda ms: any(m.key == garbage for m in ms), 10
+        )
+    )
+    (letter,) = [m for m in letters if m.key == garbage]
+    assert letter.value == garbage
+    assert b"unknown encoding" in dict(letter.headers)["vigil.reason"]

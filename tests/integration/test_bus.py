@@ -1,0 +1,78 @@
+"""Topic catalogue, dead letters and the model catalog against the real broker."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.kafka_tools import end_offsets, partitions, read_from
+from tests.samples import MODEL
+from vigil.bus import dead_letter, ensure_topics, new_producer, publish
+from vigil.catalog import ModelCatalogFollower
+from vigil.codec import Codec
+from vigil.schemas import ModelVersion
+from vigil.settings import VigilSettings
+from vigil.topics import CATALOGUE, DEADLETTER, FEEDBACK, MODELS, PREDICTIONS
+
+
+async def test_topics_exist_with_their_layout_and_creating_again_is_harmless(
+    infra: VigilSettings,
+) -> None:
+    assert await ensure_topics(infra.kafka_bootstrap) == []
+    for topic in CATALOGUE:
+        assert len(await partitions(infra.kafka_bootstrap, topic.name)) == topic.partitions
+    assert PREDICTIONS.partitions == FEEDBACK.partitions >= 3
+
+
+async def test_dead_letters_keep_the_original_bytes_and_say_why(infra: VigilSettings) -> None:
+    start = await end_offsets(infra.kafka_bootstrap, DEADLETTER.name)
+    marker = uuid.uuid4().hex.encode()
+    producer = new_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        await dead_letter(
+            producer,
+            b"\xff" + marker,
+            "unknown encoding",
+            source_topic="vigil.predictions.v1",
+            key=marker,
+            partition=2,
+            offset=17,
+        )
+    finally:
+        await producer.stop()
+    messages = await read_from(
+        infra.kafka_bootstrap, start, lambda ms: any(m.key == marker for m in ms)
+    )
+    (letter,) = [m for m in messages if m.key == marker]
+    assert letter.value == b"\xff" + marker
+    assert dict(letter.headers) == {
+        "vigil.reason": b"unknown encoding",
+        "vigil.source.topic": b"vigil.predictions.v1",
+        "vigil.source.partition": b"2",
+        "vigil.source.offset": b"17",
+    }
+
+
+async def test_the_model_catalog_follows_the_compacted_models_topic(infra: VigilSettings) -> None:
+    version = MODEL.model_copy(update={"model_id": f"catalog-{uuid.uuid4().hex[:8]}"})
+    follower = ModelCatalogFollower(infra.kafka_bootstrap)
+    await follower.start()
+    producer = new_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        assert follower.catalog.get(version.model_id, version.version) is None
+        await publish(producer, MODELS, Codec(ModelVersion), [version], lambda v: v.key)
+        await follower.catch_up()
+        assert follower.catalog.get(version.model_id, version.version) == version
+        await producer.send_and_wait(MODELS.name, key=version.key.encode(), value=None)
+        await follower.catch_up()
+        assert follower.catalog.get(version.model_id, version.version) is None
+    finally:
+        await producer.stop()
+        await follower.stop()
+    fresh = ModelCatalogFollower(infra.kafka_bootstrap)
+    await fresh.start()  # a new reader rebuilds the same view from the topic
+    try:
+        assert fresh.catalog.get(version.model_id, version.version) is None
+    finally:
+        await fresh.stop()

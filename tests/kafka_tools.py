@@ -1,0 +1,60 @@
+"""Small helpers tests use to read what services wrote to Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+Message = ConsumerRecord[bytes, bytes]
+
+
+async def partitions(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of ``topic``, as the broker describes it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        return sorted(p["partition"] for p in described["partitions"])
+    finally:
+        await admin.close()
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    """Where each partition of ``topic`` ends now: read from here to see only new messages."""
+    tps = [TopicPartition(topic, p) for p in await partitions(bootstrap, topic)]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def read_from(
+    bootstrap: str,
+    start: dict[TopicPartition, int],
+    done: Callable[[list[Message]], bool],
+    wait_seconds: float = 60.0,
+) -> list[Message]:
+    """Messages written after ``start`` until ``done(messages)`` holds or ``wait_seconds`` pass."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    messages: list[Message] = []
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        deadline = time.monotonic() + wait_seconds
+        while not done(messages) and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                messages.extend(batch)
+            await asyncio.sleep(0)
+        return messages
+    finally:
+        await consumer.stop()

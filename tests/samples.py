@@ -1,0 +1,140 @@
+"""Sample records of every wire type, shared by the tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from vigil.schemas import (
+    Alert,
+    FeatureDrift,
+    FeatureProfile,
+    FeatureSpec,
+    FeedbackEvent,
+    Lineage,
+    ModelVersion,
+    Outcome,
+    PredictionEvent,
+    Record,
+    ReferenceProfile,
+    RiskAssessment,
+    WindowReport,
+)
+
+T0 = datetime(2026, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
+
+PREDICTION = PredictionEvent(
+    prediction_id="p-1",
+    model_id="credit-risk",
+    model_version="1.0.0",
+    timestamp=T0,
+    features={"income": 52_000.5, "age": 41, "region": "eu", "vip": True, "notes": None},
+    prediction=True,
+    score=0.83,
+    tags={"variant": "champion"},
+    sample_rate=0.5,
+)
+FEEDBACK = FeedbackEvent(
+    feedback_id="f-1",
+    prediction_id="p-1",
+    model_id="credit-risk",
+    actual=False,
+    flag="incorrect",
+    comment="declined a good customer",
+    reviewer="ana",
+    source="sme",
+    timestamp=T0,
+)
+MODEL = ModelVersion(
+    model_id="credit-risk",
+    version="1.0.0",
+    task="binary",
+    features=[
+        FeatureSpec(name="income", type="numeric", min=0, max=1e6),
+        FeatureSpec(name="region", type="categorical", categories=["eu", "us"]),
+    ],
+    positive_label="default",
+    owner="risk-team",
+    purpose="loan approval",
+    risk=RiskAssessment(probability=3, impact=4, severity="high"),
+    sensitive_attributes=["age"],
+    business_costs={"false_positive": 5.0, "false_negative": 50.0},
+    lineage=Lineage(training_data="s3://bucket/train.parquet", code_version="abc123"),
+    status="challenger",
+    reference=ReferenceProfile(
+        source="uploaded",
+        row_count=3,
+        created_at=T0,
+        features=[
+            FeatureProfile(
+                name="income",
+                type="numeric",
+                count=3,
+                missing=0,
+                bin_edges=[1.0, 2.0],
+                bin_counts=[1, 1, 1],
+                mean=2.0,
+                std=0.8,
+                min=1.0,
+                max=3.0,
+            ),
+            FeatureProfile(
+                name="region",
+                type="categorical",
+                count=3,
+                missing=1,
+                categories=["eu"],
+                category_counts=[2, 0],
+            ),
+        ],
+    ),
+    created_at=T0,
+    updated_at=T0,
+)
+REPORT = WindowReport(
+    report_id="credit-risk/1.0.0/1",
+    model_id="credit-risk",
+    model_version="1.0.0",
+    window_start=T0,
+    window_end=T0,
+    event_count=1000,
+    reference_source="production",
+    features=[
+        FeatureDrift(
+            feature="income",
+            type="numeric",
+            count=1000,
+            missing=3,
+            out_of_range=2,
+            statistics={"psi": 0.31},
+            drift_statistic="psi",
+            threshold=0.2,
+            drifted=True,
+        )
+    ],
+    drifted_features=["income"],
+    dataset_drift=False,
+    created_at=T0,
+)
+ALERT = Alert(
+    fingerprint="abc",
+    status="firing",
+    severity="critical",
+    model_id="credit-risk",
+    model_version="1.0.0",
+    rule="feature_drift",
+    feature="income",
+    summary="income drifted",
+    details={"psi": "0.31"},
+    labels={"team": "risk"},
+    starts_at=T0,
+    ends_at=None,
+    updated_at=T0,
+)
+SAMPLES: dict[type[Record], Record] = {
+    PredictionEvent: PREDICTION,
+    FeedbackEvent: FEEDBACK,
+    Outcome: Outcome(prediction=PREDICTION, feedback=FEEDBACK, joined_at=T0),
+    ModelVersion: MODEL,
+    WindowReport: REPORT,
+    Alert: ALERT,
+}
