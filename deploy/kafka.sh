@@ -15,7 +15,9 @@ LOG="$RUN_DIR/kafka.log"
 PROPS="$RUN_DIR/server.properties"
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
-alive() { [ -f "$PID" ] && kill -0 "$(cat "$PID")" 2>/dev/null; }
+# shellcheck source=deploy/pidfile.sh
+source "$here/pidfile.sh"
+alive() { pid_alive "$PID"; }
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; }
 
 fetch() {
@@ -59,24 +61,10 @@ start() {
   exit 1
 }
 
-stop() {
-  if ! alive; then rm -f "$PID"; echo "kafka: not running"; return; fi
-  local pid; pid=$(cat "$PID")
-  kill "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$PID"
-  echo "kafka: stopped"
-}
-
-status() {
-  if alive; then echo "kafka: running (pid $(cat "$PID"))"; else echo "kafka: stopped"; fi
-}
-
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
-  status) status ;;
+  stop) pid_stop kafka "$PID" ;;
+  status) pid_status kafka "$PID" ;;
   fetch) fetch ;;
   *) echo "usage: $0 start|stop|status|fetch" >&2; exit 2 ;;
 esac

@@ -9,7 +9,9 @@ RUN_DIR=$(cd "$RUN_DIR" && pwd)
 PID="$RUN_DIR/redis.pid"
 LOG="$RUN_DIR/redis.log"
 
-alive() { [ -f "$PID" ] && kill -0 "$(cat "$PID")" 2>/dev/null; }
+# shellcheck source=deploy/pidfile.sh
+source "$here/pidfile.sh"
+alive() { pid_alive "$PID"; }
 answers() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
 
 start() {
@@ -33,23 +35,9 @@ start() {
   exit 1
 }
 
-stop() {
-  if ! alive; then rm -f "$PID"; echo "redis: not running"; return; fi
-  local pid; pid=$(cat "$PID")
-  kill "$pid"
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -9 "$pid" 2>/dev/null || true
-  rm -f "$PID"
-  echo "redis: stopped"
-}
-
-status() {
-  if alive; then echo "redis: running (pid $(cat "$PID"))"; else echo "redis: stopped"; fi
-}
-
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
-  status) status ;;
+  stop) pid_stop redis "$PID" ;;
+  status) pid_status redis "$PID" ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

@@ -13,7 +13,9 @@ PY=${VIGIL_PYTHON:-"$root/.venv/bin/python"}
 # service:health port
 SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004"
 
-alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+# shellcheck source=deploy/pidfile.sh
+source "$here/pidfile.sh"
+alive() { pid_alive "$RUN_DIR/$1.pid"; }
 healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
 
 start() {
@@ -40,14 +42,9 @@ start() {
 stop() {
   for entry in $SERVICES; do
     name=${entry%%:*}
-    if ! alive "$name"; then rm -f "$RUN_DIR/$name.pid"; continue; fi
-    pid=$(cat "$RUN_DIR/$name.pid")
-    kill "$pid"
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$RUN_DIR/$name.pid"
-    echo "$name: stopped"
+    pid_alive "$RUN_DIR/$name.pid" && pid_stop "$name" "$RUN_DIR/$name.pid"
   done
+  return 0
 }
 
 status() {

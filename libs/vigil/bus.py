@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
+from contextlib import AsyncExitStack
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -14,9 +15,23 @@ from vigil.codec import Codec
 from vigil.schemas import Record
 from vigil.topics import CATALOGUE, DEADLETTER, Topic
 
-__all__ = ["dead_letter", "ensure_topics", "new_producer", "publish"]
+__all__ = ["dead_letter", "ensure_topics", "new_producer", "publish", "started"]
 
 R = TypeVar("R", bound=Record)
+C = TypeVar("C", bound="Startable")
+
+
+class Startable(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def started(stack: AsyncExitStack, client: C) -> C:
+    """Start a Kafka client (or anything with start/stop) and have ``stack`` stop it."""
+    await client.start()
+    stack.push_async_callback(client.stop)
+    return client
+
 
 log = logging.getLogger(__name__)
 

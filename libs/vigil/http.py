@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import uvicorn
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from vigil.validation import FieldError, errors_from_pydantic
 
-__all__ = ["InputRejected", "health_router", "install_error_handlers", "serve"]
+__all__ = [
+    "InputRejected",
+    "adapters",
+    "create_api",
+    "health_router",
+    "install_error_handlers",
+    "serve",
+    "stored_or_503",
+]
+
+OpenAdapters = Callable[[AsyncExitStack], Awaitable[object]]
 
 
 class InputRejected(Exception):
@@ -65,6 +77,44 @@ def health_router(service: str) -> APIRouter:
         return {"status": "ok", "service": service}
 
     return router
+
+
+def create_api(title: str, service: str, open_adapters: OpenAdapters) -> FastAPI:
+    """A Vigil API: error shape, ``/healthz``, and adapters opened for the app's lifetime.
+
+    ``open_adapters`` starts the service's clients, registering how to close each on the
+    stack; what it returns is served to routes by the ``adapters`` dependency.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.adapters = await open_adapters(stack)
+            yield
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(health_router(service))
+    return app
+
+
+def adapters(request: Request) -> Any:
+    """FastAPI dependency: the adapters ``create_api`` opened."""
+    return request.app.state.adapters
+
+
+async def stored_or_503(write: Awaitable[None]) -> None:
+    """Await a Kafka write; if Kafka did not acknowledge it, answer 503 with Retry-After."""
+    try:
+        await write
+    except KafkaError as exc:
+        raise InputRejected(
+            f"Kafka did not acknowledge the write ({type(exc).__name__}); nothing was"
+            " stored, retry later",
+            [],
+            503,
+            {"Retry-After": "5"},
+        ) from exc
 
 
 def serve(app: FastAPI, host: str, port: int, log_level: str) -> None:

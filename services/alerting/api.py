@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Annotated, Literal
 
 import httpx
 from aiokafka import AIOKafkaConsumer
-from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi import Depends, FastAPI, Response, status
 from redis.asyncio import Redis
 
 from alerting.config import Settings
@@ -19,62 +18,50 @@ from alerting.consumer import ReportConsumer, run_forever
 from alerting.handlers import Subscription, SubscriptionIn
 from alerting.store import AlertStore
 from alerting.webhooks import WebhookSender
-from vigil.bus import new_producer
+from vigil.bus import new_producer, started
 from vigil.catalog import ModelCatalogFollower
-from vigil.http import InputRejected, health_router, install_error_handlers
+from vigil.http import InputRejected, adapters, create_api
 from vigil.schemas import Alert, utcnow
 from vigil.topics import METRICS
 
+StoreDep = Annotated[AlertStore, Depends(adapters)]
 
-def get_store(request: Request) -> AlertStore:
-    store: AlertStore = request.app.state.store
+
+async def open_alerting(stack: AsyncExitStack, settings: Settings) -> AlertStore:
+    """Redis, Kafka clients and the report consumer's task; the routes need only the store."""
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    stack.push_async_callback(redis.aclose)
+    await redis.ping()
+    store = AlertStore(redis, settings.alerting_redis_prefix)
+    client = httpx.AsyncClient(timeout=settings.alerting_webhook_timeout_seconds)
+    stack.push_async_callback(client.aclose)
+    producer = await started(stack, new_producer(settings.kafka_bootstrap, "vigil-alerting"))
+    follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
+    consumer = AIOKafkaConsumer(
+        METRICS.name,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.alerting_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await started(stack, consumer)
+    sender = WebhookSender(client, settings.alerting_webhook_attempts)
+    task = asyncio.create_task(
+        run_forever(ReportConsumer(consumer, producer, follower, store, sender))
+    )
+
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(cancel)
     return store
 
 
-StoreDep = Annotated[AlertStore, Depends(get_store)]
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
-        await redis.ping()
-        store = AlertStore(redis, settings.alerting_redis_prefix)
-        producer = new_producer(settings.kafka_bootstrap, "vigil-alerting")
-        follower = ModelCatalogFollower(settings.kafka_bootstrap)
-        consumer = AIOKafkaConsumer(
-            METRICS.name,
-            bootstrap_servers=settings.kafka_bootstrap,
-            group_id=settings.alerting_group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        client = httpx.AsyncClient(timeout=settings.alerting_webhook_timeout_seconds)
-        sender = WebhookSender(client, settings.alerting_webhook_attempts)
-        await producer.start()
-        await follower.start()
-        await consumer.start()
-        task = asyncio.create_task(
-            run_forever(ReportConsumer(consumer, producer, follower, store, sender))
-        )
-        app.state.store = store
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await consumer.stop()
-            await follower.stop()
-            await producer.stop()
-            await client.aclose()
-            await redis.aclose()
-
-    app = FastAPI(title="Vigil alerting", lifespan=lifespan)
-    install_error_handlers(app)
-    app.include_router(health_router("alerting"))
+    config = settings or Settings()
+    app = create_api("Vigil alerting", "alerting", lambda stack: open_alerting(stack, config))
 
     @app.post("/v1/subscriptions", status_code=status.HTTP_201_CREATED)
     async def subscribe(body: SubscriptionIn, store: StoreDep) -> Subscription:

@@ -25,14 +25,14 @@ MICROS = 1_000_000
 
 @dataclass(frozen=True)
 class WindowPolicy:
-    """How windows are cut and judged."""
+    """How windows are cut and judged (defaults: the drift detector's Settings)."""
 
-    size_seconds: float = 60.0
-    lateness_seconds: float = 10.0
-    idle_close_seconds: float = 15.0
-    min_events: int = 200
-    psi_threshold: float = 0.2
-    reference_size: int = 5000
+    size_seconds: float
+    lateness_seconds: float
+    idle_close_seconds: float
+    min_events: int
+    psi_threshold: float
+    reference_size: int
 
 
 def _micros(ts: datetime) -> int:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Request
 
 from prediction_logger.config import Settings
 from prediction_logger.handlers import PredictionIn, to_events, unregistered
-from vigil.bus import new_producer, publish
+from vigil.bus import new_producer, publish, started
 from vigil.catalog import ModelCatalogFollower
 from vigil.codec import Codec
-from vigil.http import InputRejected, health_router, install_error_handlers
+from vigil.http import InputRejected, adapters, create_api, stored_or_503
 from vigil.schemas import PredictionEvent, utcnow
 from vigil.topics import PREDICTIONS
 from vigil.validation import parse_batch
@@ -23,42 +22,31 @@ from vigil.validation import parse_batch
 CODEC = Codec(PredictionEvent)
 
 
+@dataclass(frozen=True)
 class PredictionLog:
     """The logger's adapters: the predictions producer and the model catalog."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.producer: AIOKafkaProducer = new_producer(
-            settings.kafka_bootstrap, "vigil-prediction-logger"
+    producer: AIOKafkaProducer
+    follower: ModelCatalogFollower
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, settings: Settings) -> PredictionLog:
+        return cls(
+            await started(stack, new_producer(settings.kafka_bootstrap, "vigil-prediction-logger")),
+            await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)),
         )
-        self.follower = ModelCatalogFollower(settings.kafka_bootstrap)
 
 
-def get_log(request: Request) -> PredictionLog:
-    log: PredictionLog = request.app.state.log
-    return log
-
-
-LogDep = Annotated[PredictionLog, Depends(get_log)]
+LogDep = Annotated[PredictionLog, Depends(adapters)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log = PredictionLog(settings)
-        await log.producer.start()
-        await log.follower.start()
-        app.state.log = log
-        try:
-            yield
-        finally:
-            await log.follower.stop()
-            await log.producer.stop()
-
-    app = FastAPI(title="Vigil prediction logger", lifespan=lifespan)
-    install_error_handlers(app)
-    app.include_router(health_router("prediction_logger"))
+    config = settings or Settings()
+    app = create_api(
+        "Vigil prediction logger",
+        "prediction_logger",
+        lambda stack: PredictionLog.open(stack, config),
+    )
 
     @app.post("/v1/predictions")
     async def log_predictions(request: Request, log: LogDep) -> dict[str, Any]:
@@ -80,15 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events, errors = to_events(items, log.follower.catalog, utcnow())
         if errors:
             raise InputRejected(f"{len(errors)} invalid feature(s); nothing was stored", errors)
-        try:
-            await publish(log.producer, PREDICTIONS, CODEC, events, lambda e: e.prediction_id)
-        except KafkaError as exc:
-            raise InputRejected(
-                f"Kafka did not acknowledge the write ({type(exc).__name__}); retry later",
-                [],
-                503,
-                {"Retry-After": "5"},
-            ) from exc
+        await stored_or_503(
+            publish(log.producer, PREDICTIONS, CODEC, events, lambda e: e.prediction_id)
+        )
         return {"accepted": len(events), "prediction_ids": [e.prediction_id for e in events]}
 
     return app

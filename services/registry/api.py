@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
-from fastapi import Body, Depends, FastAPI, Request, status
+from fastapi import Body, Depends, FastAPI, status
 
 from registry.config import Settings
 from registry.handlers import ModelRegistration, new_version, with_reference
-from vigil.bus import new_producer
+from vigil.bus import new_producer, started
 from vigil.catalog import ModelCatalogFollower
 from vigil.codec import Codec
-from vigil.http import InputRejected, health_router, install_error_handlers
+from vigil.http import InputRejected, adapters, create_api
 from vigil.schemas import ModelVersion, utcnow
 from vigil.topics import MODELS
 from vigil.validation import FieldError, describe
@@ -25,9 +24,16 @@ CODEC = Codec(ModelVersion)
 class Registry:
     """The registry's adapters: a producer to the models topic and a follower of it."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.producer: AIOKafkaProducer = new_producer(settings.kafka_bootstrap, "vigil-registry")
-        self.follower = ModelCatalogFollower(settings.kafka_bootstrap)
+    def __init__(self, producer: AIOKafkaProducer, follower: ModelCatalogFollower) -> None:
+        self.producer = producer
+        self.follower = follower
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, settings: Settings) -> Registry:
+        return cls(
+            await started(stack, new_producer(settings.kafka_bootstrap, "vigil-registry")),
+            await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)),
+        )
 
     async def publish(self, version: ModelVersion) -> None:
         """Store ``version`` on the models topic, then in the local view (read-your-writes)."""
@@ -48,32 +54,12 @@ class Registry:
         return found
 
 
-def get_registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.registry
-    return registry
-
-
-RegistryDep = Annotated[Registry, Depends(get_registry)]
+RegistryDep = Annotated[Registry, Depends(adapters)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = Registry(settings)
-        await registry.producer.start()
-        await registry.follower.start()
-        app.state.registry = registry
-        try:
-            yield
-        finally:
-            await registry.follower.stop()
-            await registry.producer.stop()
-
-    app = FastAPI(title="Vigil registry", lifespan=lifespan)
-    install_error_handlers(app)
-    app.include_router(health_router("registry"))
+    config = settings or Settings()
+    app = create_api("Vigil registry", "registry", lambda stack: Registry.open(stack, config))
 
     @app.post("/v1/models", status_code=status.HTTP_201_CREATED)
     async def register(registration: ModelRegistration, registry: RegistryDep) -> ModelVersion:
