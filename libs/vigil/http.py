@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -11,7 +12,8 @@ import uvicorn
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from vigil.validation import FieldError, errors_from_pydantic
 
@@ -21,6 +23,7 @@ __all__ = [
     "create_api",
     "health_router",
     "install_error_handlers",
+    "request_body",
     "serve",
     "stored_or_503",
 ]
@@ -95,7 +98,32 @@ def create_api(title: str, service: str, open_adapters: OpenAdapters) -> FastAPI
     app = FastAPI(title=title, lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(health_router(service))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics of this process."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     return app
+
+
+async def request_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, gunzipped when sent with ``Content-Encoding: gzip``, at most max_bytes."""
+    body = await request.body()
+    if request.headers.get("content-encoding", "").lower() != "gzip":
+        return body
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error as exc:
+        raise InputRejected(
+            "the body is not valid gzip",
+            [FieldError("<body>", "gzip data (Content-Encoding: gzip)", f"invalid: {exc}")],
+            400,
+        ) from exc
+    if len(data) > max_bytes:
+        raise InputRejected(f"the body inflates to more than {max_bytes} bytes", [], 413)
+    return data
 
 
 def adapters(request: Request) -> Any:

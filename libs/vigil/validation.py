@@ -11,7 +11,15 @@ from pydantic import BaseModel, ValidationError
 
 from vigil.schemas import FeatureSpec
 
-__all__ = ["FieldError", "check_features", "describe", "errors_from_pydantic", "parse_batch"]
+__all__ = [
+    "FieldError",
+    "check_features",
+    "decode_items",
+    "describe",
+    "errors_from_pydantic",
+    "parse_batch",
+    "parse_items",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -120,15 +128,34 @@ def errors_from_pydantic(
     return errors
 
 
-def parse_batch(body: bytes, model: type[M]) -> tuple[list[M | None], list[FieldError]]:
-    """Parse a JSON object or array of objects into models; invalid items are None."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return [], [FieldError("<body>", "a JSON object or array", f"invalid JSON ({exc})")]
-    items = data if isinstance(data, list) else [data]
-    if isinstance(data, list) and not data:
-        return [], [FieldError("<body>", "at least one item", "[]")]
+def decode_items(body: bytes, ndjson: bool = False) -> tuple[list[Any], list[FieldError]]:
+    """The items of a JSON object, a JSON array, or NDJSON (one object per line)."""
+    if not ndjson:
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            if b"\n" not in body.strip():
+                return [], [FieldError("<body>", "a JSON object or array", f"invalid JSON ({exc})")]
+        else:
+            items = data if isinstance(data, list) else [data]
+            if not items:
+                return [], [FieldError("<body>", "at least one item", "[]")]
+            return items, []
+    items, errors = [], []
+    for line_no, line in enumerate(body.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            errors.append(FieldError(f"<line {line_no + 1}>", "one JSON object per line", str(exc)))
+    if not items and not errors:
+        errors.append(FieldError("<body>", "at least one item", "nothing"))
+    return items, errors
+
+
+def parse_items(items: Sequence[Any], model: type[M]) -> tuple[list[M | None], list[FieldError]]:
+    """Validate each item as ``model``; invalid items are None and their errors carry the index."""
     parsed: list[M | None] = []
     errors: list[FieldError] = []
     for i, item in enumerate(items):
@@ -142,3 +169,11 @@ def parse_batch(body: bytes, model: type[M]) -> tuple[list[M | None], list[Field
             parsed.append(None)
             errors.extend(errors_from_pydantic(exc.errors(), i))
     return parsed, errors
+
+
+def parse_batch(body: bytes, model: type[M]) -> tuple[list[M | None], list[FieldError]]:
+    """Parse a JSON object, array or NDJSON body into models; invalid items are None."""
+    items, errors = decode_items(body)
+    if errors:
+        return [], errors
+    return parse_items(items, model)

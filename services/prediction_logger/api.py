@@ -1,40 +1,98 @@
-"""Prediction logger HTTP API: validated predictions onto ``vigil.predictions.v1``."""
+"""Prediction logger HTTP API: validated, de-duplicated events onto ``vigil.predictions.v1``."""
 
 from __future__ import annotations
 
+import collections
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from prediction_logger import metrics
 from prediction_logger.config import Settings
-from prediction_logger.handlers import PredictionIn, to_events, unregistered
+from prediction_logger.handlers import (
+    PredictionIn,
+    check_batch,
+    first_occurrences,
+    has_unregistered,
+)
 from vigil.bus import new_producer, publish, started
 from vigil.catalog import ModelCatalogFollower
 from vigil.codec import Codec
-from vigil.http import InputRejected, adapters, create_api, stored_or_503
+from vigil.dedup import IdempotencyKeys
+from vigil.http import InputRejected, adapters, create_api, request_body, stored_or_503
 from vigil.schemas import PredictionEvent, utcnow
 from vigil.topics import PREDICTIONS
-from vigil.validation import parse_batch
+from vigil.validation import FieldError, decode_items, parse_items
 
 CODEC = Codec(PredictionEvent)
 
 
 @dataclass(frozen=True)
 class PredictionLog:
-    """The logger's adapters: the predictions producer and the model catalog."""
+    """The logger's adapters: predictions producer, model catalog, idempotency keys."""
 
     producer: AIOKafkaProducer
     follower: ModelCatalogFollower
+    keys: IdempotencyKeys
+    settings: Settings
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> PredictionLog:
+        redis = Redis.from_url(settings.redis_url)
+        stack.push_async_callback(redis.aclose)
+        keys = IdempotencyKeys(
+            redis,
+            settings.prediction_logger_redis_prefix,
+            settings.prediction_logger_dedup_window_seconds,
+        )
         return cls(
             await started(stack, new_producer(settings.kafka_bootstrap, "vigil-prediction-logger")),
             await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)),
+            keys,
+            settings,
         )
+
+    async def store_once(self, events: list[PredictionEvent]) -> list[PredictionEvent]:
+        """Store the events whose ids were not stored within the window; returns those."""
+        try:
+            claims = await self.keys.claim([e.prediction_id for e in events])
+        except RedisError as exc:
+            raise unavailable("Redis", exc) from exc
+        new = [e for e, c in zip(events, claims, strict=True) if c == "new"]
+        if "pending" in claims:
+            await self.keys.release([e.prediction_id for e in new])
+            raise InputRejected(
+                "some prediction ids are being stored by another request; retry shortly",
+                [],
+                503,
+                {"Retry-After": "1"},
+            )
+        try:
+            await stored_or_503(
+                publish(self.producer, PREDICTIONS, CODEC, new, lambda e: e.prediction_id)
+            )
+        except InputRejected:
+            await self.keys.release([e.prediction_id for e in new])
+            raise
+        await self.keys.confirm([e.prediction_id for e in new])
+        return new
+
+
+def unavailable(what: str, exc: Exception) -> InputRejected:
+    metrics.REJECTED.labels(f"{what.lower()}_unavailable").inc()
+    return InputRejected(
+        f"{what} is unavailable ({type(exc).__name__}); nothing was stored, retry later",
+        [],
+        503,
+        {"Retry-After": "5"},
+    )
 
 
 LogDep = Annotated[PredictionLog, Depends(adapters)]
@@ -49,28 +107,85 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     @app.post("/v1/predictions")
-    async def log_predictions(request: Request, log: LogDep) -> dict[str, Any]:
-        """Log one prediction or a JSON array of them; answers once Kafka has stored them."""
-        parsed, errors = parse_batch(await request.body(), PredictionIn)
+    async def log_predictions(
+        request: Request, log: LogDep, partial: bool = False
+    ) -> dict[str, Any]:
+        """Log predictions: one JSON object, a JSON array or NDJSON, gzip or not.
+
+        Answers once Kafka has stored them. With ``?partial=true`` valid events are stored and
+        the invalid ones listed; otherwise one invalid event rejects the whole batch.
+        """
+        with metrics.LATENCY.time():
+            return await _log(request, log, partial)
+
+    async def _log(request: Request, log: PredictionLog, partial: bool) -> dict[str, Any]:
+        limit = log.settings.prediction_logger_max_batch
+        body = await request_body(request, log.settings.prediction_logger_max_body_bytes)
+        content_type = request.headers.get("content-type", "")
+        ndjson = "ndjson" in content_type or "jsonl" in content_type
+        items, errors = decode_items(body, ndjson)
         if errors:
-            raise InputRejected(f"{len(errors)} invalid field(s); nothing was stored", errors)
-        items = [p for p in parsed if p is not None]
-        unknown = unregistered(items, log.follower.catalog)
-        if unknown:
-            await log.follower.catch_up()  # it may have been registered a moment ago
-            unknown = unregistered(items, log.follower.catalog)
-        if unknown:
+            metrics.REJECTED.labels("invalid_body").inc()
             raise InputRejected(
-                f"{len(unknown)} event(s) name an unregistered model version; nothing was stored",
-                unknown,
-                404,
+                f"{len(errors)} unreadable part(s) of the body; nothing was stored", errors, 400
             )
-        events, errors = to_events(items, log.follower.catalog, utcnow())
-        if errors:
-            raise InputRejected(f"{len(errors)} invalid feature(s); nothing was stored", errors)
-        await stored_or_503(
-            publish(log.producer, PREDICTIONS, CODEC, events, lambda e: e.prediction_id)
-        )
-        return {"accepted": len(events), "prediction_ids": [e.prediction_id for e in events]}
+        if len(items) > limit:
+            metrics.REJECTED.labels("too_large").inc(len(items))
+            raise InputRejected(
+                f"{len(items)} events in one request; the limit is {limit}: split the batch",
+                [FieldError("<body>", f"at most {limit} events", str(len(items)))],
+                413,
+            )
+        parsed, errors = parse_items(items, PredictionIn)
+        if has_unregistered(parsed, log.follower.catalog):
+            await log.follower.catch_up()  # it may have been registered a moment ago
+        checked = check_batch(parsed, log.follower.catalog, utcnow())
+        problems = sorted(errors + checked.problems, key=lambda e: e.index or 0)
+        for problem in problems:
+            reason = "unknown_model" if problem in checked.unknown_models else "invalid_field"
+            metrics.REJECTED.labels(reason).inc()
+        if problems and not partial:
+            only_unknown = len(problems) == len(checked.unknown_models)
+            raise InputRejected(
+                f"{len({p.index for p in problems})} of {len(items)} event(s) rejected; nothing"
+                " was stored (send ?partial=true to store the valid ones)",
+                problems,
+                404 if only_unknown else 422,
+            )
+        unique = first_occurrences(checked.events)
+        stored = await log.store_once(unique) if unique else []
+        accepted = collections.Counter(e.model_id for e in stored)
+        duplicates = collections.Counter(e.model_id for e in checked.events) - accepted
+        _count(metrics.ACCEPTED, accepted)
+        _count(metrics.DUPLICATES, duplicates)
+        return {
+            "accepted": len(stored),
+            "duplicates": duplicates.total(),
+            "rejected": len({p.index for p in problems}),
+            "prediction_ids": [e.prediction_id for e in checked.events],
+            "errors": [p.as_dict() for p in problems],
+        }
+
+    @app.get("/readyz")
+    async def readyz(log: LogDep) -> JSONResponse:
+        """Ready when Kafka and Redis both answer."""
+        checks: dict[str, str] = {}
+        try:
+            await log.producer.client.fetch_all_metadata()
+            checks["kafka"] = "ok"
+        except Exception as exc:
+            checks["kafka"] = f"{type(exc).__name__}: {exc}"
+        try:
+            await log.keys.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"{type(exc).__name__}: {exc}"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     return app
+
+
+def _count(counter: Counter, per_model: collections.Counter[str]) -> None:
+    for model_id, n in per_model.items():
+        counter.labels(model_id).inc(n)

@@ -6,3 +6,7 @@ from vigil.settings import VigilSettings
 class Settings(VigilSettings):
     prediction_logger_host: str = "127.0.0.1"
     prediction_logger_port: int = 8001
+    prediction_logger_max_batch: int = 10_000
+    prediction_logger_max_body_bytes: int = 64 * 1024 * 1024
+    prediction_logger_dedup_window_seconds: int = 24 * 3600
+    prediction_logger_redis_prefix: str = "vigil:predictions:seen"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,34 +29,62 @@ class PredictionIn(BaseModel):
     sample_rate: float | None = Field(default=None, gt=0, le=1)
 
 
-def unregistered(items: Sequence[PredictionIn], catalog: ModelCatalog) -> list[FieldError]:
-    """One error per event whose model version is not registered."""
-    return [
-        FieldError(
-            "model_version",
-            f"a registered version of model {item.model_id!r}",
-            describe(item.model_version),
-            i,
-        )
-        for i, item in enumerate(items)
-        if catalog.get(item.model_id, item.model_version) is None
-    ]
+@dataclass
+class CheckedBatch:
+    """A batch after checking: the valid events by index, and every problem found."""
+
+    events: list[PredictionEvent] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+    unknown_models: list[FieldError] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[FieldError]:
+        return sorted(self.errors + self.unknown_models, key=lambda e: e.index or 0)
 
 
-def to_events(
-    items: Sequence[PredictionIn], catalog: ModelCatalog, now: datetime
-) -> tuple[list[PredictionEvent], list[FieldError]]:
-    """Check each item's features against its model's spec and build the events."""
-    events, errors = [], []
-    for i, item in enumerate(items):
+def check_batch(
+    parsed: Sequence[PredictionIn | None], catalog: ModelCatalog, now: datetime
+) -> CheckedBatch:
+    """Check each parsed item against its model's feature spec and build the valid events.
+
+    Items that failed parsing (None) are skipped: their errors were reported by the parser.
+    """
+    checked = CheckedBatch()
+    for i, item in enumerate(parsed):
+        if item is None:
+            continue
         version = catalog.get(item.model_id, item.model_version)
-        assert version is not None, "call unregistered() first"
+        if version is None:
+            checked.unknown_models.append(
+                FieldError(
+                    "model_version",
+                    f"a registered version of model {item.model_id!r}",
+                    describe(item.model_version),
+                    i,
+                )
+            )
+            continue
         problems = check_features(version.features, item.features, i)
         if problems:
-            errors.extend(problems)
+            checked.errors.extend(problems)
             continue
         fields = item.model_dump()
         fields["prediction_id"] = item.prediction_id or uuid.uuid4().hex
         fields["timestamp"] = item.timestamp or now
-        events.append(PredictionEvent.model_validate(fields))
-    return events, errors
+        checked.events.append(PredictionEvent.model_validate(fields))
+    return checked
+
+
+def has_unregistered(parsed: Sequence[PredictionIn | None], catalog: ModelCatalog) -> bool:
+    return any(p is not None and catalog.get(p.model_id, p.model_version) is None for p in parsed)
+
+
+def first_occurrences(events: Sequence[PredictionEvent]) -> list[PredictionEvent]:
+    """Each prediction_id's first event in the batch; later ones are duplicates."""
+    seen: set[str] = set()
+    unique = []
+    for event in events:
+        if event.prediction_id not in seen:
+            seen.add(event.prediction_id)
+            unique.append(event)
+    return unique

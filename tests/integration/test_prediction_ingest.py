@@ -1,0 +1,148 @@
+"""Bulk ingest: NDJSON, gzip, limits, partial batches, resends — every accepted event once."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import uuid
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from prediction_logger.api import create_app
+from prediction_logger.config import Settings
+from registry.api import create_app as registry_app
+from tests.kafka_tools import Message, end_offsets, read_from
+from vigil.codec import Codec
+from vigil.schemas import PredictionEvent
+from vigil.settings import VigilSettings
+from vigil.topics import PREDICTIONS
+
+MODEL = f"ingest-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def client(infra: VigilSettings) -> Iterator[TestClient]:
+    with TestClient(registry_app()) as registry:
+        registry.post(
+            "/v1/models",
+            json={
+                "model_id": MODEL,
+                "version": "1",
+                "task": "regression",
+                "features": [{"name": "x", "type": "numeric"}],
+                "risk": {"probability": 1, "impact": 2},
+                "owner": "me",
+            },
+        ).raise_for_status()
+    settings = Settings(
+        prediction_logger_max_batch=100, prediction_logger_redis_prefix=f"test:{MODEL}"
+    )
+    with TestClient(create_app(settings)) as logger:
+        yield logger
+
+
+def _event(i: int | str, x: object = 1.0) -> dict[str, object]:
+    return {
+        "prediction_id": f"{MODEL}-{i}",
+        "model_id": MODEL,
+        "model_version": "1",
+        "features": {"x": x},
+        "prediction": 0.5,
+    }
+
+
+def _on_topic(infra: VigilSettings, start: dict, ids: set[str]) -> list[PredictionEvent]:  # type: ignore[type-arg]
+    def mine(ms: list[Message]) -> list[Message]:
+        return [m for m in ms if m.key.decode() in ids]
+
+    # Read until every id is there, then a little longer so a duplicate would show up too.
+    messages = asyncio.run(
+        read_from(infra.kafka_bootstrap, start, lambda ms: len(mine(ms)) > len(ids), 3)
+    )
+    return [Codec(PredictionEvent).decode(m.value) for m in mine(messages)]
+
+
+def test_ndjson_gzip_and_resends_are_stored_exactly_once(
+    infra: VigilSettings, client: TestClient
+) -> None:
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    events = [_event(i, float(i)) for i in range(40)]
+    ndjson = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
+    first = client.post(
+        "/v1/predictions",
+        content=gzip.compress(ndjson),
+        headers={"content-type": "application/x-ndjson", "content-encoding": "gzip"},
+    )
+    assert first.status_code == 200, first.text
+    assert (first.json()["accepted"], first.json()["duplicates"]) == (40, 0)
+    # A resend of half of them plus ten new ones, one of which twice in the same batch.
+    resend = events[:20] + [_event(i) for i in range(40, 50)] + [_event(49)]
+    second = client.post("/v1/predictions", json=resend)
+    assert (second.json()["accepted"], second.json()["duplicates"]) == (10, 21)
+    on_topic = _on_topic(infra, start, {f"{MODEL}-{i}" for i in range(50)})
+    assert sorted(e.prediction_id for e in on_topic) == sorted(f"{MODEL}-{i}" for i in range(50))
+
+
+def test_a_bad_event_rejects_the_batch_with_every_error_unless_partial(
+    infra: VigilSettings, client: TestClient
+) -> None:
+    batch = [
+        _event("p0"),
+        _event("p1", "high"),
+        {"model_id": MODEL},
+        _event("p3"),
+        {**_event("p4"), "model_version": "9"},
+    ]
+    whole = client.post("/v1/predictions", json=batch)
+    assert whole.status_code == 422
+    assert [(e["index"], e["field"]) for e in whole.json()["errors"]] == [
+        (1, "features.x"),
+        (2, "model_version"),
+        (2, "features"),
+        (2, "prediction"),
+        (4, "model_version"),
+    ]
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    part = client.post("/v1/predictions", params={"partial": "true"}, json=batch)
+    assert part.status_code == 200
+    assert (part.json()["accepted"], part.json()["rejected"]) == (2, 3)
+    assert {e["index"] for e in part.json()["errors"]} == {1, 2, 4}
+    stored = _on_topic(infra, start, {f"{MODEL}-p0", f"{MODEL}-p3", f"{MODEL}-p1"})
+    assert sorted(e.prediction_id for e in stored) == [f"{MODEL}-p0", f"{MODEL}-p3"]
+
+
+def test_limits_and_unreadable_bodies(client: TestClient) -> None:
+    too_many = client.post("/v1/predictions", json=[_event(i) for i in range(101)])
+    assert too_many.status_code == 413
+    assert "the limit is 100" in too_many.json()["detail"]
+    not_gzip = client.post(
+        "/v1/predictions", content=b"plain", headers={"content-encoding": "gzip"}
+    )
+    assert not_gzip.status_code == 400
+    bad_line = client.post(
+        "/v1/predictions",
+        content=b'{"a": 1}\n{nope\n',
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert bad_line.status_code == 400
+    assert bad_line.json()["errors"][0]["field"] == "<line 2>"
+
+
+def test_readiness_and_metrics(client: TestClient) -> None:
+    assert client.get("/readyz").json() == {"ready": True, "checks": {"kafka": "ok", "redis": "ok"}}
+    text = client.get("/metrics").text
+    assert f'vigil_predictions_accepted_total{{model_id="{MODEL}"}}' in text
+    assert 'vigil_predictions_rejected_total{reason="invalid_field"}' in text
+    assert "vigil_predictions_request_seconds_bucket" in text
+
+
+def test_redis_down_means_503_with_retry_after_and_nothing_stored(infra: VigilSettings) -> None:
+    settings = Settings(redis_url="redis://127.0.0.1:1/0")
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/predictions", json=_event("redis-down"))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert client.get("/readyz").status_code == 503
