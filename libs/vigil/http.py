@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -131,10 +132,17 @@ def adapters(request: Request) -> Any:
     return request.app.state.adapters
 
 
-async def stored_or_503(write: Awaitable[None]) -> None:
-    """Await a Kafka write; if Kafka did not acknowledge it, answer 503 with Retry-After."""
+async def stored_or_503(write: Awaitable[None], within: float = 10.0) -> None:
+    """Await a Kafka write; if Kafka does not acknowledge it in time, answer 503 + Retry-After."""
     try:
-        await write
+        await asyncio.wait_for(write, within)
+    except TimeoutError as exc:
+        raise InputRejected(
+            f"Kafka has not acknowledged the write within {within:g} s; retry later",
+            [],
+            503,
+            {"Retry-After": "5"},
+        ) from exc
     except KafkaError as exc:
         raise InputRejected(
             f"Kafka did not acknowledge the write ({type(exc).__name__}); nothing was"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
@@ -26,7 +28,7 @@ from vigil.bus import new_producer, publish, started
 from vigil.catalog import ModelCatalogFollower
 from vigil.codec import Codec
 from vigil.dedup import IdempotencyKeys
-from vigil.http import InputRejected, adapters, create_api, request_body, stored_or_503
+from vigil.http import InputRejected, adapters, create_api, request_body
 from vigil.schemas import PredictionEvent, utcnow
 from vigil.topics import PREDICTIONS
 from vigil.validation import FieldError, decode_items, parse_items
@@ -42,6 +44,7 @@ class PredictionLog:
     follower: ModelCatalogFollower
     keys: IdempotencyKeys
     settings: Settings
+    _settling: set[asyncio.Future[None]] = field(default_factory=set)
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> PredictionLog:
@@ -51,6 +54,7 @@ class PredictionLog:
             redis,
             settings.prediction_logger_redis_prefix,
             settings.prediction_logger_dedup_window_seconds,
+            pending_seconds=settings.prediction_logger_pending_seconds,
         )
         return cls(
             await started(stack, new_producer(settings.kafka_bootstrap, "vigil-prediction-logger")),
@@ -74,15 +78,36 @@ class PredictionLog:
                 503,
                 {"Retry-After": "1"},
             )
+        ids = [e.prediction_id for e in new]
+        write = asyncio.ensure_future(
+            publish(self.producer, PREDICTIONS, CODEC, new, lambda e: e.prediction_id)
+        )
+        timeout = self.settings.prediction_logger_write_timeout_seconds
         try:
-            await stored_or_503(
-                publish(self.producer, PREDICTIONS, CODEC, new, lambda e: e.prediction_id)
-            )
-        except InputRejected:
-            await self.keys.release([e.prediction_id for e in new])
-            raise
-        await self.keys.confirm([e.prediction_id for e in new])
+            await asyncio.wait_for(asyncio.shield(write), timeout)
+        except TimeoutError:
+            # The producer keeps retrying; its outcome settles the keys, so a resend of these
+            # ids meanwhile is told to retry, and afterwards is stored or reported a duplicate.
+            write.add_done_callback(lambda done: self._settle_later(ids, done))
+            metrics.REJECTED.labels("kafka_unavailable").inc(len(ids))
+            raise InputRejected(
+                f"Kafka has not acknowledged the write within {timeout:g} s; resend the same"
+                " prediction_ids after Retry-After: they are stored at most once",
+                [],
+                503,
+                {"Retry-After": "5"},
+            ) from None
+        except KafkaError as exc:
+            await self.keys.release(ids)
+            raise unavailable("Kafka", exc) from exc
+        await self.keys.confirm(ids)
         return new
+
+    def _settle_later(self, ids: list[str], write: asyncio.Future[None]) -> None:
+        settle = self.keys.release if write.cancelled() or write.exception() else self.keys.confirm
+        task = asyncio.ensure_future(settle(ids))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
 
 def unavailable(what: str, exc: Exception) -> InputRejected:

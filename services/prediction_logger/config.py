@@ -10,3 +10,7 @@ class Settings(VigilSettings):
     prediction_logger_max_body_bytes: int = 64 * 1024 * 1024
     prediction_logger_dedup_window_seconds: int = 24 * 3600
     prediction_logger_redis_prefix: str = "vigil:predictions:seen"
+    # How long a request waits for Kafka's acknowledgement before answering 503.
+    prediction_logger_write_timeout_seconds: float = 10.0
+    # How long an unsettled claim blocks resends of its ids if this process dies meanwhile.
+    prediction_logger_pending_seconds: int = 300

@@ -1,0 +1,145 @@
+"""The SDK's delivery loop: batches from the in-memory queue to the destination, with retries,
+spilling to the spool while the destination is unreachable and replaying it once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from vigil.sdk.spool import Spool
+from vigil.sdk.transport import Rejected, Transport
+
+__all__ = ["Delivery", "DeliveryPolicy", "LoggerStats"]
+
+log = logging.getLogger("vigil.sdk")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    batch_size: int = 1000
+    linger_seconds: float = 0.02
+    attempts: int = 3
+    backoff_seconds: float = 0.2
+    send_timeout_seconds: float = 15.0
+    retry_interval_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class LoggerStats:
+    """What the SDK has done so far."""
+
+    sent: int
+    queued: int
+    spooled: int
+    dropped: int
+    sampled_out: int
+    last_error: str | None
+
+
+class Delivery:
+    """Drains ``queue`` to ``transport``; runs as one asyncio task, in any event loop."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        queue: deque[dict[str, Any]],
+        spool: Spool | None,
+        policy: DeliveryPolicy,
+    ) -> None:
+        self.transport = transport
+        self.queue = queue
+        self.spool = spool
+        self.policy = policy
+        self.sent = 0
+        self.dropped = 0
+        self.in_flight = 0
+        self.spooled = sum(len(spool.read(s)) for s in spool.segments()) if spool else 0
+        self.last_error: str | None = None
+        self.stopping = False
+        self._down_until = 0.0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, in flight or spooled."""
+        return not self.queue and self.in_flight == 0 and self.spooled == 0
+
+    async def run(self) -> None:
+        """Deliver until ``stopping`` is set and the queue is empty."""
+        try:
+            while True:
+                batch = self._take()
+                if batch:
+                    await self._deliver(batch)
+                elif self.stopping:
+                    break
+                else:
+                    await self._replay()
+                    await asyncio.sleep(self.policy.linger_seconds)
+            await self._replay()
+        finally:
+            try:
+                await asyncio.wait_for(self.transport.stop(), self.policy.send_timeout_seconds)
+            except Exception as exc:  # the destination may be gone; nothing is pending here
+                log.debug("transport did not stop cleanly: %s", exc)
+
+    def _take(self) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        while self.queue and len(batch) < self.policy.batch_size:
+            batch.append(self.queue.popleft())
+        self.in_flight = len(batch)
+        return batch
+
+    async def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            if time.monotonic() < self._down_until or not await self._send(batch):
+                self._spill(batch)
+            else:
+                await self._replay()
+        finally:
+            self.in_flight = 0
+
+    async def _send(self, batch: list[dict[str, Any]]) -> bool:
+        """True once delivered (or refused for good: counted as dropped); False if unreachable."""
+        for attempt in range(self.policy.attempts):
+            try:
+                await asyncio.wait_for(self.transport.send(batch), self.policy.send_timeout_seconds)
+                self.sent += len(batch)
+                return True
+            except Rejected as exc:
+                self.dropped += len(batch)
+                self.last_error = f"rejected by the destination: {exc}"
+                log.error("vigil: %d predictions rejected: %s", len(batch), exc)
+                return True
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if attempt + 1 < self.policy.attempts:
+                    await asyncio.sleep(self.policy.backoff_seconds * 2**attempt)
+        self._down_until = time.monotonic() + self.policy.retry_interval_seconds
+        log.warning("vigil: destination unreachable (%s); spooling", self.last_error)
+        return False
+
+    def _spill(self, batch: list[dict[str, Any]]) -> None:
+        if self.spool is not None and self.spool.append(batch):
+            self.spooled += len(batch)
+        else:
+            self.dropped += len(batch)
+            self.last_error = f"spool full or disabled: {len(batch)} predictions dropped"
+            log.error("vigil: %s", self.last_error)
+
+    async def _replay(self) -> None:
+        """Send spooled segments, oldest first, while the destination answers."""
+        if self.spool is None or self.spooled == 0 or time.monotonic() < self._down_until:
+            return
+        for segment in self.spool.segments():
+            events = self.spool.read(segment)
+            for start in range(0, len(events), self.policy.batch_size):
+                if not await self._send(events[start : start + self.policy.batch_size]):
+                    # The segment is replayed whole next time: at-least-once, never lost.
+                    self.sent -= start
+                    return
+            self.spool.remove(segment)
+            self.spooled -= len(events)

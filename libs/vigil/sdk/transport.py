@@ -1,0 +1,107 @@
+"""Where the SDK sends batches: Kafka directly, or the prediction logger's HTTP endpoint."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from vigil.topics import PREDICTIONS
+
+__all__ = ["HttpTransport", "KafkaTransport", "Rejected", "Transport", "transport_for"]
+
+
+class Rejected(Exception):
+    """The destination refused the batch for good (bad input): retrying will not help."""
+
+
+class Transport(Protocol):
+    async def start(self) -> None: ...
+    async def send(self, events: Sequence[dict[str, Any]]) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class KafkaTransport:
+    """Produces each event as a JSON object keyed by prediction_id, acks from all replicas."""
+
+    def __init__(self, bootstrap: str, topic: str = PREDICTIONS.name) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id="vigil-sdk",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=10,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=10_000,
+            compression_type="gzip",
+        )
+        await self._producer.start()
+
+    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+        if self._producer is None:
+            await self.start()
+        assert self._producer is not None
+        futures = [
+            await self._producer.send(
+                self.topic, key=e["prediction_id"].encode(), value=orjson.dumps(e)
+            )
+            for e in events
+        ]
+        for future in futures:
+            await future
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
+class HttpTransport:
+    """POSTs gzip NDJSON batches to ``<url>/v1/predictions``."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/") + "/v1/predictions"
+        self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self.timeout)
+
+    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        body = gzip.compress(b"\n".join(orjson.dumps(e) for e in events), compresslevel=1)
+        response = await self._client.post(
+            self.url,
+            content=body,
+            headers={"content-type": "application/x-ndjson", "content-encoding": "gzip"},
+        )
+        if response.status_code in (400, 404, 413, 422):
+            raise Rejected(f"HTTP {response.status_code}: {response.text[:500]}")
+        response.raise_for_status()
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def transport_for(destination: str) -> Transport:
+    """``kafka://host:port[,host:port]`` or ``http(s)://host:port`` of the prediction logger."""
+    if destination.startswith("kafka://"):
+        return KafkaTransport(destination.removeprefix("kafka://"))
+    if destination.startswith(("http://", "https://")):
+        return HttpTransport(destination)
+    raise ValueError(
+        f"destination {destination!r}: expected kafka://host:port or http(s)://host:port"
+    )

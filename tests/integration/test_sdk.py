@@ -1,0 +1,98 @@
+"""The SDK against the real broker, and its spool on the real filesystem."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from tests.kafka_tools import Message, end_offsets, read_from
+from tests.unit.test_sdk import FAST, FlakyTransport
+from vigil.codec import Codec
+from vigil.schemas import PredictionEvent
+from vigil.sdk import AsyncPredictionLogger, PredictionLogger, Spool
+from vigil.sdk.pipeline import Delivery
+from vigil.settings import VigilSettings
+from vigil.topics import PREDICTIONS
+
+
+def _read_ids(infra: VigilSettings, start: dict, prefix: str, n: int) -> list[str]:  # type: ignore[type-arg]
+    def mine(ms: list[Message]) -> list[Message]:
+        return [m for m in ms if m.key.decode().startswith(prefix)]
+
+    messages = asyncio.run(
+        read_from(infra.kafka_bootstrap, start, lambda ms: len(mine(ms)) >= n, 60)
+    )
+    return [Codec(PredictionEvent).decode(m.value).prediction_id for m in mine(messages)]
+
+
+def test_every_logged_prediction_reaches_the_topic_once(
+    infra: VigilSettings, tmp_path: Path
+) -> None:
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    prefix = f"sdk-{uuid.uuid4().hex[:8]}-"
+    logger = PredictionLogger(f"kafka://{infra.kafka_bootstrap}", spool_dir=tmp_path)
+    ids = [
+        logger.log(
+            "sdk-model", "1", {"x": float(i), "c": "a"}, i % 2 == 0, prediction_id=f"{prefix}{i}"
+        )
+        for i in range(3000)
+    ]
+    assert logger.close(within=60)
+    assert logger.stats().sent == 3000
+    assert sorted(_read_ids(infra, start, prefix, 3000)) == sorted(ids)
+
+
+def test_the_asyncio_twin_delivers_too(infra: VigilSettings, tmp_path: Path) -> None:
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    prefix = f"async-{uuid.uuid4().hex[:8]}-"
+
+    async def app() -> None:
+        async with AsyncPredictionLogger(
+            f"kafka://{infra.kafka_bootstrap}", spool_dir=tmp_path
+        ) as logger:
+            for i in range(500):
+                logger.log("sdk-model", "1", {"x": i}, 1.0, prediction_id=f"{prefix}{i}")
+            assert await logger.flush(within=60)
+
+    asyncio.run(app())
+    assert len(set(_read_ids(infra, start, prefix, 500))) == 500
+
+
+def test_the_spool_appends_durably_and_skips_a_torn_last_line(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=10_000, segment_bytes=200)
+    events = [{"prediction_id": str(i), "features": {"x": i}} for i in range(10)]
+    assert spool.append(events[:5])
+    assert spool.append(events[5:])
+    segments = spool.segments()
+    assert len(segments) == 2
+    with segments[-1].open("ab") as f:
+        f.write(b'{"prediction_id": "torn"')
+    assert [e for s in segments for e in spool.read(s)] == events
+    assert spool.skipped_lines == 1
+    assert not spool.append([{"big": "x" * 20_000}])  # over max_bytes: refused, nothing written
+    assert len(spool.segments()) == 2
+
+
+def test_an_unreachable_destination_spills_to_the_spool_and_replays_it(tmp_path: Path) -> None:
+    transport = FlakyTransport(failures=FAST.attempts)  # the first batch fails every attempt
+    queue: deque[dict[str, Any]] = deque({"prediction_id": str(i)} for i in range(30))
+    delivery = Delivery(transport, queue, Spool(tmp_path, 1 << 20), FAST)
+    delivery.stopping = True
+    asyncio.run(delivery.run())
+    delivered = [e["prediction_id"] for b in transport.batches for e in b]
+    assert sorted(delivered, key=int) == [str(i) for i in range(30)]
+    assert (delivery.sent, delivery.spooled, delivery.dropped) == (30, 0, 0)
+    assert Spool(tmp_path, 1 << 20).segments() == []
+
+
+def test_a_spool_left_by_a_previous_run_is_delivered_by_the_next(tmp_path: Path) -> None:
+    Spool(tmp_path, 1 << 20).append([{"prediction_id": "left-over"}])
+    transport = FlakyTransport()
+    delivery = Delivery(transport, deque(), Spool(tmp_path, 1 << 20), FAST)
+    assert delivery.spooled == 1
+    delivery.stopping = True
+    asyncio.run(delivery.run())
+    assert transport.batches == [[{"prediction_id": "left-over"}]]
