@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AsyncExitStack
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -95,8 +95,11 @@ async def dead_letter(
     key: bytes | None = None,
     partition: int | None = None,
     offset: int | None = None,
-) -> None:
-    """Send undecodable or invalid bytes, untouched, to the dead-letter topic with the reason."""
+) -> asyncio.Future[Any]:
+    """Queue undecodable or invalid bytes, untouched, for the dead-letter topic with the reason.
+
+    Returns the send's future: await it (or gather many) for Kafka's acknowledgement.
+    """
     headers = [
         ("vigil.reason", reason.encode()),
         ("vigil.source.topic", source_topic.encode()),
@@ -105,8 +108,11 @@ async def dead_letter(
         headers.append(("vigil.source.partition", str(partition).encode()))
     if offset is not None:
         headers.append(("vigil.source.offset", str(offset).encode()))
-    log.warning("dead-lettered a message from %s: %s", source_topic, reason)
-    await producer.send_and_wait(DEADLETTER.name, value=value, key=key, headers=headers)
+    log.debug("dead-lettering a message from %s: %s", source_topic, reason)
+    future: asyncio.Future[Any] = await producer.send(
+        DEADLETTER.name, value=value, key=key, headers=headers
+    )
+    return future
 
 
 async def _main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 REPORTS = Codec(WindowReport)
 ALERT_CODEC = Codec(Alert)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
+
+
+async def await_dead_letter(*args: Any, **kwargs: Any) -> None:
+    await (await dead_letter(*args, **kwargs))
 
 
 class ReportConsumer:
@@ -53,7 +58,8 @@ class ReportConsumer:
         try:
             report = REPORTS.decode(message.value)
         except DecodeError as exc:
-            await dead_letter(
+            log.warning("dead-lettering an unreadable report: %s", exc.reason)
+            await await_dead_letter(
                 self.producer,
                 message.value,
                 exc.reason,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -35,7 +36,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.drift_web_host,
         web_host=settings.drift_web_host,
         web_port=settings.drift_web_port,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset=settings.drift_auto_offset_reset,
         producer_acks=-1,
         topic_allow_declare=False,
     )
@@ -81,45 +82,43 @@ def create_app(settings: Settings) -> faust.App:
 
     async def handle(events: list[Any]) -> None:
         follower, producer = Adapters.follower, Adapters.producer
-        by_version: dict[tuple[str, str], list[PredictionEvent]] = defaultdict(list)
+        by_version: dict[tuple[str, str], list[tuple[Any, PredictionEvent]]] = defaultdict(list)
         rejects: list[tuple[Any, str]] = []
         for event in events:
             try:
                 decoded = codec.decode(event.message.value)
-                by_version[(decoded.model_id, decoded.model_version)].append(decoded)
+                by_version[(decoded.model_id, decoded.model_version)].append(
+                    (event.message, decoded)
+                )
             except DecodeError as exc:
                 rejects.append((event.message, exc.reason))
         if any(follower.catalog.get(*key) is None for key in by_version):
             await follower.catch_up()
         now = time.monotonic()
-        for (model_id, version_id), batch in by_version.items():
+        for (model_id, version_id), pairs in by_version.items():
             version = follower.catalog.get(model_id, version_id)
             if version is None:
-                for decoded in batch:
-                    rejects.append(
-                        (decoded, f"model {model_id!r} version {version_id!r} is not registered")
-                    )
-                continue
-            monitor.observe(version, batch, now)
-        for item, reason in rejects:
-            if isinstance(item, PredictionEvent):
-                await dead_letter(
-                    producer,
-                    codec.encode(item),
-                    reason,
-                    source_topic=PREDICTIONS.name,
-                    key=item.prediction_id.encode(),
-                )
+                reason = f"model {model_id!r} version {version_id!r} is not registered"
+                rejects.extend((message, reason) for message, _ in pairs)
             else:
+                monitor.observe(version, [decoded for _, decoded in pairs], now)
+        if rejects:
+            sent = [
                 await dead_letter(
                     producer,
-                    item.value,
+                    m.value,
                     reason,
                     source_topic=PREDICTIONS.name,
-                    key=item.key,
-                    partition=item.partition,
-                    offset=item.offset,
+                    key=m.key,
+                    partition=m.partition,
+                    offset=m.offset,
                 )
+                for m, reason in rejects
+            ]
+            await asyncio.gather(*sent)
+            log.warning(
+                "dead-lettered %d of %d events; first: %s", len(rejects), len(events), rejects[0][1]
+            )
 
     @app.agent(predictions)
     async def detect(stream: Any) -> AsyncIterator[None]:
@@ -139,6 +138,12 @@ def create_app(settings: Settings) -> faust.App:
                     r.event_count,
                     r.drifted_features,
                 )
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        assigned = len(app.consumer.assignment()) if app.consumer else 0
+        status = 200 if assigned else 503
+        return web.json({"ready": bool(assigned), "partitions": assigned}, status=status)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

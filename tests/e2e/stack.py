@@ -49,15 +49,16 @@ class Stack:
                 [sys.executable, "-m", service], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         for service in SERVICES:
-            self._wait_healthy(service)
+            self._wait_ready(service, "/healthz")
+        self._wait_ready("drift_detector", "/readyz")  # its partitions are assigned
 
-    def _wait_healthy(self, service: str) -> None:
+    def _wait_ready(self, service: str, path: str) -> None:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.processes[service].poll() is not None:
                 raise RuntimeError(f"{service} exited:\n{self.tail(service)}")
             try:
-                if httpx.get(self.url(service) + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url(service) + path, timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -86,5 +87,7 @@ def stack_env(**overrides: str) -> dict[str, str]:
         "VIGIL_DRIFT_APP_ID": f"e2e-drift-{run}",
         "VIGIL_ALERTING_GROUP_ID": f"e2e-alerting-{run}",
         "VIGIL_ALERTING_REDIS_PREFIX": f"e2e:{run}",
+        # A new group reads only what is produced once it is ready, not the topic's history.
+        "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",
         **overrides,
     }

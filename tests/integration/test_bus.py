@@ -29,7 +29,7 @@ async def test_dead_letters_keep_the_original_bytes_and_say_why(infra: VigilSett
     producer = new_producer(infra.kafka_bootstrap, "test")
     await producer.start()
     try:
-        await dead_letter(
+        sent = await dead_letter(
             producer,
             b"\xff" + marker,
             "unknown encoding",
@@ -38,6 +38,7 @@ async def test_dead_letters_keep_the_original_bytes_and_say_why(infra: VigilSett
             partition=2,
             offset=17,
         )
+        await sent
     finally:
         await producer.stop()
     messages = await read_from(
