@@ -10,13 +10,13 @@ mkdir -p "$RUN_DIR"
 cd "$root"
 PY=${VIGIL_PYTHON:-"$root/.venv/bin/python"}
 
-# service:health port
-SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004"
+# module:health port ("-": a worker without HTTP, checked for being alive)
+SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 prediction_logger.archive:-"
 
 # shellcheck source=deploy/pidfile.sh
 source "$here/pidfile.sh"
 alive() { pid_alive "$RUN_DIR/$1.pid"; }
-healthy() { curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
+healthy() { [ "$1" != "-" ] && curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
 
 start() {
   for entry in $SERVICES; do
@@ -29,6 +29,12 @@ start() {
   done
   for entry in $SERVICES; do
     name=${entry%%:*}; port=${entry##*:}
+    if [ "$port" = "-" ]; then
+      sleep 1
+      alive "$name" || { echo "$name: exited during start-up; see $RUN_DIR/$name.log" >&2; exit 1; }
+      echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"), log $RUN_DIR/$name.log)"
+      continue
+    fi
     for _ in $(seq 1 120); do
       healthy "$port" && break
       alive "$name" || { echo "$name: exited during start-up; last lines of $RUN_DIR/$name.log:" >&2; tail -n 30 "$RUN_DIR/$name.log" >&2; exit 1; }
@@ -52,7 +58,9 @@ status() {
     name=${entry%%:*}; port=${entry##*:}
     if alive "$name"; then
       state="running (pid $(cat "$RUN_DIR/$name.pid"))"
-      healthy "$port" && state="$state, healthy on :$port" || state="$state, not answering on :$port"
+      if [ "$port" != "-" ]; then
+        healthy "$port" && state="$state, healthy on :$port" || state="$state, not answering on :$port"
+      fi
     else
       state="stopped"
     fi
