@@ -18,7 +18,7 @@ from tests.kafka_tools import Message, end_offsets, read_from
 from tests.webhook import WebhookInbox, webhook_inbox
 from vigil.bus import new_producer
 from vigil.codec import Codec
-from vigil.schemas import WindowReport
+from vigil.schemas import PredictionEvent, WindowReport
 from vigil.settings import VigilSettings
 from vigil.topics import DEADLETTER, METRICS, PREDICTIONS
 
@@ -234,3 +234,42 @@ def test_json_from_any_kafka_client_reaches_a_report_and_garbage_is_dead_lettere
         assert letter.value == garbage
         assert dict(letter.headers)["vigil.source.topic"] == PREDICTIONS.name.encode()
         assert b"unknown encoding" in dict(letter.headers)["vigil.reason"]
+
+
+def test_the_sdk_logs_through_the_http_endpoint(infra: VigilSettings, stack: Stack) -> None:
+    from vigil.sdk import PredictionLogger
+
+    model_id = f"e2e-sdk-{uuid.uuid4().hex[:8]}"
+    http = httpx.Client(timeout=30)
+    http.post(
+        stack.url("registry") + "/v1/models",
+        json={
+            "model_id": model_id,
+            "version": "1",
+            "task": "binary",
+            "features": [{"name": "x", "type": "numeric"}],
+            "risk": {"probability": 1, "impact": 1},
+            "owner": "me",
+        },
+    ).raise_for_status()
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    logger = PredictionLogger(stack.url("prediction_logger"), spool_max_bytes=0)
+
+    @logger.monitor(model_id, "1", feature_names=["x"])
+    def predict(rows: list[list[float]]) -> list[bool]:
+        return [row[0] > 0.5 for row in rows]
+
+    logger.log(model_id, "1", {"x": "not a number"}, True)  # refused alone, and counted
+    for i in range(20):
+        predict([[j / 100] for j in range(i * 50, i * 50 + 50)])
+    assert logger.close(within=30)
+    stats = logger.stats()
+    assert (stats.sent, stats.dropped) == (1000, 1), stats
+
+    def mine(ms: list[Message]) -> list[Message]:
+        return [m for m in ms if Codec(PredictionEvent).decode(m.value).model_id == model_id]
+
+    messages = asyncio.run(
+        read_from(infra.kafka_bootstrap, start, lambda ms: len(mine(ms)) >= 1000, 30)
+    )
+    assert len(mine(messages)) == 1000

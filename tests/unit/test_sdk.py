@@ -104,13 +104,14 @@ class FlakyTransport:
     async def start(self) -> None:
         pass
 
-    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+    async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
         if self.reject:
             raise Rejected("HTTP 422: bad feature")
         if self.failures:
             self.failures -= 1
             raise ConnectionError("broker down")
         self.batches.append(list(events))
+        return [f"[{i}] bad" for i, e in enumerate(events) if e.get("bad")]
 
     async def stop(self) -> None:
         pass
@@ -133,6 +134,15 @@ def test_delivery_batches_and_retries_a_failed_send() -> None:
         0,
         "ConnectionError: broker down",
     )
+
+
+def test_events_refused_one_by_one_are_counted_and_the_rest_sent() -> None:
+    queue: deque[dict[str, Any]] = deque([{"prediction_id": "1"}, {"prediction_id": "2", "bad": 1}])
+    delivery = Delivery(FlakyTransport(), queue, None, FAST)
+    delivery.stopping = True
+    asyncio.run(delivery.run())
+    assert (delivery.sent, delivery.dropped) == (1, 1)
+    assert delivery.last_error == "1 refused by the destination: [1] bad"
 
 
 def test_without_a_spool_an_unreachable_destination_drops_and_counts() -> None:

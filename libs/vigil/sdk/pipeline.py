@@ -106,8 +106,14 @@ class Delivery:
         """True once delivered (or refused for good: counted as dropped); False if unreachable."""
         for attempt in range(self.policy.attempts):
             try:
-                await asyncio.wait_for(self.transport.send(batch), self.policy.send_timeout_seconds)
-                self.sent += len(batch)
+                refused = await asyncio.wait_for(
+                    self.transport.send(batch), self.policy.send_timeout_seconds
+                )
+                self.sent += len(batch) - len(refused)
+                if refused:
+                    self.dropped += len(refused)
+                    self.last_error = f"{len(refused)} refused by the destination: {refused[0]}"
+                    log.error("vigil: %s", self.last_error)
                 return True
             except Rejected as exc:
                 self.dropped += len(batch)
@@ -139,7 +145,6 @@ class Delivery:
             for start in range(0, len(events), self.policy.batch_size):
                 if not await self._send(events[start : start + self.policy.batch_size]):
                     # The segment is replayed whole next time: at-least-once, never lost.
-                    self.sent -= start
                     return
             self.spool.remove(segment)
             self.spooled -= len(events)

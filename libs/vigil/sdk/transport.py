@@ -21,7 +21,10 @@ class Rejected(Exception):
 
 class Transport(Protocol):
     async def start(self) -> None: ...
-    async def send(self, events: Sequence[dict[str, Any]]) -> None: ...
+    async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
+        """Deliver ``events``; returns the destination's reasons for any it refused."""
+        ...
+
     async def stop(self) -> None: ...
 
 
@@ -46,7 +49,7 @@ class KafkaTransport:
         )
         await self._producer.start()
 
-    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+    async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
         if self._producer is None:
             await self.start()
         assert self._producer is not None
@@ -58,6 +61,7 @@ class KafkaTransport:
         ]
         for future in futures:
             await future
+        return []
 
     async def stop(self) -> None:
         if self._producer is not None:
@@ -66,7 +70,7 @@ class KafkaTransport:
 
 
 class HttpTransport:
-    """POSTs gzip NDJSON batches to ``<url>/v1/predictions``."""
+    """POSTs gzip NDJSON batches to ``<url>/v1/predictions``; invalid events are refused alone."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/") + "/v1/predictions"
@@ -76,19 +80,26 @@ class HttpTransport:
     async def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=self.timeout)
 
-    async def send(self, events: Sequence[dict[str, Any]]) -> None:
+    async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
         if self._client is None:
             await self.start()
         assert self._client is not None
         body = gzip.compress(b"\n".join(orjson.dumps(e) for e in events), compresslevel=1)
+        # partial=true: one bad event must not cost the batch's good ones.
         response = await self._client.post(
             self.url,
+            params={"partial": "true"},
             content=body,
             headers={"content-type": "application/x-ndjson", "content-encoding": "gzip"},
         )
         if response.status_code in (400, 404, 413, 422):
             raise Rejected(f"HTTP {response.status_code}: {response.text[:500]}")
         response.raise_for_status()
+        errors = response.json().get("errors", [])
+        return [
+            f"[{e.get('index')}] {e['field']}: expected {e['expected']}, got {e['received']}"
+            for e in errors
+        ]
 
     async def stop(self) -> None:
         if self._client is not None:
