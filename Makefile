@@ -55,8 +55,11 @@ test: lint up-infra ## everything: lint, unit, integration and end-to-end tests 
 demo: up ## start the stack, register a model, send normal then drifted traffic, print the alerts
 	$(PY) deploy/demo.py
 
-bench: install ## performance measurements; they print their figures
-	$(PY) benchmarks/codec.py
+bench: up-infra ## performance measurements against the local Kafka and Redis; they print their figures
+	$(PY) -m benchmarks.codec
+	$(PY) -m benchmarks.sdk
+	$(PY) -m benchmarks.ingest
+	$(PY) -m benchmarks.archive
 
 clean: down ## stop everything and delete the run directory (Kafka data, logs)
 	rm -rf $(VIGIL_RUN_DIR)

@@ -20,7 +20,7 @@ log = logging.getLogger("vigil.sdk")
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    batch_size: int = 1000
+    batch_size: int = 5000
     linger_seconds: float = 0.02
     attempts: int = 3
     backoff_seconds: float = 0.2
