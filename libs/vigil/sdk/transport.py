@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -11,7 +10,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from vigil.partitioning import partitions_for_keys
+from vigil.bus import send_keyed
 from vigil.topics import PREDICTIONS
 
 __all__ = ["HttpTransport", "KafkaTransport", "Rejected", "Transport", "transport_for"]
@@ -55,26 +54,9 @@ class KafkaTransport:
             await self.start()
         producer = self._producer
         assert producer is not None
-        # Whole record batches per partition: far cheaper than one send() per event. The key
-        # picks the partition as Kafka's default partitioner would (co-partitioned feedback).
-        count = len(await producer.partitions_for(self.topic))
-        keys = [event["prediction_id"].encode() for event in events]
-        builders: dict[int, Any] = {}
-        futures = []
-        for event, key, partition in zip(
-            events, keys, partitions_for_keys(keys, count), strict=True
-        ):
-            value = orjson.dumps(event)
-            builder = builders.get(partition)
-            if builder is None:
-                builder = builders[partition] = producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None) is None:
-                futures.append(await producer.send_batch(builder, self.topic, partition=partition))
-                builder = builders[partition] = producer.create_batch()
-                builder.append(key=key, value=value, timestamp=None)
-        for partition, builder in builders.items():
-            futures.append(await producer.send_batch(builder, self.topic, partition=partition))
-        await asyncio.gather(*futures)
+        await send_keyed(
+            producer, self.topic, [(e["prediction_id"].encode(), orjson.dumps(e)) for e in events]
+        )
         return []
 
     async def stop(self) -> None:
