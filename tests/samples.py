@@ -138,3 +138,15 @@ SAMPLES: dict[type[Record], Record] = {
     WindowReport: REPORT,
     Alert: ALERT,
 }
+
+
+def one_feature_model(model_id: str, version: str = "1") -> dict[str, object]:
+    """A registration body for a low-risk model with one numeric feature, ``x``."""
+    return {
+        "model_id": model_id,
+        "version": version,
+        "task": "regression",
+        "features": [{"name": "x", "type": "numeric"}],
+        "risk": {"probability": 1, "impact": 1},
+        "owner": "tests",
+    }

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.stack import Stack, stack_env
 from tests.kafka_tools import Message, end_offsets, read_from
+from tests.samples import one_feature_model
 from tests.webhook import WebhookInbox, webhook_inbox
 from vigil.bus import new_producer
 from vigil.codec import Codec
@@ -173,15 +174,7 @@ def test_json_from_any_kafka_client_reaches_a_report_and_garbage_is_dead_lettere
     model_id = f"e2e-json-{uuid.uuid4().hex[:8]}"
     http = httpx.Client(timeout=30)
     registered = http.post(
-        stack.url("registry") + "/v1/models",
-        json={
-            "model_id": model_id,
-            "version": "1.0.0",
-            "task": "regression",
-            "features": [{"name": "x", "type": "numeric"}],
-            "risk": {"probability": 1, "impact": 1},
-            "owner": "me",
-        },
+        stack.url("registry") + "/v1/models", json=one_feature_model(model_id, "1.0.0")
     )
     assert registered.status_code == 201
     http.post(
@@ -242,15 +235,7 @@ def test_the_sdk_logs_through_the_http_endpoint(infra: VigilSettings, stack: Sta
     model_id = f"e2e-sdk-{uuid.uuid4().hex[:8]}"
     http = httpx.Client(timeout=30)
     http.post(
-        stack.url("registry") + "/v1/models",
-        json={
-            "model_id": model_id,
-            "version": "1",
-            "task": "binary",
-            "features": [{"name": "x", "type": "numeric"}],
-            "risk": {"probability": 1, "impact": 1},
-            "owner": "me",
-        },
+        stack.url("registry") + "/v1/models", json=one_feature_model(model_id)
     ).raise_for_status()
     start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
     logger = PredictionLogger(stack.url("prediction_logger"), spool_max_bytes=0)

@@ -15,6 +15,7 @@ from prediction_logger.api import create_app
 from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
+from tests.samples import one_feature_model
 from vigil.codec import Codec
 from vigil.schemas import PredictionEvent
 from vigil.settings import VigilSettings
@@ -26,17 +27,7 @@ MODEL = f"ingest-{uuid.uuid4().hex[:8]}"
 @pytest.fixture(scope="module")
 def client(infra: VigilSettings) -> Iterator[TestClient]:
     with TestClient(registry_app()) as registry:
-        registry.post(
-            "/v1/models",
-            json={
-                "model_id": MODEL,
-                "version": "1",
-                "task": "regression",
-                "features": [{"name": "x", "type": "numeric"}],
-                "risk": {"probability": 1, "impact": 2},
-                "owner": "me",
-            },
-        ).raise_for_status()
+        registry.post("/v1/models", json=one_feature_model(MODEL)).raise_for_status()
     settings = Settings(
         prediction_logger_max_batch=100, prediction_logger_redis_prefix=f"test:{MODEL}"
     )

@@ -21,6 +21,7 @@ from prediction_logger.api import create_app as logger_app
 from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
+from tests.samples import one_feature_model
 from vigil.sdk import DeliveryPolicy, PredictionLogger
 from vigil.settings import VigilSettings
 from vigil.topics import PREDICTIONS
@@ -61,17 +62,7 @@ def test_sdk_and_http_ingest_through_a_broker_restart(
 ) -> None:
     model = f"outage-{uuid.uuid4().hex[:8]}"
     with TestClient(registry_app()) as registry:
-        registry.post(
-            "/v1/models",
-            json={
-                "model_id": model,
-                "version": "1",
-                "task": "regression",
-                "features": [{"name": "x", "type": "numeric"}],
-                "risk": {"probability": 1, "impact": 1},
-                "owner": "me",
-            },
-        ).raise_for_status()
+        registry.post("/v1/models", json=one_feature_model(model)).raise_for_status()
     start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
     policy = DeliveryPolicy(
         send_timeout_seconds=5, retry_interval_seconds=1, attempts=2, backoff_seconds=0.1
