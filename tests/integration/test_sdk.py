@@ -8,7 +8,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
+from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
+from tests.samples import one_feature_model
 from tests.unit.test_sdk import FAST, FlakyTransport
 from vigil.codec import Codec
 from vigil.schemas import PredictionEvent
@@ -28,6 +33,14 @@ def _read_ids(infra: VigilSettings, start: dict, prefix: str, n: int) -> list[st
     return [Codec(PredictionEvent).decode(m.value).prediction_id for m in mine(messages)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def sdk_model(infra: VigilSettings) -> None:
+    """Register the model these tests log for, so other consumers take its events as valid."""
+    with TestClient(registry_app()) as registry:
+        response = registry.post("/v1/models", json=one_feature_model("sdk-model"))
+        assert response.status_code in (201, 409)
+
+
 def test_every_logged_prediction_reaches_the_topic_once(
     infra: VigilSettings, tmp_path: Path
 ) -> None:
@@ -35,9 +48,7 @@ def test_every_logged_prediction_reaches_the_topic_once(
     prefix = f"sdk-{uuid.uuid4().hex[:8]}-"
     logger = PredictionLogger(f"kafka://{infra.kafka_bootstrap}", spool_dir=tmp_path)
     ids = [
-        logger.log(
-            "sdk-model", "1", {"x": float(i), "c": "a"}, i % 2 == 0, prediction_id=f"{prefix}{i}"
-        )
+        logger.log("sdk-model", "1", {"x": float(i)}, i % 2 == 0, prediction_id=f"{prefix}{i}")
         for i in range(3000)
     ]
     assert logger.close(within=60)
