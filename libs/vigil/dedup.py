@@ -16,6 +16,28 @@ from redis.asyncio import Redis
 __all__ = ["Claim", "IdempotencyKeys"]
 
 Claim = Literal["new", "stored", "pending"]
+_CLAIMS: tuple[Claim, ...] = ("new", "stored", "pending")
+
+# For each key: 0 if it was free (now pending), 1 if stored, 2 if pending elsewhere.
+_CLAIM = """
+local states = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, 'pending', 'NX', 'EX', ARGV[1]) then
+    states[i] = 0
+  elseif redis.call('GET', key) == 'stored' then
+    states[i] = 1
+  else
+    states[i] = 2
+  end
+end
+return states
+"""
+_CONFIRM = """
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, 'stored', 'EX', ARGV[1])
+end
+return #KEYS
+"""
 
 
 class IdempotencyKeys:
@@ -26,37 +48,26 @@ class IdempotencyKeys:
         self.prefix = prefix
         self.window_seconds = window_seconds
         self.pending_seconds = pending_seconds
+        self._claim_script = redis.register_script(_CLAIM)
+        self._confirm_script = redis.register_script(_CONFIRM)
 
     def _key(self, id_: str) -> str:
         return f"{self.prefix}:{id_}"
 
     async def claim(self, ids: Sequence[str]) -> list[Claim]:
         """Claim each id; "new" ones are now this caller's to store, then confirm or release."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for id_ in ids:
-                pipe.set(self._key(id_), "pending", nx=True, ex=self.pending_seconds)
-            claimed = await pipe.execute()
-        taken = [id_ for id_, ok in zip(ids, claimed, strict=True) if not ok]
-        states = (
-            dict(zip(taken, await self.redis.mget([self._key(i) for i in taken]), strict=True))
-            if taken
-            else {}
+        if not ids:
+            return []
+        # One round trip for the whole batch, atomic per key.
+        states = await self._claim_script(
+            keys=[self._key(i) for i in ids], args=[self.pending_seconds]
         )
-        result: list[Claim] = []
-        for id_, ok in zip(ids, claimed, strict=True):
-            if ok:
-                result.append("new")
-            else:
-                # A claim that expired between SET and GET is treated as in flight: retry.
-                result.append("stored" if states.get(id_) in ("stored", b"stored") else "pending")
-        return result
+        return [_CLAIMS[int(state)] for state in states]
 
     async def confirm(self, ids: Sequence[str]) -> None:
         """Mark ids stored for the whole window."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for id_ in ids:
-                pipe.set(self._key(id_), "stored", ex=self.window_seconds)
-            await pipe.execute()
+        if ids:
+            await self._confirm_script(keys=[self._key(i) for i in ids], args=[self.window_seconds])
 
     async def release(self, ids: Sequence[str]) -> None:
         """Give claims back after a failed write, so a retry is not taken for a duplicate."""
