@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -148,6 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body = await request_body(request, log.settings.prediction_logger_max_body_bytes)
         content_type = request.headers.get("content-type", "")
         ndjson = "ndjson" in content_type or "jsonl" in content_type
+        parsed = None if ndjson else _parse_valid_array(body, limit)
+        if parsed is not None:
+            return await _store(log, parsed, [], partial, len(parsed))
         items, errors = decode_items(body, ndjson)
         if errors:
             metrics.REJECTED.labels("invalid_body").inc()
@@ -162,6 +166,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 413,
             )
         parsed, errors = parse_items(items, PredictionIn)
+        return await _store(log, parsed, errors, partial, len(items))
+
+    async def _store(
+        log: PredictionLog,
+        parsed: list[PredictionIn | None],
+        errors: list[FieldError],
+        partial: bool,
+        count: int,
+    ) -> dict[str, Any]:
         if has_unregistered(parsed, log.follower.catalog):
             await log.follower.catch_up()  # it may have been registered a moment ago
         checked = check_batch(parsed, log.follower.catalog, utcnow())
@@ -172,7 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problems and not partial:
             only_unknown = len(problems) == len(checked.unknown_models)
             raise InputRejected(
-                f"{len({p.index for p in problems})} of {len(items)} event(s) rejected; nothing"
+                f"{len({p.index for p in problems})} of {count} event(s) rejected; nothing"
                 " was stored (send ?partial=true to store the valid ones)",
                 problems,
                 404 if only_unknown else 422,
@@ -209,6 +222,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     return app
+
+
+BATCH = TypeAdapter(list[PredictionIn])
+
+
+def _parse_valid_array(body: bytes, limit: int) -> list[PredictionIn | None] | None:
+    """A JSON array of valid events of at most ``limit``, parsed in one pass; else None.
+
+    Anything else (one object, an invalid event, too many) takes the item-by-item path, which
+    names every problem.
+    """
+    if not body.lstrip().startswith(b"["):
+        return None
+    try:
+        events: list[PredictionIn | None] = list(BATCH.validate_json(body))
+    except ValidationError:
+        return None
+    return events if 0 < len(events) <= limit else None
 
 
 def _count(counter: Counter, per_model: collections.Counter[str]) -> None:
