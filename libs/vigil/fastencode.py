@@ -43,32 +43,28 @@ def _micros(ts: datetime | int | float) -> int:
     return int(ts)
 
 
-def _feature(value: Any) -> bytes:
-    # Union ["null", "boolean", "long", "double", "string"].
-    if value is None:
-        return b"\x00"
+def _union(value: Any, boolean_branch: int) -> bytes:
+    """A value of a union whose branches from ``boolean_branch`` on are boolean, long,
+    double, string."""
     if value is True:
-        return b"\x02\x01"
+        return _SMALL[boolean_branch] + b"\x01"
     if value is False:
-        return b"\x02\x00"
+        return _SMALL[boolean_branch] + b"\x00"
     if isinstance(value, int):
-        return b"\x04" + _long(value)
+        return _SMALL[boolean_branch + 1] + _long(value)
     if isinstance(value, float):
-        return b"\x06" + _DOUBLE(value)
-    return b"\x08" + _string(value)
+        return _SMALL[boolean_branch + 2] + _DOUBLE(value)
+    return _SMALL[boolean_branch + 3] + _string(value)
+
+
+def _feature(value: Any) -> bytes:
+    # ["null", "boolean", "long", "double", "string"]
+    return b"\x00" if value is None else _union(value, 1)
 
 
 def _label(value: Any) -> bytes:
-    # Union ["boolean", "long", "double", "string"].
-    if value is True:
-        return b"\x00\x01"
-    if value is False:
-        return b"\x00\x00"
-    if isinstance(value, int):
-        return b"\x02" + _long(value)
-    if isinstance(value, float):
-        return b"\x04" + _DOUBLE(value)
-    return b"\x06" + _string(value)
+    # ["boolean", "long", "double", "string"]
+    return _union(value, 0)
 
 
 def _optional_double(value: float | None) -> bytes:
