@@ -59,27 +59,43 @@ class ModelWindows:
     reference: ReferenceProfile | None = None
     baseline: list[dict[str, FeatureValue]] = field(default_factory=list)
     windows: dict[int, _Window] = field(default_factory=dict)
-    watermark: int = 0
+    marks: dict[int, int] = field(default_factory=dict)
     closed_until: int = 0
+
+    @property
+    def watermark(self) -> int:
+        """Event time every partition carrying this version has reached.
+
+        The slowest partition's, so a partition read ahead of the others closes no window early.
+        """
+        return min(self.marks.values()) if self.marks else 0
 
     @property
     def size(self) -> int:
         return int(self.policy.size_seconds * MICROS)
 
-    def observe(self, events: Sequence[PredictionEvent], now: float) -> None:
-        """Count a micro-batch of this version's events into their windows."""
+    def observe(
+        self,
+        events: Sequence[PredictionEvent],
+        now: float,
+        partitions: Sequence[int] | None = None,
+    ) -> None:
+        """Count a micro-batch of this version's events (read from ``partitions``) into windows."""
+        parts = list(partitions) if partitions is not None else [0] * len(events)
         if self.reference is None and self.version.reference is None:
-            events = self._collect_baseline(events)
+            used = self._collect_baseline(events)
+            events, parts = events[used:], parts[used:]
         reference = self.version.reference or self.reference
         if reference is None or not events:
             return
         by_window: dict[int, list[dict[str, FeatureValue]]] = {}
-        for event in events:
+        for event, part in zip(events, parts, strict=True):
             ts = _micros(event.timestamp)
-            self.watermark = max(self.watermark, ts)
+            self.marks[part] = max(self.marks.get(part, ts), ts)
             start = ts - ts % self.size
             if start < self.closed_until:  # too late for its window: counts in the next report
-                start = max(self.closed_until, self.watermark - self.watermark % self.size)
+                mark = self.watermark
+                start = max(self.closed_until, mark - mark % self.size)
             by_window.setdefault(start, []).append(event.features)
         for start, rows in by_window.items():
             window = self.windows.get(start)
@@ -89,7 +105,8 @@ class ModelWindows:
             window.profile.add(rows)
             window.last_update = now
 
-    def _collect_baseline(self, events: Sequence[PredictionEvent]) -> Sequence[PredictionEvent]:
+    def _collect_baseline(self, events: Sequence[PredictionEvent]) -> int:
+        """Take events for the production reference; returns how many were taken."""
         room = self.policy.reference_size - len(self.baseline)
         self.baseline.extend(e.features for e in events[:room])
         if len(self.baseline) >= self.policy.reference_size:
@@ -97,7 +114,7 @@ class ModelWindows:
                 self.version.features, self.baseline, "production", datetime.now(UTC)
             )
             self.baseline = []
-        return events[room:]
+        return min(room, len(events))
 
     def close_due(self, now: float) -> list[_Window]:
         """Windows past the watermark plus lateness, or idle for long enough."""
@@ -158,14 +175,20 @@ class DriftMonitor:
         self.policy = policy
         self.models: dict[tuple[str, str], ModelWindows] = {}
 
-    def observe(self, version: ModelVersion, events: Sequence[PredictionEvent], now: float) -> None:
+    def observe(
+        self,
+        version: ModelVersion,
+        events: Sequence[PredictionEvent],
+        now: float,
+        partitions: Sequence[int] | None = None,
+    ) -> None:
         key = (version.model_id, version.version)
         windows = self.models.get(key)
         if windows is None:
             windows = self.models[key] = ModelWindows(version, self.policy)
         elif windows.version.updated_at != version.updated_at:
             windows.version = version  # e.g. a reference was uploaded: new windows use it
-        windows.observe(events, now)
+        windows.observe(events, now, partitions)
 
     def due_reports(self, now: float, created_at: datetime) -> Iterable[WindowReport]:
         for windows in self.models.values():

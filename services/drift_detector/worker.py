@@ -101,7 +101,8 @@ def create_app(settings: Settings) -> faust.App:
                 reason = f"model {model_id!r} version {version_id!r} is not registered"
                 rejects.extend((message, reason) for message, _ in pairs)
             else:
-                monitor.observe(version, [decoded for _, decoded in pairs], now)
+                batch = [decoded for _, decoded in pairs]
+                monitor.observe(version, batch, now, [m.partition for m, _ in pairs])
         if rejects:
             sent = [
                 await dead_letter(

@@ -136,3 +136,19 @@ def test_small_windows_report_statistics_but_no_verdict() -> None:
     (report,) = _close_all(monitor, now=100.0)
     assert report.features[0].statistics["psi"] > 1
     assert report.drifted_features == []
+
+
+def test_a_partition_read_ahead_of_the_others_closes_no_window_early() -> None:
+    rng = np.random.default_rng(6)
+    monitor = DriftMonitor(POLICY)
+    version = _version(reference=True)
+    first_minute = _events(_features(rng, 300), T0, 0.1)
+    # Partition 1 has been read up to minute 3, partition 0 only to 0:30 of the first minute.
+    ahead = _events(_features(rng, 10), T0 + timedelta(minutes=3), 1)
+    monitor.observe(version, first_minute[:150] + ahead, 0.0, [0] * 150 + [1] * 10)
+    assert _close_all(monitor, now=1.0) == []
+    monitor.observe(version, first_minute[150:], 0.0, [0] * 150)  # partition 0 catches up
+    monitor.observe(version, _events(_features(rng, 1), T0 + timedelta(seconds=75), 1), 0.0, [0])
+    (report,) = _close_all(monitor, now=1.0)
+    assert report.window_start == T0
+    assert report.event_count == 300  # all of them, none pushed into a later window as late
