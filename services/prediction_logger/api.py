@@ -69,7 +69,7 @@ class PredictionLog:
         try:
             claims = await self.keys.claim([e.prediction_id for e in events])
         except RedisError as exc:
-            raise unavailable("Redis", exc) from exc
+            raise unavailable("Redis", exc, len(events)) from exc
         new = [e for e, c in zip(events, claims, strict=True) if c == "new"]
         if "pending" in claims:
             await self.keys.release([e.prediction_id for e in new])
@@ -100,7 +100,7 @@ class PredictionLog:
             ) from None
         except KafkaError as exc:
             await self.keys.release(ids)
-            raise unavailable("Kafka", exc) from exc
+            raise unavailable("Kafka", exc, len(ids)) from exc
         await self.keys.confirm(ids)
         return new
 
@@ -111,8 +111,8 @@ class PredictionLog:
         task.add_done_callback(self._settling.discard)
 
 
-def unavailable(what: str, exc: Exception) -> InputRejected:
-    metrics.REJECTED.labels(f"{what.lower()}_unavailable").inc()
+def unavailable(what: str, exc: Exception, events: int) -> InputRejected:
+    metrics.REJECTED.labels(f"{what.lower()}_unavailable").inc(events)
     return InputRejected(
         f"{what} is unavailable ({type(exc).__name__}); nothing was stored, retry later",
         [],

@@ -57,7 +57,8 @@ class Delivery:
         self.sent = 0
         self.dropped = 0
         self.in_flight = 0
-        self.spooled = sum(len(spool.read(s)) for s in spool.segments()) if spool else 0
+        # Counting lines, not parsing them: this runs in the app's thread.
+        self.spooled = spool.count() if spool else 0
         self.last_error: str | None = None
         self.stopping = False
         self._down_until = 0.0
@@ -141,10 +142,10 @@ class Delivery:
         if self.spool is None or self.spooled == 0 or time.monotonic() < self._down_until:
             return
         for segment in self.spool.segments():
-            events = self.spool.read(segment)
+            events, lines = self.spool.read_counted(segment)
             for start in range(0, len(events), self.policy.batch_size):
                 if not await self._send(events[start : start + self.policy.batch_size]):
                     # The segment is replayed whole next time: at-least-once, never lost.
                     return
             self.spool.remove(segment)
-            self.spooled -= len(events)
+            self.spooled -= lines

@@ -33,17 +33,23 @@ class Spool:
             self.directory.glob("spool-*.ndjson"), key=lambda p: int(p.stem.split("-")[1])
         )
 
-    def size(self) -> int:
-        return sum(p.stat().st_size for p in self.segments())
+    def lines(self, segment: Path) -> int:
+        """Complete event lines in a segment (a torn last line is not one)."""
+        return segment.read_bytes().count(b"\n")
+
+    def count(self) -> int:
+        """Events waiting in the spool."""
+        return sum(self.lines(s) for s in self.segments())
 
     def append(self, events: Sequence[dict[str, Any]]) -> bool:
         """Durably append ``events``; False (and nothing written) if the spool would overflow."""
         data = b"".join(orjson.dumps(e) + b"\n" for e in events)
-        if self.size() + len(data) > self.max_bytes:
-            return False
         segments = self.segments()
+        sizes = [s.stat().st_size for s in segments]
+        if sum(sizes) + len(data) > self.max_bytes:
+            return False
         last = segments[-1] if segments else None
-        if last is None or last.stat().st_size + len(data) > self.segment_bytes:
+        if last is None or sizes[-1] + len(data) > self.segment_bytes:
             seq = int(last.stem.split("-")[1]) + 1 if last else 1
             last = self.directory / f"spool-{seq:08d}.ndjson"
         with last.open("ab") as f:
@@ -54,13 +60,18 @@ class Spool:
 
     def read(self, segment: Path) -> list[dict[str, Any]]:
         """The events in one segment."""
+        return self.read_counted(segment)[0]
+
+    def read_counted(self, segment: Path) -> tuple[list[dict[str, Any]], int]:
+        """The events in one segment, and its complete lines (what ``count`` counted)."""
+        data = segment.read_bytes()
         events = []
-        for line in segment.read_bytes().splitlines():
+        for line in data.splitlines():
             try:
                 events.append(orjson.loads(line))
             except orjson.JSONDecodeError:
                 self.skipped_lines += 1
-        return events
+        return events, data.count(b"\n")
 
     def remove(self, segment: Path) -> None:
         segment.unlink(missing_ok=True)
