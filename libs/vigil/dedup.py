@@ -18,19 +18,20 @@ __all__ = ["Claim", "IdempotencyKeys"]
 Claim = Literal["new", "stored", "pending"]
 _CLAIMS: tuple[Claim, ...] = ("new", "stored", "pending")
 
-# For each key: 0 if it was free (now pending), 1 if stored, 2 if pending elsewhere.
+# One digit per key, as one string (far cheaper to read back than an array): 0 if the key was
+# free (now pending), 1 if stored, 2 if pending elsewhere.
 _CLAIM = """
 local states = {}
 for i, key in ipairs(KEYS) do
   if redis.call('SET', key, 'pending', 'NX', 'EX', ARGV[1]) then
-    states[i] = 0
+    states[i] = '0'
   elseif redis.call('GET', key) == 'stored' then
-    states[i] = 1
+    states[i] = '1'
   else
-    states[i] = 2
+    states[i] = '2'
   end
 end
-return states
+return table.concat(states)
 """
 _CONFIRM = """
 for _, key in ipairs(KEYS) do
@@ -59,10 +60,12 @@ class IdempotencyKeys:
         if not ids:
             return []
         # One round trip for the whole batch, atomic per key.
-        states = await self._claim_script(
+        states: bytes | str = await self._claim_script(
             keys=[self._key(i) for i in ids], args=[self.pending_seconds]
         )
-        return [_CLAIMS[int(state)] for state in states]
+        if isinstance(states, str):  # a client with decode_responses=True
+            states = states.encode()
+        return [_CLAIMS[state - 48] for state in states]  # 48 is ord("0")
 
     async def confirm(self, ids: Sequence[str]) -> None:
         """Mark ids stored for the whole window."""

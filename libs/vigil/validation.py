@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from vigil.schemas import FeatureSpec
 
 __all__ = [
+    "FeatureCheck",
     "FieldError",
     "check_features",
     "decode_items",
@@ -66,7 +67,7 @@ def _type_ok(kind: str, value: Any) -> bool:
     return isinstance(value, bool)
 
 
-_ALLOWED_TYPES = {
+_ALLOWED_TYPES: dict[str, frozenset[type]] = {
     "numeric": frozenset({int, float, type(None)}),
     "categorical": frozenset({str, type(None)}),
     "boolean": frozenset({bool, type(None)}),
@@ -95,6 +96,50 @@ def check_features(
         if len(features) + absent == len(spec):
             return []
     return _feature_errors(spec, features, index)
+
+
+@dataclass(frozen=True)
+class FeatureCheck:
+    """A feature spec compiled for the hot path: does a features map pass, yes or no.
+
+    ``passes(features)`` is True only when ``check_features(spec, features)`` finds nothing;
+    on False, ``check_features`` names the problems. Values must be exact JSON types (as
+    ``orjson`` or ``json`` decode them): a subclass, such as a numpy float, does not pass.
+    """
+
+    names: frozenset[str]
+    entries: tuple[tuple[str, frozenset[type], bool], ...]
+    # The allowed types when every feature is required and of one type: then one set
+    # comparison checks the names and one the types.
+    uniform: frozenset[type] | None
+
+    @classmethod
+    def of(cls, spec: Sequence[FeatureSpec]) -> FeatureCheck:
+        entries = tuple((f.name, _ALLOWED_TYPES[f.type], f.required) for f in spec)
+        names = frozenset(name for name, _, _ in entries)
+        kinds = {f.type for f in spec}
+        uniform = (
+            _ALLOWED_TYPES[kinds.pop()]
+            if len(kinds) == 1 and len(names) == len(entries) and all(f.required for f in spec)
+            else None
+        )
+        return cls(names, entries, uniform)
+
+    def passes(self, features: Mapping[str, Any]) -> bool:
+        if self.uniform is not None:
+            return features.keys() == self.names and set(map(type, features.values())) <= (
+                self.uniform
+            )
+        absent = 0
+        for name, allowed, required in self.entries:
+            value = features.get(name, _ABSENT)
+            if value is _ABSENT:
+                if required:
+                    return False
+                absent += 1
+            elif type(value) not in allowed:
+                return False
+        return len(features) + absent == len(self.entries)
 
 
 def _feature_errors(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from redis.asyncio import Redis
 
 from prediction_logger.api import create_app
 from prediction_logger.config import Settings
@@ -17,6 +18,7 @@ from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
 from vigil.codec import Codec
+from vigil.dedup import IdempotencyKeys
 from vigil.schemas import PredictionEvent
 from vigil.settings import VigilSettings
 from vigil.topics import PREDICTIONS
@@ -137,3 +139,26 @@ def test_redis_down_means_503_with_retry_after_and_nothing_stored(infra: VigilSe
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
         assert client.get("/readyz").status_code == 503
+
+
+def test_idempotency_claims_are_new_then_pending_then_stored(infra: VigilSettings) -> None:
+    async def run() -> list[list[str]]:
+        redis = Redis.from_url(infra.redis_url)
+        try:
+            keys = IdempotencyKeys(redis, f"test:{MODEL}:claims", 60, pending_seconds=60)
+            ids = ["a", "b"]
+            states = [list(await keys.claim(ids))]
+            states.append(list(await keys.claim(["a", "b", "c"])))
+            await keys.confirm(["a"])
+            await keys.release(["b", "c"])
+            states.append(list(await keys.claim(["a", "b"])))
+            await keys.release(["b"])
+            return states
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(run()) == [
+        ["new", "new"],
+        ["pending", "pending", "new"],
+        ["stored", "new"],
+    ]

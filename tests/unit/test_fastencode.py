@@ -6,8 +6,11 @@ import io
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pytest
 from fastavro import schemaless_writer
 
+from vigil import fastencode
 from vigil.avro import avro_schema
 from vigil.fastencode import encode_prediction_body
 
@@ -30,9 +33,19 @@ def _value(rng: random.Random) -> object:
 
 
 def test_matches_fastavro_on_random_events() -> None:
-    rng = random.Random(11)
+    _check_random_events(random.Random(11), 2000)
+
+
+def test_matches_fastavro_when_its_caches_are_cleared_all_the_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(fastencode, "_CACHE_LIMIT", 2)
+    _check_random_events(random.Random(13), 300)
+
+
+def _check_random_events(rng: random.Random, count: int) -> None:
     schema = avro_schema("PredictionEvent").parsed
-    for i in range(2000):
+    for i in range(count):
         event = {
             "prediction_id": f"p-{i}" * rng.randint(1, 40),
             "model_id": "m",
@@ -44,6 +57,38 @@ def test_matches_fastavro_on_random_events() -> None:
             "score": rng.choice([None, 0.5, 1e-300]),
             "tags": rng.choice([{}, {"variant": "champion", "région": "eu"}]),
             "sample_rate": rng.choice([None, 0.1]),
+        }
+        expected = io.BytesIO()
+        schemaless_writer(expected, schema, event)
+        assert encode_prediction_body(event) == expected.getvalue(), event
+
+
+def test_matches_fastavro_on_float_only_features_whatever_their_order() -> None:
+    # The usual shape, encoded by one struct per key order: repeated orders, new orders,
+    # numpy floats (a float subclass) and special values.
+    rng = random.Random(12)
+    schema = avro_schema("PredictionEvent").parsed
+    names = [f"feature_{j}" * rng.randint(1, 12) for j in range(30)]
+    specials = [float("inf"), float("-inf"), float("nan"), -0.0, 5e-324, 1.7976931348623157e308]
+    for i in range(1500):
+        keys = names[: rng.randint(1, 30)]
+        if rng.random() < 0.3:
+            keys = rng.sample(keys, len(keys))
+        features: dict[str, object] = {
+            k: rng.choice(specials) if rng.random() < 0.05 else rng.uniform(-1e6, 1e6) for k in keys
+        }
+        if rng.random() < 0.1:
+            features[keys[0]] = np.float64(0.125)
+        event = {
+            "prediction_id": f"p-{i}",
+            "model_id": f"m{i % 3}",
+            "model_version": rng.choice(["1", "2"]),
+            "timestamp": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+            "features": features,
+            "prediction": 0.5,
+            "score": None,
+            "tags": {},
+            "sample_rate": None,
         }
         expected = io.BytesIO()
         schemaless_writer(expected, schema, event)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 from pydantic import BaseModel
 
 from vigil.schemas import FeatureSpec
-from vigil.validation import FieldError, check_features, parse_batch
+from vigil.validation import FeatureCheck, FieldError, check_features, parse_batch
 
 SPEC = [
     FeatureSpec(name="income", type="numeric", min=0, max=100),
@@ -67,3 +69,22 @@ def test_parse_batch_accepts_a_single_object_and_rejects_bad_json() -> None:
     _, errors = parse_batch(b"{nope", Item)
     assert errors[0].field == "<body>"
     assert errors[0].expected == "a JSON object or array"
+
+
+def test_a_compiled_check_passes_only_features_check_features_accepts() -> None:
+    rng = random.Random(5)
+    values = [None, True, False, 0, 7, -1.5, "", "eu", [], {}]
+    wide = [FeatureSpec(name=f"f{i}", type="numeric") for i in range(5)]
+    for spec in (SPEC, wide, SPEC[:2], []):
+        check = FeatureCheck.of(spec)
+        names = [f.name for f in spec] + ["colour"]
+        passed = 0
+        for _ in range(3000):
+            features = {n: rng.choice(values) for n in names if rng.random() < 0.85}
+            if check.passes(features):
+                passed += 1
+                assert check_features(spec, features) == [], features
+        assert passed > 0
+    assert FeatureCheck.of(SPEC).passes({"income": 3, "region": "eu", "vip": None})
+    assert FeatureCheck.of(wide).passes({f"f{i}": 0.5 for i in range(5)})
+    assert not FeatureCheck.of(wide).passes({f"f{i}": 0.5 for i in range(4)})
