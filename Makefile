@@ -56,10 +56,16 @@ demo: up ## start the stack, register a model, send normal then drifted traffic,
 	$(PY) deploy/demo.py
 
 bench: up-infra ## performance measurements against the local Kafka and Redis; they print their figures
+	$(UV) sync --frozen --python 3.11 --group bench
 	$(PY) -m benchmarks.codec
+	$(PY) -m benchmarks.profiles
 	$(PY) -m benchmarks.sdk
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.archive
+	$(PY) -m benchmarks.drift_quality
+	$(PY) -m benchmarks.evidently
+	$(PY) -m benchmarks.drift
+	$(PY) -m benchmarks.drift_consume
 
 clean: down ## stop everything and delete the run directory (Kafka data, logs)
 	rm -rf $(VIGIL_RUN_DIR)

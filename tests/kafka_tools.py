@@ -41,8 +41,13 @@ async def read_from(
     done: Callable[[list[Message]], bool],
     wait_seconds: float = 60.0,
 ) -> list[Message]:
-    """Messages written after ``start`` until ``done(messages)`` holds or ``wait_seconds`` pass."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    """Messages written after ``start`` until ``done(messages)`` holds or ``wait_seconds`` pass.
+
+    Only messages of committed transactions are read, as every Vigil reader does.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     messages: list[Message] = []
     try:

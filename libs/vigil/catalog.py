@@ -52,8 +52,12 @@ class ModelCatalogFollower:
     def __init__(self, bootstrap: str, catalog: ModelCatalog | None = None) -> None:
         self.catalog = catalog or ModelCatalog()
         self._tp = TopicPartition(MODELS.name, 0)
+        # The drift detector publishes references it builds in transactions.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            isolation_level="read_committed",
         )
         self._codec = Codec(ModelVersion)
         self._task: asyncio.Task[None] | None = None

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = [
     "Alert",
     "AlertStatus",
+    "DriftConfig",
     "FeatureDrift",
     "FeatureProfile",
     "FeatureSpec",
@@ -18,9 +19,12 @@ __all__ = [
     "FeedbackEvent",
     "Lineage",
     "ModelVersion",
+    "MultivariateDrift",
+    "MultivariateReference",
     "Outcome",
     "PredictionEvent",
     "Record",
+    "ReferenceChange",
     "ReferenceProfile",
     "ReferenceSource",
     "RiskAssessment",
@@ -113,6 +117,20 @@ class FeatureProfile(Record):
     std: float | None = None
     min: float | None = None
     max: float | None = None
+    type_violations: int = 0
+    fine_edges: list[float] = Field(default_factory=list)
+    fine_counts: list[int] = Field(default_factory=list)
+    fine_sums: list[float] = Field(default_factory=list)
+    all_categories: list[str] = Field(default_factory=list)
+
+
+class MultivariateReference(Record):
+    features: list[str]
+    center: list[float]
+    scale: list[float]
+    components: list[list[float]]
+    error_mean: float
+    error_std: float
 
 
 class ReferenceProfile(Record):
@@ -120,6 +138,28 @@ class ReferenceProfile(Record):
     row_count: int
     created_at: datetime
     features: list[FeatureProfile]
+    version: int = 1
+    prediction: FeatureProfile | None = None
+    score: FeatureProfile | None = None
+    multivariate: MultivariateReference | None = None
+
+
+class ReferenceChange(Record):
+    version: int
+    source: ReferenceSource
+    row_count: int
+    created_at: datetime
+    replaced_at: datetime | None = None
+
+
+class DriftConfig(Record):
+    window_seconds: float | None = Field(default=None, gt=0)
+    window_events: int | None = Field(default=None, gt=0)
+    lateness_seconds: float | None = Field(default=None, ge=0)
+    min_events: int | None = Field(default=None, ge=1)
+    threshold: float | None = Field(default=None, gt=0)
+    feature_thresholds: dict[str, float] = Field(default_factory=dict)
+    drift_share: float | None = Field(default=None, gt=0, le=1)
 
 
 class ModelVersion(Record):
@@ -136,6 +176,8 @@ class ModelVersion(Record):
     lineage: Lineage = Field(default_factory=Lineage)
     status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
     reference: ReferenceProfile | None = None
+    reference_history: list[ReferenceChange] = Field(default_factory=list)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     created_at: datetime
     updated_at: datetime
 
@@ -156,6 +198,16 @@ class FeatureDrift(Record):
     drift_statistic: str
     threshold: float
     drifted: bool
+    type_violations: int = 0
+    sequential_drift: bool = False
+
+
+class MultivariateDrift(Record):
+    method: str
+    value: float
+    reference: float
+    threshold: float
+    drifted: bool
 
 
 class WindowReport(Record):
@@ -169,6 +221,11 @@ class WindowReport(Record):
     features: list[FeatureDrift]
     drifted_features: list[str] = Field(default_factory=list)
     dataset_drift: bool = False
+    drift_share: float = 0.0
+    outputs: list[FeatureDrift] = Field(default_factory=list)
+    multivariate: MultivariateDrift | None = None
+    reference_version: int = 0
+    late_events: int = 0
     created_at: datetime
 
     @property

@@ -24,6 +24,7 @@ __all__ = [
     "OUTCOMES",
     "PREDICTIONS",
     "Topic",
+    "drift_topics",
 ]
 
 # Predictions and feedback share a partition count so the feedback join is co-partitioned.
@@ -55,7 +56,6 @@ MODELS = Topic(
 )
 # Original bytes as the value; the reason and origin travel in headers.
 DEADLETTER = Topic("vigil.deadletter.v1", 3, "original key", None)
-
 CATALOGUE: tuple[Topic, ...] = (
     PREDICTIONS,
     FEEDBACK,
@@ -65,3 +65,27 @@ CATALOGUE: tuple[Topic, ...] = (
     MODELS,
     DEADLETTER,
 )
+
+
+_LARGE = {"max.message.bytes": str(64 * 1024 * 1024)}
+
+
+def drift_topics(app_id: str) -> tuple[Topic, Topic]:
+    """The drift detector's internal topics, one pair per detector application.
+
+    ``<app_id>.partials.v1``: partial window profiles, from the workers that own prediction
+    partitions to the worker that owns the model version, written in transactions with the
+    offsets. ``<app_id>.state.v1`` (compacted, same partitioning): the merged open windows of
+    each model version, so that a restarted worker resumes where it was.
+    """
+    partials = Topic(
+        f"{app_id}.partials.v1", EVENT_PARTITIONS, "model_id/model_version", None, _LARGE
+    )
+    state = Topic(
+        f"{app_id}.state.v1",
+        EVENT_PARTITIONS,
+        "model_id/model_version",
+        None,
+        {**_LARGE, "cleanup.policy": "compact"},
+    )
+    return partials, state

@@ -43,6 +43,8 @@ async def open_alerting(stack: AsyncExitStack, settings: Settings) -> AlertStore
         group_id=settings.alerting_group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        # Reports are written in transactions: never act on one that was rolled back.
+        isolation_level="read_committed",
     )
     await started(stack, consumer)
     sender = WebhookSender(client, settings.alerting_webhook_attempts)

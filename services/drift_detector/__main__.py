@@ -1,9 +1,8 @@
-"""``python -m drift_detector``: run the drift detection worker."""
-
-import faust
+"""``python -m drift_detector``: run a drift detection worker (start several to share load)."""
 
 from drift_detector.config import Settings
 from drift_detector.worker import create_app
+from vigil.http import serve
 
 settings = Settings()
-faust.Worker(create_app(settings), loglevel=settings.log_level.lower()).execute_from_commandline()
+serve(create_app(settings), settings.drift_web_host, settings.drift_web_port, settings.log_level)

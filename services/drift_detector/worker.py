@@ -1,155 +1,123 @@
-"""The drift detector's faust worker: predictions in, WindowReports out."""
+"""The drift detector worker: its two stages, the model catalog and its HTTP endpoints."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import time
-from collections import defaultdict
-from collections.abc import AsyncIterator
+import os
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
-import faust
-from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from drift_detector.config import Settings
-from drift_detector.handlers import DriftMonitor, WindowPolicy
-from vigil.bus import dead_letter, new_producer, publish
+from drift_detector.merger import Merger
+from drift_detector.profiler import Profiler
+from drift_detector.windows import WindowPolicy
+from vigil.bus import ensure_topics, started
 from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec, DecodeError, SchemaRegistryClient
-from vigil.schemas import PredictionEvent, WindowReport, utcnow
-from vigil.topics import METRICS, PREDICTIONS
+from vigil.http import create_api
+from vigil.topics import drift_topics
 
 log = logging.getLogger(__name__)
 
-BATCH = 2000
-BATCH_WITHIN_SECONDS = 0.5
-REPORT_CODEC = Codec(WindowReport)
+__all__ = ["DriftWorker", "create_app", "policy"]
 
 
-def create_app(settings: Settings) -> faust.App:
-    """The faust app, its agent over the predictions topic and its window-closing timer."""
-    app = faust.App(
-        settings.drift_app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        web_bind=settings.drift_web_host,
-        web_host=settings.drift_web_host,
-        web_port=settings.drift_web_port,
-        consumer_auto_offset_reset=settings.drift_auto_offset_reset,
-        producer_acks=-1,
-        topic_allow_declare=False,
+def policy(settings: Settings) -> WindowPolicy:
+    return WindowPolicy(
+        size_seconds=settings.drift_window_seconds,
+        lateness_seconds=settings.drift_lateness_seconds,
+        idle_close_seconds=settings.drift_idle_close_seconds,
+        reference_size=settings.drift_reference_size,
     )
-    registry = (
-        SchemaRegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None
-    )
-    codec = Codec(PredictionEvent, registry)
-    monitor = DriftMonitor(
-        WindowPolicy(
-            size_seconds=settings.drift_window_seconds,
-            lateness_seconds=settings.drift_lateness_seconds,
-            idle_close_seconds=settings.drift_idle_close_seconds,
-            min_events=settings.drift_min_events,
-            psi_threshold=settings.drift_psi_threshold,
-            reference_size=settings.drift_reference_size,
+
+
+@dataclass
+class DriftWorker:
+    follower: ModelCatalogFollower
+    profiler: Profiler
+    merger: Merger
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, settings: Settings) -> DriftWorker:
+        await ensure_topics(settings.kafka_bootstrap, drift_topics(settings.drift_app_id))
+        follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
+        rules = policy(settings)
+        worker = cls(
+            follower,
+            await started(stack, Profiler(settings, follower, rules)),
+            await started(stack, Merger(settings, follower, rules)),
         )
+        tasks = [
+            asyncio.create_task(worker.profiler.run(), name="drift-profiler"),
+            asyncio.create_task(worker.merger.run(), name="drift-merger"),
+        ]
+
+        async def cancel() -> None:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+        # Stopped before the stages stop (the stack unwinds last-in first-out).
+        stack.push_async_callback(cancel)
+        for task in tasks:
+            task.add_done_callback(_crash_on_failure)
+        return worker
+
+
+def _crash_on_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("%s stopped", task.get_name(), exc_info=task.exception())
+        # Nothing uncommitted is lost by dying: a restarted worker resumes from Kafka.
+        os._exit(70)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    config = settings or Settings()
+    app = create_api(
+        "Vigil drift detector", "drift_detector", lambda s: DriftWorker.open(s, config)
     )
-    predictions = app.topic(
-        PREDICTIONS.name,
-        key_type=bytes,
-        value_type=bytes,
-        value_serializer="raw",
-        key_serializer="raw",
-    )
 
-    @app.service
-    class Adapters(faust.Service):
-        """Starts the catalog follower and the producer with the worker, before the agent."""
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        worker: DriftWorker | None = getattr(app.state, "adapters", None)
+        predictions = len(worker.profiler.assignment) if worker else 0
+        partials = len(worker.merger.assignment) if worker else 0
+        ready = bool(worker and worker.profiler.ready and predictions > 0)
+        body: dict[str, Any] = {
+            "ready": ready,
+            "prediction_partitions": predictions,
+            "partial_partitions": partials,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
 
-        producer: AIOKafkaProducer
-        follower: ModelCatalogFollower
-
-        async def on_start(self) -> None:
-            # aiokafka clients must be made inside the running loop.
-            Adapters.producer = new_producer(settings.kafka_bootstrap, settings.drift_app_id)
-            Adapters.follower = ModelCatalogFollower(settings.kafka_bootstrap)
-            await Adapters.producer.start()
-            await Adapters.follower.start()
-
-        async def on_stop(self) -> None:
-            await Adapters.follower.stop()
-            await Adapters.producer.stop()
-
-    async def handle(events: list[Any]) -> None:
-        follower, producer = Adapters.follower, Adapters.producer
-        by_version: dict[tuple[str, str], list[tuple[Any, PredictionEvent]]] = defaultdict(list)
-        rejects: list[tuple[Any, str]] = []
-        for event in events:
-            try:
-                decoded = codec.decode(event.message.value)
-                by_version[(decoded.model_id, decoded.model_version)].append(
-                    (event.message, decoded)
-                )
-            except DecodeError as exc:
-                rejects.append((event.message, exc.reason))
-        if any(follower.catalog.get(*key) is None for key in by_version):
-            await follower.catch_up()
-        now = time.monotonic()
-        for (model_id, version_id), pairs in by_version.items():
-            version = follower.catalog.get(model_id, version_id)
-            if version is None:
-                reason = f"model {model_id!r} version {version_id!r} is not registered"
-                rejects.extend((message, reason) for message, _ in pairs)
-            else:
-                batch = [decoded for _, decoded in pairs]
-                monitor.observe(version, batch, now, [m.partition for m, _ in pairs])
-        if rejects:
-            sent = [
-                await dead_letter(
-                    producer,
-                    m.value,
-                    reason,
-                    source_topic=PREDICTIONS.name,
-                    key=m.key,
-                    partition=m.partition,
-                    offset=m.offset,
-                )
-                for m, reason in rejects
-            ]
-            await asyncio.gather(*sent)
-            log.warning(
-                "dead-lettered %d of %d events; first: %s", len(rejects), len(events), rejects[0][1]
-            )
-
-    @app.agent(predictions)
-    async def detect(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(BATCH, within=BATCH_WITHIN_SECONDS):
-            await handle(list(events))
-            yield None
-
-    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
-    async def close_windows() -> None:
-        reports = list(monitor.due_reports(time.monotonic(), utcnow()))
-        if reports:
-            await publish(Adapters.producer, METRICS, REPORT_CODEC, reports, lambda r: r.key)
-            for r in reports:
-                log.info(
-                    "published %s: %d events, drifted %s",
-                    r.report_id,
-                    r.event_count,
-                    r.drifted_features,
-                )
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        assigned = len(app.consumer.assignment()) if app.consumer else 0
-        status = 200 if assigned else 503
-        return web.json({"ready": bool(assigned), "partitions": assigned}, status=status)
-
-    @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        return web.json(
-            {"status": "ok", "service": "drift_detector", "models": len(monitor.models)}
-        )
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        """What this worker owns and has done."""
+        worker: DriftWorker = app.state.adapters
+        return {
+            "prediction_partitions": sorted(tp.partition for tp in worker.profiler.assignment),
+            "partial_partitions": sorted(tp.partition for tp in worker.merger.assignment),
+            "events_profiled": worker.profiler.flushed_events,
+            "profiling_seconds": (worker.profiler.last_commit or 0.0)
+            - (worker.profiler.first_read or 0.0),
+            "reports_published": worker.merger.reports_published,
+            "model_versions": [
+                {
+                    "model_id": m.version.model_id,
+                    "version": m.version.version,
+                    "open_windows": len(m.windows),
+                    "reference": m.reference.source if m.reference else None,
+                    "baseline_events": sum(len(b) for b in m.baseline),
+                }
+                for m in worker.merger.models.values()
+            ],
+        }
 
     return app

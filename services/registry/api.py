@@ -6,15 +6,16 @@ from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
-from fastapi import Body, Depends, FastAPI, status
+from fastapi import Depends, FastAPI, Request, status
 
 from registry.config import Settings
-from registry.handlers import ModelRegistration, new_version, with_reference
+from registry.handlers import ModelRegistration, new_version, with_drift_config, with_reference
+from registry.reference import parse_reference
 from vigil.bus import new_producer, started
 from vigil.catalog import ModelCatalogFollower
 from vigil.codec import Codec
-from vigil.http import InputRejected, adapters, create_api
-from vigil.schemas import ModelVersion, utcnow
+from vigil.http import InputRejected, adapters, create_api, request_body
+from vigil.schemas import DriftConfig, ModelVersion, utcnow
 from vigil.topics import MODELS
 from vigil.validation import FieldError, describe
 
@@ -123,23 +124,50 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/v1/models/{model_id}/versions/{version}/reference")
     async def upload_reference(
-        model_id: str,
-        version: str,
-        registry: RegistryDep,
-        rows: Annotated[list[Any], Body(min_length=1)],
+        model_id: str, version: str, registry: RegistryDep, request: Request
     ) -> dict[str, Any]:
-        """Replace the version's reference with the profile of these rows (feature objects)."""
+        """Replace the version's reference with the profile of an uploaded sample.
+
+        The body is a JSON array of rows, CSV with a header row (``Content-Type: text/csv``) or
+        a Parquet file (``application/vnd.apache.parquet``), gzip-encoded or not.
+        """
         current = await registry.version(model_id, version)
-        updated, errors = with_reference(current, rows, utcnow())
+        body = await request_body(request, config.registry_max_reference_bytes)
+        sample, errors = parse_reference(
+            current.features, request.headers.get("content-type", ""), body
+        )
+        if not errors and not sample.rows:
+            raise InputRejected(
+                "the reference sample has no rows",
+                [FieldError("<body>", "at least one row", "no rows")],
+            )
+        if not errors:
+            current, errors = with_reference(
+                current, sample.rows, utcnow(), sample.predictions, sample.scores
+            )
         if errors:
             raise InputRejected(f"{len(errors)} invalid value(s) in the reference rows", errors)
-        await registry.publish(updated)
-        assert updated.reference is not None
+        await registry.publish(current)
+        assert current.reference is not None
         return {
             "model_id": model_id,
             "version": version,
-            "row_count": updated.reference.row_count,
-            "features": [f.name for f in updated.reference.features],
+            "reference_version": current.reference.version,
+            "row_count": current.reference.row_count,
+            "features": [f.name for f in current.reference.features],
+            "history": current.reference_history,
         }
+
+    @app.put("/v1/models/{model_id}/versions/{version}/drift")
+    async def set_drift_config(
+        model_id: str, version: str, config_in: DriftConfig, registry: RegistryDep
+    ) -> ModelVersion:
+        """Set the version's drift settings: window size or count, lateness, thresholds."""
+        current = await registry.version(model_id, version)
+        updated, errors = with_drift_config(current, config_in, utcnow())
+        if errors:
+            raise InputRejected(f"{len(errors)} invalid drift setting(s)", errors)
+        await registry.publish(updated)
+        return updated
 
     return app

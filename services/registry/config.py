@@ -6,3 +6,4 @@ from vigil.settings import VigilSettings
 class Settings(VigilSettings):
     registry_host: str = "127.0.0.1"
     registry_port: int = 8000
+    registry_max_reference_bytes: int = 256 * 1024 * 1024

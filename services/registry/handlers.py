@@ -8,8 +8,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vigil.drift import OUTPUTS
 from vigil.profiles import build_reference
-from vigil.schemas import FeatureSpec, Lineage, ModelVersion, RiskAssessment, Severity
+from vigil.schemas import (
+    DriftConfig,
+    FeatureSpec,
+    Lineage,
+    ModelVersion,
+    ReferenceChange,
+    RiskAssessment,
+    Severity,
+)
 from vigil.validation import FieldError, check_features, describe
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -37,6 +46,7 @@ class ModelRegistration(BaseModel):
     business_costs: dict[str, float] = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
+    drift: DriftConfig = Field(default_factory=DriftConfig)
 
     @model_validator(mode="after")
     def _unique_features(self) -> ModelRegistration:
@@ -44,6 +54,9 @@ class ModelRegistration(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"feature names must be unique; repeated: {duplicates}")
+        unknown = sorted(set(self.drift.feature_thresholds) - set(names) - set(OUTPUTS))
+        if unknown:
+            raise ValueError(f"drift.feature_thresholds names unknown features: {unknown}")
         return self
 
 
@@ -71,9 +84,16 @@ def new_version(registration: ModelRegistration, now: datetime) -> ModelVersion:
 
 
 def with_reference(
-    version: ModelVersion, rows: Sequence[Any], now: datetime
+    version: ModelVersion,
+    rows: Sequence[Any],
+    now: datetime,
+    predictions: Sequence[Any] | None = None,
+    scores: Sequence[float | None] | None = None,
 ) -> tuple[ModelVersion, list[FieldError]]:
-    """The version with a reference profile built from ``rows``, or the rows' errors."""
+    """The version with a new reference built from ``rows``, or the rows' errors.
+
+    The reference gets the next version number and the change is added to the history.
+    """
     errors: list[FieldError] = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -82,5 +102,42 @@ def with_reference(
             errors.extend(check_features(version.features, row, i))
     if errors:
         return version, errors
-    reference = build_reference(version.features, rows, "uploaded", now)
-    return version.model_copy(update={"reference": reference, "updated_at": now}), []
+    number = version.reference.version + 1 if version.reference else 1
+    reference = build_reference(
+        version.features,
+        rows,
+        "uploaded",
+        now,
+        predictions=predictions,
+        scores=scores,
+        task=version.task,
+        version=number,
+    )
+    history = [
+        h if h.replaced_at is not None else h.model_copy(update={"replaced_at": now})
+        for h in version.reference_history
+    ]
+    history.append(
+        ReferenceChange(version=number, source="uploaded", row_count=len(rows), created_at=now)
+    )
+    update = {"reference": reference, "reference_history": history, "updated_at": now}
+    return version.model_copy(update=update), []
+
+
+def with_drift_config(
+    version: ModelVersion, config: DriftConfig, now: datetime
+) -> tuple[ModelVersion, list[FieldError]]:
+    """The version with new drift settings, or why they do not fit its features."""
+    names = {f.name for f in version.features} | set(OUTPUTS)
+    errors = [
+        FieldError(
+            f"feature_thresholds.{name}",
+            "a feature of the model version, 'prediction' or 'score'",
+            repr(name),
+        )
+        for name in config.feature_thresholds
+        if name not in names
+    ]
+    if errors:
+        return version, errors
+    return version.model_copy(update={"drift": config, "updated_at": now}), []

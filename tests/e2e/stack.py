@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.drift_workers import free_port
+
 SERVICES = ("registry", "prediction_logger", "feedback", "alerting", "drift_detector")
 PORT_SETTING = {
     "registry": "VIGIL_REGISTRY_PORT",
@@ -21,13 +22,6 @@ PORT_SETTING = {
     "alerting": "VIGIL_ALERTING_PORT",
     "drift_detector": "VIGIL_DRIFT_WEB_PORT",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -42,7 +36,7 @@ class Stack:
 
     def start(self) -> None:
         for service in SERVICES:
-            self.ports[service] = _free_port()
+            self.ports[service] = free_port()
             env = {**self.env, PORT_SETTING[service]: str(self.ports[service])}
             log = (self.logs / f"{service}.log").open("wb")
             self.processes[service] = subprocess.Popen(

@@ -33,7 +33,6 @@ def stack(infra: VigilSettings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         VIGIL_DRIFT_WINDOW_SECONDS="60",
         VIGIL_DRIFT_LATENESS_SECONDS="5",
         VIGIL_DRIFT_IDLE_CLOSE_SECONDS="3",
-        VIGIL_DRIFT_MIN_EVENTS="200",
     )
     running = Stack(Path(tmp_path_factory.mktemp("logs")), env)
     try:

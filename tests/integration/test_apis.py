@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
@@ -88,6 +91,66 @@ def test_reference_upload_stores_a_profile_with_the_version(
     bad = registry.post(f"/v1/models/{model_id}/versions/1.0.0/reference", json=[{"income": "x"}])
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"features.income", "features.region"}
+
+
+def test_references_upload_as_csv_or_parquet_and_each_replacement_is_recorded(
+    registry: TestClient,
+) -> None:
+    model_id = f"refs-{uuid.uuid4().hex[:8]}"
+    assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
+    url = f"/v1/models/{model_id}/versions/1.0.0/reference"
+    lines = ["income,region,prediction,score"]
+    lines += [f"{i * 10.5},{'eu' if i % 3 else 'us'},{i % 2 == 0},{i / 600}" for i in range(600)]
+    csv = registry.post(url, content="\n".join(lines), headers={"content-type": "text/csv"})
+    assert csv.status_code == 200, csv.text
+    assert (csv.json()["reference_version"], csv.json()["row_count"]) == (1, 600)
+
+    table = pa.table({"income": [float(i) for i in range(800)], "region": ["eu"] * 800})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    parquet = registry.post(
+        url, content=sink.getvalue(), headers={"content-type": "application/vnd.apache.parquet"}
+    )
+    assert parquet.status_code == 200, parquet.text
+    version = registry.get(f"/v1/models/{model_id}/versions/1.0.0").json()
+    reference = version["reference"]
+    assert (reference["version"], reference["row_count"], reference["source"]) == (
+        2,
+        800,
+        "uploaded",
+    )
+    history = version["reference_history"]
+    assert [(h["version"], h["row_count"]) for h in history] == [(1, 600), (2, 800)]
+    assert history[0]["replaced_at"] is not None and history[1]["replaced_at"] is None
+
+    bad = registry.post(
+        url, content="income,region\nlots,eu\n", headers={"content-type": "text/csv"}
+    )
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "features.income"
+    broken = registry.post(
+        url, content=b"PAR1 not really", headers={"content-type": "application/vnd.apache.parquet"}
+    )
+    assert broken.status_code == 422
+    assert broken.json()["errors"][0]["expected"] == "a Parquet file"
+
+
+def test_drift_settings_are_stored_with_the_version(registry: TestClient, model_id: str) -> None:
+    url = f"/v1/models/{model_id}/versions/1.0.0/drift"
+    settings = {"window_seconds": 300, "threshold": 0.3, "feature_thresholds": {"income": 0.5}}
+    response = registry.put(url, json=settings)
+    assert response.status_code == 200, response.text
+    drift = registry.get(f"/v1/models/{model_id}/versions/1.0.0").json()["drift"]
+    assert (drift["window_seconds"], drift["threshold"], drift["feature_thresholds"]) == (
+        300,
+        0.3,
+        {"income": 0.5},
+    )
+    unknown = registry.put(url, json={"feature_thresholds": {"salary": 0.5}})
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "feature_thresholds.salary"
+    negative = registry.put(url, json={"window_seconds": -1})
+    assert negative.status_code == 422
 
 
 def test_accepted_predictions_are_on_the_topic_exactly_once(

@@ -46,7 +46,7 @@ def test_categorical_reference_counts_top_categories_plus_other() -> None:
 def test_window_counts_quality_problems() -> None:
     ref = build_reference(SPEC, _rows(np.random.default_rng(2), 2000), "uploaded", utcnow())
     window = WindowProfile(ref, SPEC)
-    window.add([{"x": 50.0, "city": "tokyo", "flag": None}, {"x": None, "city": "paris"}])
+    window.add_rows([{"x": 50.0, "city": "tokyo", "flag": None}, {"x": None, "city": "paris"}])
     x, city, flag = window.features.values()
     assert (x.count, x.missing, x.out_of_range) == (2, 1, 1)
     assert city.unseen == 1
@@ -58,8 +58,8 @@ def test_psi_is_small_on_the_same_distribution_and_large_on_a_shift() -> None:
     rng = np.random.default_rng(3)
     ref = build_reference(SPEC, _rows(rng, 5000), "uploaded", utcnow())
     same, shifted = WindowProfile(ref, SPEC), WindowProfile(ref, SPEC)
-    same.add(_rows(rng, 2000))
-    shifted.add(_rows(rng, 2000, shift=1.0))
+    same.add_rows(_rows(rng, 2000))
+    shifted.add_rows(_rows(rng, 2000, shift=1.0))
     ref_x = ref.features[0].bin_counts
     assert psi(ref_x, same.features["x"].bins) < 0.02
     assert psi(ref_x, shifted.features["x"].bins) > 0.5

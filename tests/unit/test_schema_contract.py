@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import types
 from datetime import datetime
 from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
+from fastavro import schemaless_writer
 from pydantic import BaseModel
 
 from tests.samples import PREDICTION, SAMPLES
-from vigil.avro import avro_schema
+from vigil.avro import avro_schema, known_writer_schemas
 from vigil.codec import Codec
 from vigil.schemas import PredictionEvent, Record
 from vigil.topics import CATALOGUE
@@ -90,3 +92,18 @@ def test_round_trips_through_json(record: type[Record]) -> None:
 def test_feature_values_keep_their_types_through_avro() -> None:
     decoded = Codec(PredictionEvent).decode(Codec(PredictionEvent).encode(PREDICTION))
     assert [type(v) for v in decoded.features.values()] == [float, int, str, bool, type(None)]
+
+
+@pytest.mark.parametrize("record", ["ModelVersion", "WindowReport"])
+def test_records_written_with_a_previous_schema_still_decode(record: str) -> None:
+    """Topics keep what older releases wrote (the compacted models topic forever)."""
+    model = next(r for r in RECORDS if r.__name__ == record)
+    current = avro_schema(record)
+    (old,) = [s for s in known_writer_schemas(record).values() if s is not current]
+    out = io.BytesIO()
+    out.write(b"\xc3\x01" + old.fingerprint)
+    schemaless_writer(out, old.parsed, SAMPLES[model].model_dump())
+    decoded = Codec(model).decode(out.getvalue())
+    fresh = set(model.model_fields) - {f["name"] for f in old.parsed["fields"]}
+    assert fresh  # the schema did change
+    assert decoded.model_dump(exclude=fresh) == SAMPLES[model].model_dump(exclude=fresh)

@@ -1,0 +1,137 @@
+"""Reference samples as uploaded: JSON rows, CSV or Parquet, into typed rows.
+
+Every format gives rows of feature values keyed by feature name. Two more columns are taken
+when the spec has no feature of that name: ``prediction`` (the model's output on the row) and
+``score`` (its probability or confidence), so that prediction drift has a reference too. A JSON
+row may also be shaped like a logged prediction: ``{"features": {...}, "prediction": ...}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+
+from vigil.schemas import FeatureSpec
+from vigil.validation import FieldError, describe
+
+__all__ = ["ReferenceSample", "parse_reference"]
+
+PARQUET_MAGIC = b"PAR1"
+OUTPUTS = ("prediction", "score")
+
+
+@dataclass
+class ReferenceSample:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Any] | None = None
+    scores: list[float | None] | None = None
+
+
+def _format(content_type: str, body: bytes) -> str:
+    kind = content_type.split(";")[0].strip().lower()
+    if body[:4] == PARQUET_MAGIC or kind in (
+        "application/vnd.apache.parquet",
+        "application/x-parquet",
+    ):
+        return "parquet"
+    if kind in ("text/csv", "application/csv"):
+        return "csv"
+    return "json"
+
+
+def _records(fmt: str, body: bytes) -> tuple[list[Any], list[FieldError]]:
+    """The uploaded rows as Python objects, or why the body cannot be read."""
+    try:
+        if fmt == "parquet":
+            return pq.read_table(io.BytesIO(body)).to_pylist(), []
+        if fmt == "csv":
+            text = body.decode("utf-8-sig")
+            return [dict(row) for row in csv.DictReader(io.StringIO(text))], []
+        data = orjson.loads(body)
+    except (ValueError, OSError) as exc:  # pyarrow raises ArrowInvalid, a ValueError
+        expected = {"parquet": "a Parquet file", "csv": "UTF-8 CSV with a header row"}
+        return [], [FieldError("<body>", expected.get(fmt, "a JSON array of rows"), str(exc)[:200])]
+    if not isinstance(data, list):
+        return [], [FieldError("<body>", "a JSON array of rows", describe(data))]
+    return data, []
+
+
+_TRUE = {"true", "1", "yes", "t"}
+_FALSE = {"false", "0", "no", "f"}
+
+
+def _from_text(value: str, kind: str) -> Any:
+    """A CSV cell as the feature type wants it; the text itself when it does not parse."""
+    text = value.strip()
+    if text == "":
+        return None
+    if kind == "numeric":
+        try:
+            number = float(text)
+        except ValueError:
+            return value
+        return (
+            int(number)
+            if number.is_integer() and "." not in text and "e" not in text.lower()
+            else number
+        )
+    if kind == "boolean":
+        lowered = text.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else value
+    return value
+
+
+def _output(text: str) -> Any:
+    """A CSV prediction or score: true/false, a number, else the label as written."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return _from_text(text, "numeric")
+
+
+def parse_reference(
+    spec: Sequence[FeatureSpec], content_type: str, body: bytes
+) -> tuple[ReferenceSample, list[FieldError]]:
+    """The rows (feature name -> value), predictions and scores of an uploaded sample."""
+    fmt = _format(content_type, body)
+    records, errors = _records(fmt, body)
+    if errors:
+        return ReferenceSample(), errors
+    names = {f.name for f in spec}
+    kinds = {f.name: f.type for f in spec}
+    sample = ReferenceSample()
+    predictions: list[Any] = []
+    scores: list[Any] = []
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            errors.append(FieldError("<row>", "an object of feature values", describe(record), i))
+            continue
+        row = dict(record)
+        if "features" not in names and isinstance(row.get("features"), Mapping):
+            outputs = {k: row[k] for k in OUTPUTS if k in row}
+            row = dict(row["features"])
+        else:
+            outputs = {k: row.pop(k) for k in OUTPUTS if k not in names and k in row}
+        if fmt == "csv":
+            row = {
+                k: _from_text(v, kinds[k]) if k in kinds and isinstance(v, str) else v
+                for k, v in row.items()
+            }
+            outputs = {k: _output(v) if isinstance(v, str) else v for k, v in outputs.items()}
+        sample.rows.append(row)
+        predictions.append(outputs.get("prediction"))
+        scores.append(outputs.get("score"))
+    for i, score in enumerate(scores):
+        if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
+            errors.append(FieldError("score", "a number or null", describe(score), i))
+    if any(p is not None for p in predictions):
+        sample.predictions = predictions
+    if any(s is not None for s in scores):
+        sample.scores = scores
+    return sample, errors
