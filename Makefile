@@ -59,6 +59,7 @@ bench: up-infra ## performance measurements against the local Kafka and Redis; t
 	$(UV) sync --frozen --python 3.11 --group bench
 	$(PY) -m benchmarks.codec
 	$(PY) -m benchmarks.profiles
+	$(PY) -m benchmarks.batchdecode
 	$(PY) -m benchmarks.sdk
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.archive
