@@ -103,7 +103,7 @@ async def _produce(settings: VigilSettings, model_id: str, n: int, seed: int) ->
                     "prediction_id": f"{seed}-{offset + i}",
                     "model_id": model_id,
                     "model_version": "1",
-                    "timestamp": base + (offset + i) / 2000,
+                    "timestamp": int((base + (offset + i) / 2000) * 1_000_000),  # micros
                     "features": dict(zip(NUMERIC, nums, strict=True))
                     | dict(zip(CATEGORICAL, cs, strict=True)),
                     "prediction": (offset + i) % 2 == 0,

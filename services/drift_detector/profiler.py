@@ -207,8 +207,9 @@ class Profiler(Stage):
         """Write the partials, dead letters and offsets in one transaction."""
         if not self.offsets:
             return
-        assert self.producer is not None
-        partials = [p.partial() for p in self.pending.values()]
+        assert self.producer is not None and self.consumer is not None
+        topic_partitions = len(self.consumer.partitions_for_topic(PREDICTIONS.name) or ())
+        partials = [p.partial(topic_partitions) for p in self.pending.values()]
         async with self.producer.transaction():
             sends = [
                 await self.producer.send(

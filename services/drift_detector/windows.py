@@ -94,6 +94,7 @@ class Partial:
     marks: dict[int, int]  # source partition -> latest event time read there (micros)
     windows: list[PartialWindow] = field(default_factory=list)
     baseline: Batch | None = None
+    partitions: int = 0  # of the predictions topic: how many marks make a watermark
 
     @property
     def events(self) -> int:
@@ -143,7 +144,7 @@ class PartialBuilder:
             counts[1] = min(counts[1], int(part.timestamps.min()))
             counts[2] = max(counts[2], int(part.timestamps.max()))
 
-    def partial(self) -> Partial:
+    def partial(self, partitions: int = 0) -> Partial:
         reference = self.version.reference
         return Partial(
             self.version.model_id,
@@ -155,6 +156,7 @@ class PartialBuilder:
                 for start, (profile, counts) in self.windows.items()
             ],
             concat_batches(self.baseline) if self.baseline else None,
+            partitions,
         )
 
 
@@ -188,6 +190,7 @@ class ModelWindows:
         self.windows: dict[int, OpenWindow] = {}
         self.marks: dict[int, int] = {}
         self.closed_until = 0
+        self.partitions = 0
         self.sequence = 0
         self.baseline: list[Batch] = []
         self.sequential = SequentialDetectors()
@@ -204,8 +207,15 @@ class ModelWindows:
 
     @property
     def watermark(self) -> int:
-        """Event time every partition carrying this version has reached (the slowest one's)."""
-        return min(self.marks.values()) if self.marks else 0
+        """Event time every prediction partition has reached with this version's events.
+
+        The slowest partition's, and none (0) until every partition has carried an event of
+        the version: a partition read ahead of the others, or alone, closes nothing early.
+        Until then windows close when idle.
+        """
+        if not self.marks or len(self.marks) < self.partitions:
+            return 0
+        return min(self.marks.values())
 
     def update_version(self, version: ModelVersion) -> None:
         """The registry changed the version (e.g. a new reference): later partials use it.
@@ -224,6 +234,7 @@ class ModelWindows:
 
     def add(self, partial: Partial, now: float) -> None:
         """Merge one partial."""
+        self.partitions = max(self.partitions, partial.partitions)
         for partition, mark in partial.marks.items():
             self.marks[partition] = max(self.marks.get(partition, mark), mark)
         if partial.baseline is not None and len(partial.baseline):
@@ -388,6 +399,7 @@ class ModelWindows:
             ],
             "marks": self.marks,
             "closed_until": self.closed_until,
+            "partitions": self.partitions,
             "sequence": self.sequence,
             "baseline": self.baseline,
             "sequential": self.sequential,
@@ -404,6 +416,7 @@ class ModelWindows:
         self = cls(version, policy)
         self.marks = state["marks"]
         self.closed_until = state["closed_until"]
+        self.partitions = state.get("partitions", 0)
         self.sequence = state["sequence"]
         self.baseline = state["baseline"]
         self.sequential = state["sequential"]

@@ -70,11 +70,11 @@ def _batch(rows: list[dict[str, object]], start: int, spacing: int) -> Batch:
     )
 
 
-def _partial(version: ModelVersion, batch: Batch, partitions: np.ndarray) -> Partial:
+def _partial(version: ModelVersion, batch: Batch, partitions: np.ndarray, of: int = 0) -> Partial:
     builder = PartialBuilder(version)
     size = None if version.drift.window_events else POLICY.size(version)
     builder.add(batch, partitions.astype(np.int32), size)
-    return Partial.from_bytes(builder.partial().to_bytes())
+    return Partial.from_bytes(builder.partial(of).to_bytes())
 
 
 def _close_all(windows: ModelWindows, now: float = 1e9) -> list[WindowReport]:
@@ -190,3 +190,18 @@ def test_a_replaced_reference_judges_new_windows_and_counts_every_event() -> Non
     assert (first.event_count, first.reference_version) == (1000, 1)
     assert first.features[0].count == 600  # the 400 counted in other bins are not compared
     assert (second.event_count, second.reference_version) == (700, 2)
+
+
+def test_no_watermark_until_every_partition_has_carried_the_version() -> None:
+    rng = np.random.default_rng(8)
+    version = _version()
+    windows = ModelWindows(version, POLICY)
+    # Partition 0 is read first, all ten minutes of it: nothing may close on its word alone.
+    minutes = _batch(_rows(rng, 1200), START, 500_000)
+    windows.add(_partial(version, minutes, np.zeros(1200), of=3), 0.0)
+    assert windows.close_due(1.0) == []
+    for partition in (1, 2):
+        windows.add(_partial(version, minutes, np.full(1200, partition), of=3), 2.0)
+    closed = windows.close_due(3.0)
+    assert [w.key for w in closed] == [START + i * MINUTE for i in range(9)]  # 10th: + lateness
+    assert [w.events for w in closed] == [360] * 9  # 120 a minute from each partition
