@@ -33,6 +33,7 @@ CATEGORIES = np.array([f"cat{i}" for i in range(12)])
 N = int(os.environ.get("BENCH_DRIFT_EVENTS", 1_000_000))
 RSS_EVENTS = int(os.environ.get("BENCH_DRIFT_RSS_EVENTS", 10_000_000))
 CHUNK = 100_000
+BASE = time.time() - 3600  # event time of the first event
 
 
 def _rows(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,12 +88,14 @@ async def _start_group_at_end(settings: VigilSettings, group: str) -> None:
         await consumer.stop()
 
 
-async def _produce(settings: VigilSettings, model_id: str, n: int, seed: int) -> None:
+async def _produce(
+    settings: VigilSettings, model_id: str, n: int, seed: int, first: int = 0
+) -> None:
+    """Write events ``first`` .. ``first + n - 1``: 2,000 per second of event time from BASE."""
     codec = Codec(PredictionEvent)
     rng = np.random.default_rng(seed)
     producer = new_producer(settings.kafka_bootstrap, "bench-drift", linger_ms=20)
     await producer.start()
-    base = time.time() - 3600
     try:
         for offset in range(0, n, CHUNK):
             size = min(CHUNK, n - offset)
@@ -100,10 +103,10 @@ async def _produce(settings: VigilSettings, model_id: str, n: int, seed: int) ->
             messages = []
             for i, (nums, cs) in enumerate(zip(numbers.tolist(), cats.tolist(), strict=True)):
                 event = {
-                    "prediction_id": f"{seed}-{offset + i}",
+                    "prediction_id": f"{seed}-{first + offset + i}",
                     "model_id": model_id,
                     "model_version": "1",
-                    "timestamp": int((base + (offset + i) / 2000) * 1_000_000),  # micros
+                    "timestamp": int((BASE + (first + offset + i) / 2000) * 1_000_000),  # µs
                     "features": dict(zip(NUMERIC, nums, strict=True))
                     | dict(zip(CATEGORICAL, cs, strict=True)),
                     "prediction": (offset + i) % 2 == 0,
@@ -153,10 +156,14 @@ def main() -> None:
                 "events/s (target >= 100,000)"
             )
             print(f"  resident memory after {N:,} events: {_rss_mb(pid):,.0f} MiB")
-            if RSS_EVENTS > N:
-                asyncio.run(_produce(settings, model_id, RSS_EVENTS - N, 2))
-                _wait_profiled(workers, RSS_EVENTS)
-                print(f"  resident memory after {RSS_EVENTS:,} events: {_rss_mb(pid):,.0f} MiB")
+            done = N
+            for checkpoint in sorted({RSS_EVENTS // 2, RSS_EVENTS}):
+                if checkpoint <= done:
+                    continue
+                asyncio.run(_produce(settings, model_id, checkpoint - done, 2, first=done))
+                _wait_profiled(workers, checkpoint)
+                done = checkpoint
+                print(f"  resident memory after {checkpoint:,} events: {_rss_mb(pid):,.0f} MiB")
         finally:
             workers.stop()
 
