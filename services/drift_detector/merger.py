@@ -22,7 +22,7 @@ from drift_detector.windows import ModelWindows, Partial, WindowPolicy
 from vigil.catalog import ModelCatalogFollower
 from vigil.codec import Codec
 from vigil.schemas import ModelVersion, WindowReport, utcnow
-from vigil.topics import METRICS, MODELS, drift_topics
+from vigil.topics import METRICS, MODELS
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +44,13 @@ class Merger(Stage):
     def __init__(
         self, settings: Settings, follower: ModelCatalogFollower, policy: WindowPolicy
     ) -> None:
-        self.settings = settings
-        self.follower = follower
-        self.policy = policy
-        self.partials, self.state = drift_topics(settings.drift_app_id)
+        super().__init__(settings, follower, policy)
         self.group = f"{settings.drift_app_id}-merge"
-        self.lock = asyncio.Lock()
         # The next offset to merge of each owned partition: a record below it was merged already
         # (fetched twice around a rebalance or a reload) and is skipped.
         self.expected: dict[TopicPartition, int] = {}
         self.models: dict[Key, ModelWindows] = {}
         self.partition_of: dict[Key, int] = {}
-        self.consumer = None
-        self.producer = None
-        self.offsets: dict[TopicPartition, int] = {}
         self.changed: set[Key] = set()
         self.reports_published = 0
 

@@ -48,9 +48,17 @@ def transactional_producer(settings: Settings, role: str) -> AIOKafkaProducer:
 class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
     """A consumer and a transactional producer; ``settle`` commits what is pending."""
 
-    consumer: AIOKafkaConsumer | None = None
-    producer: AIOKafkaProducer | None = None
-    lock: asyncio.Lock
+    def __init__(
+        self, settings: Settings, follower: ModelCatalogFollower, policy: WindowPolicy
+    ) -> None:
+        self.settings = settings
+        self.follower = follower
+        self.policy = policy
+        self.partials, self.state = drift_topics(settings.drift_app_id)
+        self.lock = asyncio.Lock()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.offsets: dict[TopicPartition, int] = {}  # to commit with the next transaction
 
     async def settle(self) -> None:
         raise NotImplementedError
@@ -74,10 +82,7 @@ class Profiler(Stage):
     def __init__(
         self, settings: Settings, follower: ModelCatalogFollower, policy: WindowPolicy
     ) -> None:
-        self.settings = settings
-        self.follower = follower
-        self.policy = policy
-        self.partials, _ = drift_topics(settings.drift_app_id)
+        super().__init__(settings, follower, policy)
         registry = (
             SchemaRegistryClient(settings.schema_registry_url)
             if settings.schema_registry_url
@@ -85,19 +90,15 @@ class Profiler(Stage):
         )
         self.codec = Codec(PredictionEvent, registry)
         self.group = settings.drift_app_id
-        self.lock = asyncio.Lock()
         # The next offset to profile of each owned partition (once known): a record below it was
         # profiled already (fetched twice around a rebalance or a rewind) and is skipped.
         self.expected: dict[TopicPartition, int | None] = {}
         self.pending: dict[tuple[str, str, int], PartialBuilder] = {}
         self.rejects: list[tuple[ConsumerRecord, str]] = []
-        self.offsets: dict[TopicPartition, int] = {}
         # The first offset read of each partition: where to rewind before any commit.
         self.first_offsets: dict[TopicPartition, int] = {}
         self.events = 0
         self.last_flush = time.monotonic()
-        self.consumer = None
-        self.producer = None
         self.flushed_events = 0
         # Monotonic times of the first event read and of the last flush (throughput figures).
         self.first_read: float | None = None
