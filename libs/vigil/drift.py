@@ -192,6 +192,7 @@ def _numeric_statistics(reference: FeatureProfile, counts: NumericCounts) -> dic
                 derived.reference_sums,
                 counts.fine_counts,
                 counts.fine_sums,
+                counts.known_extremes,
             )
             statistics["wasserstein"] = distance / reference.std
     statistics["out_of_range_rate"] = _rate(counts.out_of_range, counts.valid)

@@ -49,6 +49,7 @@ from vigil.schemas import (
 
 __all__ = [
     "BOOLEAN_CATEGORIES",
+    "EXTREMES",
     "FINE_BINS",
     "MAX_CATEGORIES",
     "MULTIVARIATE_CLIP",
@@ -66,7 +67,11 @@ __all__ = [
     "standardise",
 ]
 
-FINE_BINS = 200  # at most this many fine edges per numeric feature
+# Each numeric feature of a window keeps its EXTREMES smallest and largest values: in the
+# long gaps of heavy tails they place the few window values exactly (Wasserstein), and the
+# reference's as many extreme values are fine edges.
+EXTREMES = 32
+FINE_BINS = 200 + 2 * EXTREMES  # at most this many fine edges per numeric feature
 NUMERIC_BINS = 10  # coarse bins (deciles) per numeric feature
 TOP_CATEGORIES = 20  # categories counted by name; the rest share the "other" slot
 MAX_CATEGORIES = 10_000  # distinct reference categories kept to tell unseen values
@@ -196,7 +201,8 @@ def _numeric_profile(
     coarse = np.unique(np.quantile(x, np.arange(1, NUMERIC_BINS) / NUMERIC_BINS))
     # The coarse edges, min and max are always fine edges: coarse counts are sums of fine
     # slots and the reference has no values in the two open tails.
-    ends = [x.min(), x.max()]
+    ordered = np.sort(x)
+    ends = np.concatenate([ordered[:EXTREMES], ordered[-EXTREMES:]])
     fine = np.unique(np.concatenate([np.quantile(x, _fine_levels(x.size)), coarse, ends]))
     if fine.size > FINE_BINS:  # not with the levels above; kept as a guard
         fine = np.unique(np.concatenate([np.quantile(x, _UNIFORM_LEVELS), coarse, ends]))
@@ -549,6 +555,13 @@ class _ResidualBasis:
         self.basis = _residual_basis(components, len(reference.features))
 
 
+def _smallest(values: Floats) -> Floats:
+    """The EXTREMES smallest of ``values`` (at least EXTREMES of them), ascending."""
+    if values.size > 4 * EXTREMES:
+        values = np.partition(values, EXTREMES - 1)[:EXTREMES]
+    return np.sort(values)[:EXTREMES]
+
+
 class _Layout:
     """Hands out slices of the flat state arrays while accumulators are set up."""
 
@@ -651,7 +664,7 @@ class NumericCounts(FeatureCounts):
         slots = bins.slots
         super().__init__(reference, layout, slots)
         self._floats_at = layout.take("floats", 2 + slots)
-        self._extreme = layout.take("extremes", 1).start
+        self._extreme = layout.take("extremes", EXTREMES).start
         lows = [v for v in (reference.min, spec.min if spec else None) if v is not None]
         highs = [v for v in (reference.max, spec.max if spec else None) if v is not None]
         # In range means inside the reference's range or the spec's, whichever is wider.
@@ -731,10 +744,36 @@ class NumericCounts(FeatureCounts):
         d = x - self.shift
         self._moments[0] += d.sum()
         self._moments[1] += d @ d
-        at = self._extreme
-        self._mins[at] = min(self._mins[at], x.min())
-        self._maxs[at] = max(self._maxs[at], x.max())
+        block = slice(self._extreme, self._extreme + EXTREMES)
+        lows, highs = self._mins[block], self._maxs[block]
+        below = x[x < lows[-1]]  # after the first batches, few values beat the kept ones
+        if below.size:
+            lows[:] = _smallest(np.concatenate([lows, below]))
+        above = x[x > highs[-1]]
+        if above.size:
+            highs[:] = -_smallest(-np.concatenate([highs, above]))
         return valid
+
+    @property
+    def lows(self) -> Floats:
+        """The window's EXTREMES smallest values, ascending (inf where fewer)."""
+        return self._mins[self._extreme : self._extreme + EXTREMES]
+
+    @property
+    def known_extremes(self) -> Floats:
+        """Window values known exactly, each once: the lows and highs, or (small windows) the
+        lows alone when they hold every value; empty when the two may overlap."""
+        n = self.valid
+        if n <= EXTREMES:
+            return self.lows[:n]
+        if n <= 2 * EXTREMES:
+            return np.empty(0)
+        return np.concatenate([self.lows, self.highs])
+
+    @property
+    def highs(self) -> Floats:
+        """The window's EXTREMES largest values, descending (-inf where fewer)."""
+        return self._maxs[self._extreme : self._extreme + EXTREMES]
 
     def profile(self) -> FeatureProfile:
         ref = self.reference
@@ -988,8 +1027,11 @@ class WindowProfile:
         self._check_compatible((b.ints.size, b.floats.size, b.mins.size), other.fingerprint)
         a.ints += b.ints
         a.floats += b.floats
-        np.minimum(a.mins, b.mins, out=a.mins)
-        np.maximum(a.maxs, b.maxs, out=a.maxs)
+        if a.mins.size:
+            both = np.concatenate([a.mins.reshape(-1, EXTREMES), b.mins.reshape(-1, EXTREMES)], 1)
+            a.mins[:] = np.sort(both, axis=1)[:, :EXTREMES].ravel()
+            both = np.concatenate([a.maxs.reshape(-1, EXTREMES), b.maxs.reshape(-1, EXTREMES)], 1)
+            a.maxs[:] = -np.sort(-both, axis=1)[:, :EXTREMES].ravel()
 
     def to_bytes(self) -> bytes:
         """The counts, compact: a fixed header, then zlib-compressed little-endian arrays."""

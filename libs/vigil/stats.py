@@ -179,6 +179,7 @@ def wasserstein(
     reference_sums: Counts,
     window_counts: Counts,
     window_sums: Counts,
+    window_extremes: npt.ArrayLike | None = None,
 ) -> float:
     """Wasserstein-1 distance ``integral |F_ref(x) - F_win(x)| dx`` from fine slots.
 
@@ -254,4 +255,33 @@ def wasserstein(
         z = mu / sd
         folded = sd * _SQRT_2_OVER_PI * np.exp(-0.5 * z * z) + mu * special.erf(z * _SQRT_HALF)
         contribution[rows] = np.maximum(w_ * (folded @ _W), contribution[rows])
+    if window_extremes is not None:
+        _exact_where_known(contribution, a, b, d_a, ir, iw, n_w, _floats(window_extremes))
     return float(np.sum(contribution)) + tails
+
+
+def _exact_where_known(
+    contribution: Floats,
+    a: Floats,
+    b: Floats,
+    d_a: Floats,
+    ir: Floats,
+    iw: Floats,
+    n_w: float,
+    extremes: Floats,
+) -> None:
+    """Exact contributions of the gaps with no reference value inside and whose window values
+    are all among the window's known extreme values (the long gaps of heavy tails): there
+    ``F_ref`` is constant and ``F_win`` steps at known points."""
+    known = np.sort(extremes[np.isfinite(extremes)])
+    if known.size == 0:
+        return
+    # Gap of each known value (values on an edge are in no gap).
+    gap = np.searchsorted(b, known, side="left")
+    interior = (gap < b.size) & (known > a[np.minimum(gap, b.size - 1)])
+    per_gap = np.bincount(gap[interior], minlength=b.size)
+    for g in np.flatnonzero((ir == 0) & (iw > 0) & (per_gap == iw)):
+        inside = known[interior & (gap == g)]
+        points = np.concatenate([[a[g]], inside, [b[g]]])
+        steps = d_a[g] - np.arange(inside.size + 1) / n_w
+        contribution[g] = float(np.abs(steps) @ np.diff(points))
