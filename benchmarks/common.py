@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import platform
 import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from vigil.bus import new_producer, publish
 from vigil.codec import Codec
+from vigil.profiles import build_reference
 from vigil.schemas import FeatureSpec, ModelVersion, RiskAssessment, utcnow
 from vigil.settings import VigilSettings
 from vigil.topics import MODELS
@@ -22,15 +24,22 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} CPU(s), Python {platform.python_version()}"
 
 
-async def register_model(settings: VigilSettings) -> str:
-    """Publish a 20-numeric-feature model version straight to the models topic."""
+async def register_model(
+    settings: VigilSettings,
+    features: list[FeatureSpec] | None = None,
+    reference: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
+    """Publish a model version straight to the models topic: 20 numeric features unless
+    ``features`` says otherwise, with a reference profile of ``reference`` rows if given."""
     model_id = f"bench-{uuid.uuid4().hex[:8]}"
     now = utcnow()
+    spec = features or [FeatureSpec(name=f, type="numeric") for f in FEATURES]
     version = ModelVersion(
         model_id=model_id,
         version="1",
         task="binary",
-        features=[FeatureSpec(name=f, type="numeric") for f in FEATURES],
+        features=spec,
+        reference=build_reference(spec, reference, "uploaded", now) if reference else None,
         owner="bench",
         risk=RiskAssessment(probability=1, impact=1, severity="low"),
         created_at=now,

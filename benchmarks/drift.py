@@ -12,20 +12,18 @@ import asyncio
 import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.drift_workers import DriftWorkers
 
-from benchmarks.common import machine
-from vigil.bus import new_producer, publish, send_keyed
+from benchmarks.common import machine, register_model
+from vigil.bus import new_producer, send_keyed
 from vigil.codec import Codec
-from vigil.profiles import build_reference
-from vigil.schemas import FeatureSpec, ModelVersion, PredictionEvent, RiskAssessment, utcnow
+from vigil.schemas import FeatureSpec, PredictionEvent
 from vigil.settings import VigilSettings
-from vigil.topics import MODELS, PREDICTIONS
+from vigil.topics import PREDICTIONS
 
 NUMERIC = [f"n{i}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]
@@ -43,8 +41,6 @@ def _rows(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 async def _register(settings: VigilSettings) -> str:
-    model_id = f"bench-drift-{uuid.uuid4().hex[:8]}"
-    now = utcnow()
     spec = [FeatureSpec(name=f, type="numeric") for f in NUMERIC] + [
         FeatureSpec(name=f, type="categorical") for f in CATEGORICAL
     ]
@@ -53,24 +49,7 @@ async def _register(settings: VigilSettings) -> str:
         dict(zip(NUMERIC, n, strict=True)) | dict(zip(CATEGORICAL, c, strict=True))
         for n, c in zip(numbers.tolist(), cats.tolist(), strict=True)
     ]
-    version = ModelVersion(
-        model_id=model_id,
-        version="1",
-        task="binary",
-        features=spec,
-        owner="bench",
-        risk=RiskAssessment(probability=2, impact=2, severity="low"),
-        reference=build_reference(spec, rows, "uploaded", now),
-        created_at=now,
-        updated_at=now,
-    )
-    producer = new_producer(settings.kafka_bootstrap, "bench")
-    await producer.start()
-    try:
-        await publish(producer, MODELS, Codec(ModelVersion), [version], lambda v: v.key)
-    finally:
-        await producer.stop()
-    return model_id
+    return await register_model(settings, spec, rows)
 
 
 async def _start_group_at_end(settings: VigilSettings, group: str) -> None:

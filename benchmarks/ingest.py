@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,12 @@ import uuid
 import httpx
 import numpy as np
 import orjson
+from tests.drift_workers import free_port
 
 from benchmarks.common import events, machine, register_model
 from vigil.settings import VigilSettings
 
 BATCHES, BATCH, CONCURRENCY = 60, 1000, 4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def _run(url: str, bodies: list[bytes]) -> list[float]:
@@ -55,7 +48,7 @@ async def _run(url: str, bodies: list[bytes]) -> list[float]:
 def main() -> None:
     settings = VigilSettings()
     model_id = asyncio.run(register_model(settings))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "VIGIL_PREDICTION_LOGGER_PORT": str(port),

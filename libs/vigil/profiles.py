@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -591,7 +592,7 @@ _COUNT, _MISSING, _VIOLATIONS, _OUT_OF_RANGE, _UNSEEN = range(5)
 _QUALITY = 5
 
 
-class FeatureCounts:
+class FeatureCounts(ABC):
     """A window's counts of one feature (or output) in its reference profile's bins."""
 
     reference: FeatureProfile
@@ -633,18 +634,18 @@ class FeatureCounts:
         return self.count - self.missing - self.type_violations
 
     @property
+    @abstractmethod
     def bins(self) -> Ints:
         """Counts in the reference's coarse bins (numeric) or categories + other."""
-        raise NotImplementedError
 
     def add_missing(self, n: int) -> None:
         """Count ``n`` events without this value."""
         self._quality[_COUNT] += n
         self._quality[_MISSING] += n
 
+    @abstractmethod
     def profile(self) -> FeatureProfile:
         """The window's counts as a FeatureProfile (same bins as the reference)."""
-        raise NotImplementedError
 
 
 class NumericCounts(FeatureCounts):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,8 +61,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         self.producer: AIOKafkaProducer | None = None
         self.offsets: dict[TopicPartition, int] = {}  # to commit with the next transaction
 
+    @abstractmethod
     async def settle(self) -> None:
-        raise NotImplementedError
+        """Commit what is pending (before stopping or handing partitions over)."""
 
     async def stop(self) -> None:
         if self.consumer is not None:
