@@ -25,10 +25,10 @@ install: $(VENV)/.synced ## install Python dependencies (uv, from uv.lock) and t
 up-infra: install ## start Kafka and Redis and create the topics
 	deploy/kafka.sh start
 	deploy/redis.sh start
-	$(PY) -m vigil.bus
+	$(PY) -m vigil.adapters.bus
 
 topics: install ## create the topics of the catalogue in libs/vigil/topics.py
-	$(PY) -m vigil.bus
+	$(PY) -m vigil.adapters.bus
 
 up: up-infra ## start Kafka, Redis and every Vigil service in the background
 	deploy/services.sh start

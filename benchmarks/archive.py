@@ -14,10 +14,10 @@ from benchmarks.common import events, machine
 from prediction_logger.archive import Archiver
 from prediction_logger.archive_files import ArchiveFiles
 from prediction_logger.config import ArchiveSettings
-from vigil.bus import ensure_topics
-from vigil.schemas import PredictionEvent
+from vigil.adapters.bus import ensure_topics
 from vigil.sdk.transport import KafkaTransport
-from vigil.topics import Topic
+from vigil.wire.records import PredictionEvent
+from vigil.wire.topics import Topic
 
 N = 100_000
 

@@ -1,7 +1,7 @@
 """Batch decoding throughput: Kafka message values -> columns, as the drift detector reads them.
 
 Prints events/s for batches of 5,000 PredictionEvents with 20 numeric and 5 categorical
-features: ``vigil.batchdecode.decode_predictions`` against fastavro's per-message reader (and
+features: ``vigil.wire.batchdecode.decode_predictions`` against fastavro's per-message reader (and
 the per-message codec with validation, which the drift detector used before). Each figure is
 the best of several rounds, since other work may share the machine.
 """
@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 from fastavro import schemaless_reader
 
-from vigil.batchdecode import decode_predictions
-from vigil.codec import Codec
-from vigil.schemas import PredictionEvent
+from vigil.wire.batchdecode import decode_predictions
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent
 
 BATCH = 5_000
 BATCHES = 4
@@ -105,9 +105,9 @@ def main() -> None:
                 schemaless_reader(io.BytesIO(message[10:]), schema, schema)
 
     sample = batches[0][:1000]
-    _report("vigil.batchdecode (bytes -> columns)", total, _best(batch_decode))
+    _report("vigil.wire.batchdecode (bytes -> columns)", total, _best(batch_decode))
     _report(
-        "vigil.batchdecode, feature order varying by event",
+        "vigil.wire.batchdecode, feature order varying by event",
         total,
         _best(batch_decode_shuffled),
     )

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from vigil.codec import Codec
-from vigil.profiles import WindowProfile, build_reference
-from vigil.schemas import FeatureSpec, PredictionEvent, utcnow
+from vigil.drift.profiles import WindowProfile, build_reference
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeatureSpec, PredictionEvent, utcnow
 
 N = 20_000
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from vigil.bus import new_producer, publish
-from vigil.codec import Codec
-from vigil.profiles import build_reference
-from vigil.schemas import FeatureSpec, ModelVersion, RiskAssessment, utcnow
-from vigil.settings import VigilSettings
-from vigil.topics import MODELS
+from vigil.adapters.bus import new_producer, publish
+from vigil.adapters.settings import VigilSettings
+from vigil.drift.profiles import build_reference
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeatureSpec, ModelVersion, RiskAssessment, utcnow
+from vigil.wire.topics import MODELS
 
 FEATURES = [f"f{i}" for i in range(20)]
 

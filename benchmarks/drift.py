@@ -19,11 +19,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tests.drift_workers import DriftWorkers
 
 from benchmarks.common import machine, register_model
-from vigil.bus import new_producer, send_keyed
-from vigil.codec import Codec
-from vigil.schemas import FeatureSpec, PredictionEvent
-from vigil.settings import VigilSettings
-from vigil.topics import PREDICTIONS
+from vigil.adapters.bus import new_producer, send_keyed
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeatureSpec, PredictionEvent
+from vigil.wire.topics import PREDICTIONS
 
 NUMERIC = [f"n{i}" for i in range(20)]
 CATEGORICAL = [f"c{i}" for i in range(5)]

@@ -21,8 +21,8 @@ from aiokafka import AIOKafkaConsumer
 
 from benchmarks.common import machine
 from benchmarks.drift import _produce, _register, _start_group_at_end
-from vigil.settings import VigilSettings
-from vigil.topics import PREDICTIONS
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.topics import PREDICTIONS
 
 N = int(os.environ.get("BENCH_CONSUME_EVENTS", 500_000))
 

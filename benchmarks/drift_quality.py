@@ -34,10 +34,10 @@ import numpy.typing as npt
 from river.datasets import synth
 
 from benchmarks.common import machine
-from vigil.columns import DOUBLE, LONG, MISSING, STRING, Batch, Column
-from vigil.drift import ALPHA, SequentialDetectors, Verdict, judge
-from vigil.profiles import WindowProfile, build_reference_from_batch
-from vigil.schemas import (
+from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.verdicts import ALPHA, SequentialDetectors, Verdict, judge
+from vigil.wire.columns import DOUBLE, LONG, MISSING, STRING, Batch, Column
+from vigil.wire.records import (
     DriftConfig,
     FeatureDrift,
     FeatureSpec,

@@ -30,10 +30,10 @@ from evidently import Report
 from evidently.presets import DataDriftPreset
 
 from benchmarks.common import machine
-from vigil.columns import DOUBLE, Batch, Column
-from vigil.drift import Verdict, judge, threshold
-from vigil.profiles import WindowProfile, build_reference_from_batch
-from vigil.schemas import FeatureDrift, FeatureSpec, ModelVersion, RiskAssessment
+from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.verdicts import Verdict, judge, threshold
+from vigil.wire.columns import DOUBLE, Batch, Column
+from vigil.wire.records import FeatureDrift, FeatureSpec, ModelVersion, RiskAssessment
 
 Floats = npt.NDArray[np.float64]
 T = TypeVar("T")

@@ -19,7 +19,7 @@ import orjson
 from tests.drift_workers import free_port
 
 from benchmarks.common import events, machine, register_model
-from vigil.settings import VigilSettings
+from vigil.adapters.settings import VigilSettings
 
 BATCHES, BATCH, CONCURRENCY = 60, 1000, 4
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from vigil.columns import BOOLEAN, DOUBLE, LONG, STRING, Batch, Column
-from vigil.drift import SequentialDetectors, judge
-from vigil.profiles import WindowProfile, build_reference_from_batch
-from vigil.schemas import FeatureSpec, ModelVersion, RiskAssessment
+from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.verdicts import SequentialDetectors, judge
+from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, STRING, Batch, Column
+from vigil.wire.records import FeatureSpec, ModelVersion, RiskAssessment
 
 BATCH = 5_000
 BATCHES = 200  # 1,000,000 events per run

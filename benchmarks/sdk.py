@@ -11,8 +11,8 @@ import tempfile
 import time
 
 from benchmarks.common import FEATURES, machine, register_model
+from vigil.adapters.settings import VigilSettings
 from vigil.sdk import PredictionLogger
-from vigil.settings import VigilSettings
 
 N = 200_000
 

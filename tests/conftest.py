@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from vigil.bus import ensure_topics
-from vigil.settings import VigilSettings
+from vigil.adapters.bus import ensure_topics
+from vigil.adapters.settings import VigilSettings
 
 
 def _docker_engine_answers() -> bool:

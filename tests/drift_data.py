@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from vigil.columns import BOOLEAN, DOUBLE, LONG, MISSING, STRING, Batch, Column
-from vigil.schemas import DriftConfig, FeatureSpec, ModelVersion, RiskAssessment, Severity
+from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, MISSING, STRING, Batch, Column
+from vigil.wire.records import DriftConfig, FeatureSpec, ModelVersion, RiskAssessment, Severity
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 CARDINALITIES = [2, 5, 8, 12, 20]

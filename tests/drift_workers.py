@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
-from vigil.settings import VigilSettings
-from vigil.topics import drift_topics
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.topics import drift_topics
 
 
 def free_port() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from vigil.schemas import (
+from vigil.wire.records import (
     Alert,
     FeatureDrift,
     FeatureProfile,

@@ -18,11 +18,11 @@ from alerting.consumer import ReportConsumer, run_forever
 from alerting.handlers import Subscription, SubscriptionIn
 from alerting.store import AlertStore
 from alerting.webhooks import WebhookSender
-from vigil.bus import new_producer, started
-from vigil.catalog import ModelCatalogFollower
-from vigil.http import InputRejected, adapters, create_api
-from vigil.schemas import Alert, utcnow
-from vigil.topics import METRICS
+from vigil.adapters.bus import new_producer, started
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.http import InputRejected, adapters, create_api
+from vigil.wire.records import Alert, utcnow
+from vigil.wire.topics import METRICS
 
 StoreDep = Annotated[AlertStore, Depends(adapters)]
 

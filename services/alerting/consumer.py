@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from alerting.handlers import FEATURE_DRIFT, evaluate, fingerprint, route
 from alerting.store import AlertStore
 from alerting.webhooks import WebhookSender
-from vigil.bus import dead_letter, publish
-from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec, DecodeError
-from vigil.schemas import Alert, Severity, WindowReport, utcnow
-from vigil.topics import ALERTS, METRICS
+from vigil.adapters.bus import dead_letter, publish
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.records import Alert, Severity, WindowReport, utcnow
+from vigil.wire.topics import ALERTS, METRICS
 
 log = logging.getLogger(__name__)
 

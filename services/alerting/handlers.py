@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from vigil.schemas import Alert, Severity, WindowReport
+from vigil.wire.records import Alert, Severity, WindowReport
 
 FEATURE_DRIFT = "feature_drift"
 SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}

@@ -8,7 +8,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from alerting.handlers import Subscription
-from vigil.schemas import Alert
+from vigil.wire.records import Alert
 
 
 class AlertStore:

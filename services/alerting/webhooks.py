@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import httpx
 
 from alerting.handlers import Subscription, webhook_body
-from vigil.schemas import Alert
+from vigil.wire.records import Alert
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from drift_detector.config import Settings
 from drift_detector.worker import create_app
-from vigil.http import serve
+from vigil.adapters.http import serve
 
 settings = Settings()
 serve(create_app(settings), settings.drift_web_host, settings.drift_web_port, settings.log_level)

@@ -2,7 +2,7 @@
 
 import socket
 
-from vigil.settings import VigilSettings
+from vigil.adapters.settings import VigilSettings
 
 
 class Settings(VigilSettings):

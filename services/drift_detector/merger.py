@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from drift_detector.config import Settings
 from drift_detector.profiler import Stage, transactional_producer
 from drift_detector.windows import ModelWindows, Partial, WindowPolicy
-from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec
-from vigil.schemas import ModelVersion, WindowReport, utcnow
-from vigil.topics import METRICS, MODELS
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.wire.codec import Codec
+from vigil.wire.records import ModelVersion, WindowReport, utcnow
+from vigil.wire.topics import METRICS, MODELS
 
 log = logging.getLogger(__name__)
 

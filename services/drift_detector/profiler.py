@@ -20,11 +20,12 @@ from aiokafka.abc import ConsumerRebalanceListener
 
 from drift_detector.config import Settings
 from drift_detector.windows import PartialBuilder, WindowPolicy
-from vigil.batchdecode import decode_predictions
-from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec, SchemaRegistryClient
-from vigil.schemas import PredictionEvent
-from vigil.topics import DEADLETTER, PREDICTIONS, drift_topics
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.schema_registry import SchemaRegistryClient
+from vigil.wire.batchdecode import decode_predictions
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent
+from vigil.wire.topics import DEADLETTER, PREDICTIONS, drift_topics
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vigil.columns import Batch, concat_batches
-from vigil.drift import SequentialDetectors, judge
-from vigil.profiles import WindowProfile, build_reference_from_batch
-from vigil.schemas import ModelVersion, ReferenceChange, ReferenceProfile, WindowReport
+from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.verdicts import SequentialDetectors, judge
+from vigil.wire.columns import Batch, concat_batches
+from vigil.wire.records import ModelVersion, ReferenceChange, ReferenceProfile, WindowReport
 
 __all__ = [
     "ModelWindows",

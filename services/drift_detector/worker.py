@@ -17,10 +17,10 @@ from drift_detector.config import Settings
 from drift_detector.merger import Merger
 from drift_detector.profiler import Profiler
 from drift_detector.windows import WindowPolicy
-from vigil.bus import ensure_topics, started
-from vigil.catalog import ModelCatalogFollower
-from vigil.http import create_api
-from vigil.topics import drift_topics
+from vigil.adapters.bus import ensure_topics, started
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.http import create_api
+from vigil.wire.topics import drift_topics
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from feedback.api import create_app
 from feedback.config import Settings
-from vigil.http import serve
+from vigil.adapters.http import serve
 
 settings = Settings()
 serve(create_app(settings), settings.feedback_host, settings.feedback_port, settings.log_level)

@@ -10,12 +10,12 @@ from fastapi import Depends, FastAPI, Request
 
 from feedback.config import Settings
 from feedback.handlers import FeedbackIn, to_events
-from vigil.bus import new_producer, publish, started
-from vigil.codec import Codec
-from vigil.http import InputRejected, adapters, create_api, stored_or_503
-from vigil.schemas import FeedbackEvent, utcnow
-from vigil.topics import FEEDBACK
-from vigil.validation import parse_batch
+from vigil.adapters.bus import new_producer, publish, started
+from vigil.adapters.http import InputRejected, adapters, create_api, stored_or_503
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeedbackEvent, utcnow
+from vigil.wire.topics import FEEDBACK
+from vigil.wire.validation import parse_batch
 
 CODEC = Codec(FeedbackEvent)
 

@@ -1,6 +1,6 @@
 """The feedback service's settings (``VIGIL_*`` environment variables)."""
 
-from vigil.settings import VigilSettings
+from vigil.adapters.settings import VigilSettings
 
 
 class Settings(VigilSettings):

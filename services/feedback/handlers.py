@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.schemas import FeedbackEvent
+from vigil.wire.records import FeedbackEvent
 
 
 class FeedbackIn(BaseModel):

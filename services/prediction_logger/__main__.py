@@ -2,7 +2,7 @@
 
 from prediction_logger.api import create_app
 from prediction_logger.config import Settings
-from vigil.http import serve
+from vigil.adapters.http import serve
 
 settings = Settings()
 serve(

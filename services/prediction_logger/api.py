@@ -27,14 +27,14 @@ from prediction_logger.handlers import (
     has_unregistered,
     valid_events,
 )
-from vigil.bus import new_producer, send_keyed, started
-from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec
-from vigil.dedup import IdempotencyKeys
-from vigil.http import InputRejected, adapters, create_api, request_body
-from vigil.schemas import PredictionEvent, utcnow
-from vigil.topics import PREDICTIONS
-from vigil.validation import FieldError, decode_items, parse_items
+from vigil.adapters.bus import new_producer, send_keyed, started
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.http import InputRejected, adapters, create_api, request_body
+from vigil.adapters.idempotency import IdempotencyKeys
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent, utcnow
+from vigil.wire.topics import PREDICTIONS
+from vigil.wire.validation import FieldError, decode_items, parse_items
 
 CODEC = Codec(PredictionEvent)
 # One record batch per partition per request: 1,000 events of 20 features take ~330 kB in all.

@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from prediction_logger.archive_files import ArchiveFiles, Row
 from prediction_logger.config import ArchiveSettings
-from vigil.codec import Codec, DecodeError
-from vigil.schemas import PredictionEvent
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.records import PredictionEvent
 
 log = logging.getLogger("prediction_logger.archive")
 CODEC = Codec(PredictionEvent)

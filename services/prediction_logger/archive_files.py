@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from vigil.schemas import PredictionEvent
+from vigil.wire.records import PredictionEvent
 
 SCHEMA = pa.schema(
     [

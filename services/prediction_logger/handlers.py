@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from vigil.catalog import ModelCatalog
-from vigil.schemas import FeatureValue
-from vigil.validation import FeatureCheck, FieldError, check_features, describe
+from vigil.adapters.catalog import ModelCatalog
+from vigil.wire.records import FeatureValue
+from vigil.wire.validation import FeatureCheck, FieldError, check_features, describe
 
 # A PredictionEvent as a plain dict: every field of the record, with its validated value.
 Event = dict[str, Any]

@@ -2,7 +2,7 @@
 
 from registry.api import create_app
 from registry.config import Settings
-from vigil.http import serve
+from vigil.adapters.http import serve
 
 settings = Settings()
 serve(create_app(settings), settings.registry_host, settings.registry_port, settings.log_level)

@@ -11,13 +11,13 @@ from fastapi import Depends, FastAPI, Request, status
 from registry.config import Settings
 from registry.handlers import ModelRegistration, new_version, with_drift_config, with_reference
 from registry.reference import parse_reference
-from vigil.bus import new_producer, started
-from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec
-from vigil.http import InputRejected, adapters, create_api, request_body
-from vigil.schemas import DriftConfig, ModelVersion, utcnow
-from vigil.topics import MODELS
-from vigil.validation import FieldError, describe
+from vigil.adapters.bus import new_producer, started
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.http import InputRejected, adapters, create_api, request_body
+from vigil.wire.codec import Codec
+from vigil.wire.records import DriftConfig, ModelVersion, utcnow
+from vigil.wire.topics import MODELS
+from vigil.wire.validation import FieldError, describe
 
 CODEC = Codec(ModelVersion)
 

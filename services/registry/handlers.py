@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.drift import OUTPUTS
-from vigil.profiles import build_reference
-from vigil.schemas import (
+from vigil.drift.profiles import build_reference
+from vigil.drift.verdicts import OUTPUTS
+from vigil.wire.records import (
     DriftConfig,
     FeatureSpec,
     Lineage,
@@ -19,7 +19,7 @@ from vigil.schemas import (
     RiskAssessment,
     Severity,
 )
-from vigil.validation import FieldError, check_features, describe
+from vigil.wire.validation import FieldError, check_features, describe
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 

@@ -17,8 +17,8 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
-from vigil.schemas import FeatureSpec
-from vigil.validation import FieldError, describe
+from vigil.wire.records import FeatureSpec
+from vigil.wire.validation import FieldError, describe
 
 __all__ = ["ReferenceSample", "parse_reference"]
 

@@ -17,11 +17,11 @@ from tests.e2e.stack import Stack, stack_env
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
 from tests.webhook import WebhookInbox, webhook_inbox
-from vigil.bus import new_producer
-from vigil.codec import Codec
-from vigil.schemas import PredictionEvent, WindowReport
-from vigil.settings import VigilSettings
-from vigil.topics import DEADLETTER, METRICS, PREDICTIONS
+from vigil.adapters.bus import new_producer
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent, WindowReport
+from vigil.wire.topics import DEADLETTER, METRICS, PREDICTIONS
 
 pytestmark = pytest.mark.e2e
 MINUTE = 60

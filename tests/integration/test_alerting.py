@@ -13,11 +13,11 @@ from alerting.config import Settings
 from tests.kafka_tools import end_offsets, read_from
 from tests.samples import REPORT
 from tests.webhook import webhook_inbox
-from vigil.bus import new_producer, publish
-from vigil.codec import Codec
-from vigil.schemas import WindowReport
-from vigil.settings import VigilSettings
-from vigil.topics import DEADLETTER, METRICS
+from vigil.adapters.bus import new_producer, publish
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import WindowReport
+from vigil.wire.topics import DEADLETTER, METRICS
 
 
 def _report(model_id: str, minute: int, drifted: bool) -> WindowReport:

@@ -16,10 +16,10 @@ from feedback.api import create_app as feedback_app
 from prediction_logger.api import create_app as prediction_logger_app
 from registry.api import create_app as registry_app
 from tests.kafka_tools import end_offsets, read_from
-from vigil.codec import Codec
-from vigil.schemas import FeedbackEvent, PredictionEvent
-from vigil.settings import VigilSettings
-from vigil.topics import FEEDBACK, PREDICTIONS
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeedbackEvent, PredictionEvent
+from vigil.wire.topics import FEEDBACK, PREDICTIONS
 
 
 @pytest.fixture(scope="module")

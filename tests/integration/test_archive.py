@@ -15,11 +15,11 @@ from pathlib import Path
 import duckdb
 
 from tests.samples import PREDICTION
-from vigil.bus import ensure_topics, new_producer, publish
-from vigil.codec import Codec
-from vigil.schemas import PredictionEvent
-from vigil.settings import VigilSettings
-from vigil.topics import PREDICTIONS, Topic
+from vigil.adapters.bus import ensure_topics, new_producer, publish
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent
+from vigil.wire.topics import PREDICTIONS, Topic
 
 
 def _count(root: Path) -> tuple[int, int]:

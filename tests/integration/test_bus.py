@@ -6,12 +6,12 @@ import uuid
 
 from tests.kafka_tools import end_offsets, partitions, read_from
 from tests.samples import MODEL
-from vigil.bus import dead_letter, ensure_topics, new_producer, publish
-from vigil.catalog import ModelCatalogFollower
-from vigil.codec import Codec
-from vigil.schemas import ModelVersion
-from vigil.settings import VigilSettings
-from vigil.topics import CATALOGUE, DEADLETTER, FEEDBACK, MODELS, PREDICTIONS
+from vigil.adapters.bus import dead_letter, ensure_topics, new_producer, publish
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import ModelVersion
+from vigil.wire.topics import CATALOGUE, DEADLETTER, FEEDBACK, MODELS, PREDICTIONS
 
 
 async def test_topics_exist_with_their_layout_and_creating_again_is_harmless(

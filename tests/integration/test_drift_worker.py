@@ -14,18 +14,18 @@ import pytest
 
 from tests.drift_workers import DriftWorkers
 from tests.kafka_tools import Message, end_offsets, read_from
-from vigil.bus import new_producer, send_keyed
-from vigil.codec import Codec
-from vigil.profiles import build_reference
-from vigil.schemas import (
+from vigil.adapters.bus import new_producer, send_keyed
+from vigil.adapters.settings import VigilSettings
+from vigil.drift.profiles import build_reference
+from vigil.wire.codec import Codec
+from vigil.wire.records import (
     FeatureSpec,
     ModelVersion,
     PredictionEvent,
     RiskAssessment,
     WindowReport,
 )
-from vigil.settings import VigilSettings
-from vigil.topics import METRICS, MODELS, PREDICTIONS
+from vigil.wire.topics import METRICS, MODELS, PREDICTIONS
 
 pytestmark = pytest.mark.integration
 MINUTE = 60

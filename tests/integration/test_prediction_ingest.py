@@ -17,11 +17,11 @@ from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
-from vigil.codec import Codec
-from vigil.dedup import IdempotencyKeys
-from vigil.schemas import PredictionEvent
-from vigil.settings import VigilSettings
-from vigil.topics import PREDICTIONS
+from vigil.adapters.idempotency import IdempotencyKeys
+from vigil.adapters.settings import VigilSettings
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent
+from vigil.wire.topics import PREDICTIONS
 
 MODEL = f"ingest-{uuid.uuid4().hex[:8]}"
 

@@ -15,12 +15,12 @@ from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
 from tests.unit.test_sdk import FAST, FlakyTransport
-from vigil.codec import Codec
-from vigil.schemas import PredictionEvent
+from vigil.adapters.settings import VigilSettings
 from vigil.sdk import AsyncPredictionLogger, PredictionLogger, Spool
 from vigil.sdk.pipeline import Delivery
-from vigil.settings import VigilSettings
-from vigil.topics import PREDICTIONS
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent
+from vigil.wire.topics import PREDICTIONS
 
 
 def _read_ids(infra: VigilSettings, start: dict, prefix: str, n: int) -> list[str]:  # type: ignore[type-arg]

@@ -22,9 +22,9 @@ from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
+from vigil.adapters.settings import VigilSettings
 from vigil.sdk import DeliveryPolicy, PredictionLogger
-from vigil.settings import VigilSettings
-from vigil.topics import PREDICTIONS
+from vigil.wire.topics import PREDICTIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DIR = Path(os.environ.get("VIGIL_RUN_DIR", ROOT / ".run"))

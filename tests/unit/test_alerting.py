@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from alerting.handlers import Subscription, evaluate, route, webhook_body
 from tests.samples import REPORT
-from vigil.schemas import Alert, WindowReport
+from vigil.wire.records import Alert, WindowReport
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 

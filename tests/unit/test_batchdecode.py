@@ -21,12 +21,13 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
-from vigil import batchdecode
-from vigil.avro import AvroSchema, avro_schema
-from vigil.batchdecode import Decoded, decode_predictions
-from vigil.codec import Codec, DecodeError, SchemaRegistryClient
-from vigil.columns import Column, column_from_values
-from vigil.schemas import PredictionEvent
+from vigil.adapters.schema_registry import SchemaRegistryClient
+from vigil.wire import batchdecode
+from vigil.wire.avro import AvroSchema, avro_schema
+from vigil.wire.batchdecode import Decoded, decode_predictions
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.columns import Column, column_from_values
+from vigil.wire.records import PredictionEvent
 
 SCHEMA = avro_schema("PredictionEvent")
 HEADER = b"\xc3\x01" + SCHEMA.fingerprint

@@ -9,8 +9,9 @@ import pytest
 from fastavro import schemaless_writer
 
 from tests.samples import PREDICTION
-from vigil.codec import Codec, DecodeError, SchemaRegistryClient
-from vigil.schemas import PredictionEvent
+from vigil.adapters.schema_registry import SchemaRegistryClient
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.records import PredictionEvent
 
 CODEC = Codec(PredictionEvent)
 

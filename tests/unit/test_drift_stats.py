@@ -18,8 +18,7 @@ from tests.drift_data import (
     numeric_column,
     string_column,
 )
-from vigil.columns import BOOLEAN, DOUBLE, LONG, STRING, Batch, Column, batch_from_rows
-from vigil.profiles import (
+from vigil.drift.profiles import (
     FINE_BINS,
     NUMERIC_BINS,
     CategoricalCounts,
@@ -28,8 +27,9 @@ from vigil.profiles import (
     build_reference,
     build_reference_from_batch,
 )
-from vigil.schemas import FeatureProfile, FeatureSpec, ReferenceProfile
-from vigil.stats import chi2, js, ks, ks_pvalue, psi, wasserstein
+from vigil.drift.stats import chi2, js, ks, ks_pvalue, psi, wasserstein
+from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, STRING, Batch, Column, batch_from_rows
+from vigil.wire.records import FeatureProfile, FeatureSpec, ReferenceProfile
 
 Sampler = Callable[[np.random.Generator, int, float], np.ndarray]
 

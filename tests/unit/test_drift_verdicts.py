@@ -17,8 +17,8 @@ from tests.drift_data import (
     numeric_column,
     string_column,
 )
-from vigil.columns import BOOLEAN, Batch
-from vigil.drift import (
+from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.verdicts import (
     ALPHA,
     MIN_EVENTS,
     TIER_MARGINS,
@@ -27,8 +27,8 @@ from vigil.drift import (
     Verdict,
     judge,
 )
-from vigil.profiles import WindowProfile, build_reference_from_batch
-from vigil.schemas import DriftConfig, FeatureSpec, ModelVersion, ReferenceProfile, Severity
+from vigil.wire.columns import BOOLEAN, Batch
+from vigil.wire.records import DriftConfig, FeatureSpec, ModelVersion, ReferenceProfile, Severity
 
 TIERS: list[Severity] = list(get_args(Severity))  # low, medium, high, critical
 X = [FeatureSpec(name="x", type="numeric")]

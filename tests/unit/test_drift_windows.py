@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from drift_detector.windows import ModelWindows, Partial, PartialBuilder, WindowPolicy
-from vigil.columns import Batch, batch_from_rows
-from vigil.profiles import build_reference
-from vigil.schemas import DriftConfig, FeatureSpec, ModelVersion, RiskAssessment, WindowReport
+from vigil.drift.profiles import build_reference
+from vigil.wire.columns import Batch, batch_from_rows
+from vigil.wire.records import DriftConfig, FeatureSpec, ModelVersion, RiskAssessment, WindowReport
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 START = int(T0.timestamp()) * 1_000_000

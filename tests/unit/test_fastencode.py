@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from fastavro import schemaless_writer
 
-from vigil import fastencode
-from vigil.avro import avro_schema
-from vigil.fastencode import encode_prediction_body
+from vigil.wire import fastencode
+from vigil.wire.avro import avro_schema
+from vigil.wire.fastencode import encode_prediction_body
 
 
 def _value(rng: random.Random) -> object:

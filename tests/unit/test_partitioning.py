@@ -6,7 +6,7 @@ import random
 
 from aiokafka.partitioner import murmur2
 
-from vigil.partitioning import partitions_for_keys
+from vigil.wire.partitioning import partitions_for_keys
 
 
 def test_matches_murmur2_for_keys_of_every_length_and_topic_size() -> None:

@@ -13,9 +13,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from prediction_logger.handlers import Event, PredictionIn, check_batch, valid_events
 from tests.samples import MODEL
-from vigil.catalog import ModelCatalog
-from vigil.codec import Codec
-from vigil.schemas import FeatureSpec, PredictionEvent
+from vigil.adapters.catalog import ModelCatalog
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeatureSpec, PredictionEvent
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CODEC = Codec(PredictionEvent)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vigil.profiles import WindowProfile, build_reference
-from vigil.schemas import FeatureSpec, utcnow
-from vigil.stats import psi
+from vigil.drift.profiles import WindowProfile, build_reference
+from vigil.drift.stats import psi
+from vigil.wire.records import FeatureSpec, utcnow
 
 SPEC = [
     FeatureSpec(name="x", type="numeric", max=10.0),

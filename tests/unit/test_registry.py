@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from registry.handlers import ModelRegistration, new_version, severity, with_reference
-from vigil.schemas import utcnow
+from vigil.wire.records import utcnow
 
 REGISTRATION = {
     "model_id": "credit-risk",

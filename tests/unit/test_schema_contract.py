@@ -12,10 +12,10 @@ from fastavro import schemaless_writer
 from pydantic import BaseModel
 
 from tests.samples import PREDICTION, SAMPLES
-from vigil.avro import avro_schema, known_writer_schemas
-from vigil.codec import Codec
-from vigil.schemas import PredictionEvent, Record
-from vigil.topics import CATALOGUE
+from vigil.wire.avro import avro_schema, known_writer_schemas
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent, Record
+from vigil.wire.topics import CATALOGUE
 
 RECORDS = [t.record for t in CATALOGUE if t.record is not None]
 

@@ -6,8 +6,8 @@ import random
 
 from pydantic import BaseModel
 
-from vigil.schemas import FeatureSpec
-from vigil.validation import FeatureCheck, FieldError, check_features, parse_batch
+from vigil.wire.records import FeatureSpec
+from vigil.wire.validation import FeatureCheck, FieldError, check_features, parse_batch
 
 SPEC = [
     FeatureSpec(name="income", type="numeric", min=0, max=100),

@@ -10,8 +10,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from vigil.bus import send_keyed
-from vigil.topics import PREDICTIONS
+from vigil.adapters.bus import send_keyed
+from vigil.wire.topics import PREDICTIONS
 
 __all__ = ["HttpTransport", "KafkaTransport", "Rejected", "Transport", "transport_for"]
 

@@ -29,14 +29,15 @@ import numpy as np
 import numpy.typing as npt
 from river.drift import ADWIN
 
-from vigil.profiles import (
+from vigil.drift.profiles import (
     CategoricalCounts,
     ErrorCounts,
     FeatureCounts,
     NumericCounts,
     WindowProfile,
 )
-from vigil.schemas import (
+from vigil.drift.stats import chi2, js, ks, psi, wasserstein
+from vigil.wire.records import (
     FeatureDrift,
     FeatureProfile,
     ModelVersion,
@@ -44,7 +45,6 @@ from vigil.schemas import (
     ReferenceProfile,
     Severity,
 )
-from vigil.stats import chi2, js, ks, psi, wasserstein
 
 __all__ = [
     "ALPHA",

@@ -8,19 +8,17 @@ schema id) when a schema-registry URL is configured.
 from __future__ import annotations
 
 import io
-import json
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-import httpx
 import orjson
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
 
-from vigil.avro import avro_schema, known_writer_schemas
-from vigil.fastencode import encode_prediction_body
-from vigil.schemas import PredictionEvent, Record
+from vigil.wire.avro import avro_schema, known_writer_schemas
+from vigil.wire.fastencode import encode_prediction_body
+from vigil.wire.records import PredictionEvent, Record
 
-__all__ = ["Codec", "DecodeError", "SchemaRegistryClient"]
+__all__ = ["Codec", "DecodeError", "WriterSchemas"]
 
 R = TypeVar("R", bound=Record)
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
@@ -35,26 +33,19 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-class SchemaRegistryClient:
-    """Fetches (and caches) writer schemas by id from a Confluent-compatible schema registry."""
-
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        self._url = url.rstrip("/")
-        self._timeout = timeout
-        self._cache: dict[int, Any] = {}
+class WriterSchemas(Protocol):
+    """Where Confluent-framed messages' writer schemas come from, by schema id (a port: the
+    HTTP client lives in ``vigil.adapters.schema_registry``)."""
 
     def schema(self, schema_id: int) -> Any:
-        if schema_id not in self._cache:
-            response = httpx.get(f"{self._url}/schemas/ids/{schema_id}", timeout=self._timeout)
-            response.raise_for_status()
-            self._cache[schema_id] = parse_schema(json.loads(response.json()["schema"]))
-        return self._cache[schema_id]
+        """The parsed writer schema registered under ``schema_id``; LookupError if unknown."""
+        ...
 
 
 class Codec(Generic[R]):
     """Encodes and decodes one record type, e.g. ``Codec(PredictionEvent)``."""
 
-    def __init__(self, model: type[R], registry: SchemaRegistryClient | None = None) -> None:
+    def __init__(self, model: type[R], registry: WriterSchemas | None = None) -> None:
         self.model = model
         self.schema = avro_schema(model.__name__)
         self._writers = known_writer_schemas(model.__name__)
@@ -133,7 +124,7 @@ class Codec(Generic[R]):
             )
         try:
             writer = self._registry.schema(schema_id)
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
+        except (LookupError, ValueError) as exc:
             raise DecodeError(f"schema id {schema_id} not available from registry: {exc}") from exc
         return self._read_body(data[5:], writer)
 

@@ -1,7 +1,7 @@
 """Columnar batches of prediction events: what the drift detector profiles, one array per field.
 
 The drift detector never builds a Python object per event on its hot path: a batch of Kafka
-messages is decoded straight into these arrays (``vigil.batchdecode``), and profiles count them
+messages is decoded straight into these arrays (``vigil.wire.batchdecode``), and profiles count them
 with numpy. ``batch_from_rows`` builds the same shape from plain dicts (references, slow path).
 """
 

@@ -11,10 +11,10 @@ from typing import Any, Protocol, TypeVar
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from vigil.codec import Codec
-from vigil.partitioning import partitions_for_keys
-from vigil.schemas import Record
-from vigil.topics import CATALOGUE, DEADLETTER, Topic
+from vigil.wire.codec import Codec
+from vigil.wire.partitioning import partitions_for_keys
+from vigil.wire.records import Record
+from vigil.wire.topics import CATALOGUE, DEADLETTER, Topic
 
 __all__ = ["dead_letter", "ensure_topics", "new_producer", "publish", "send_keyed", "started"]
 
@@ -151,7 +151,7 @@ async def dead_letter(
 
 
 async def _main() -> None:
-    from vigil.settings import VigilSettings
+    from vigil.adapters.settings import VigilSettings
 
     settings = VigilSettings()
     for attempt in range(30):

@@ -11,7 +11,7 @@ from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 __all__ = ["SCHEMA_DIR", "AvroSchema", "avro_schema", "known_writer_schemas"]
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from vigil.codec import SINGLE_OBJECT_MARKER, Codec, DecodeError
-from vigil.columns import BOOLEAN, DOUBLE, LONG, MISSING, STRING, Batch, Column
-from vigil.schemas import PredictionEvent
+from vigil.wire.codec import SINGLE_OBJECT_MARKER, Codec, DecodeError
+from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, MISSING, STRING, Batch, Column
+from vigil.wire.records import PredictionEvent
 
 __all__ = ["Decoded", "decode_predictions"]
 

@@ -8,9 +8,9 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from vigil.codec import Codec, DecodeError
-from vigil.schemas import ModelVersion
-from vigil.topics import MODELS
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.records import ModelVersion
+from vigil.wire.topics import MODELS
 
 __all__ = ["ModelCatalog", "ModelCatalogFollower"]
 
@@ -78,6 +78,15 @@ class ModelCatalogFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._consumer.stop()
+
+    async def lookup(self, model_id: str, version: str) -> ModelVersion | None:
+        """The version, catching up with the topic first if it is not known yet (it may have
+        been registered a moment ago)."""
+        found = self.catalog.get(model_id, version)
+        if found is None:
+            await self.catch_up()
+            found = self.catalog.get(model_id, version)
+        return found
 
     async def catch_up(self) -> None:
         """Wait (up to 10 s) until every record published before this call has been applied."""

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from vigil.validation import FieldError, errors_from_pydantic
+from vigil.wire.validation import FieldError, errors_from_pydantic
 
 __all__ = [
     "InputRejected",

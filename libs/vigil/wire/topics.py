@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vigil.schemas import (
+from vigil.wire.records import (
     Alert,
     FeedbackEvent,
     ModelVersion,

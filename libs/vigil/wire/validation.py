@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from vigil.schemas import FeatureSpec
+from vigil.wire.records import FeatureSpec
 
 __all__ = [
     "FeatureCheck",

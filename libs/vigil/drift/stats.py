@@ -1,8 +1,8 @@
 """Drift statistics, each a function of (reference counts, window counts) in the same bins.
 
 Nothing here sees raw values: every statistic is computed from the mergeable summaries of
-``vigil.profiles`` (coarse bins, category counts, or the fine slots of a numeric feature), so a
-window of any size costs the same to judge.
+``vigil.drift.profiles`` (coarse bins, category counts, or the fine slots of a numeric
+feature), so a window of any size costs the same to judge.
 
 Fine slots (numeric features) are laid out over K sorted, distinct reference values ``e`` (the
 fine edges): 2K+1 slots, where slot 2i counts the values strictly between ``e[i-1]`` and ``e[i]``
@@ -148,7 +148,7 @@ def ks(reference: Counts, window: Counts) -> StatResult:
     (after slot 2i+1). Inside a gap both empirical CDFs are non-decreasing, so the true
     supremum (``scipy.stats.ks_2samp`` on the raw samples) exceeds this one by at most the
     reference mass strictly inside one gap: at most 1/120 with the fine edges of
-    ``vigil.profiles`` (continuous data), 0 for data whose values are all fine edges (e.g.
+    ``vigil.drift.profiles`` (continuous data), 0 for data whose values are all fine edges (e.g.
     small integers). p-value: :func:`ks_pvalue`.
     """
     r = _floats(reference)
@@ -206,7 +206,7 @@ def wasserstein(
         (folded normal, 8-point Gauss-Legendre); it is never below ``|integral of D|``.
 
     Against ``scipy.stats.wasserstein_distance`` on the raw samples (reference 5,000-50,000
-    values, windows 1,000-6,000, fine edges from ``vigil.profiles``): typically within 0.5 %,
+    values, windows 1,000-6,000, fine edges from ``vigil.drift.profiles``): typically within 0.5 %,
     99th percentile about 1 % for normal and exponential data and 1.5-3 % for heavy-tailed
     (lognormal, Student-t df=2, Pareto 1.5) data; exact for integer-valued data.
     """

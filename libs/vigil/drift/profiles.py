@@ -7,7 +7,7 @@ frequent categories plus "other". A window profile counts events into the same b
 drift statistic is a function of two fixed-size summaries, memory is O(features x bins) and two
 window profiles merge by adding them up.
 
-A window profile counts columnar batches (``vigil.columns.Batch``) with a handful of numpy
+A window profile counts columnar batches (``vigil.wire.columns.Batch``) with a handful of numpy
 calls per feature: one branch-free search of the fine edges and two ``bincount`` per numeric
 feature, one ``bincount`` per categorical one, one small matrix product for the multivariate
 check. Its
@@ -29,7 +29,7 @@ from typing import Any, Literal, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from vigil.columns import (
+from vigil.wire.columns import (
     BOOLEAN,
     DOUBLE,
     LONG,
@@ -39,7 +39,7 @@ from vigil.columns import (
     Column,
     batch_from_rows,
 )
-from vigil.schemas import (
+from vigil.wire.records import (
     FeatureProfile,
     FeatureSpec,
     FeatureType,
