@@ -41,10 +41,11 @@ down: ## stop what `make up` started
 status: ## show what runs
 	@deploy/kafka.sh status; deploy/redis.sh status; deploy/services.sh status
 
-lint: install ## ruff and mypy (strict on libs/ and services/)
+lint: install ## ruff, mypy (strict on libs/ and services/) and the layering contract (import-linter)
 	$(VENV)/bin/ruff check libs services tests benchmarks deploy
 	$(VENV)/bin/ruff format --check libs services tests benchmarks deploy
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test-unit: install ## unit tests (no I/O)
 	$(VENV)/bin/pytest tests/unit -q

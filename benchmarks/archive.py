@@ -8,13 +8,11 @@ import tempfile
 import time
 import uuid
 
-from aiokafka import AIOKafkaConsumer
-
+from archive.config import Settings
+from archive.worker import archive_stage
 from benchmarks.common import events, machine
-from prediction_logger.archive import Archiver
-from prediction_logger.archive_files import ArchiveFiles
-from prediction_logger.config import ArchiveSettings
 from vigil.adapters.bus import ensure_topics
+from vigil.adapters.stage_logic import Output
 from vigil.sdk.transport import KafkaTransport
 from vigil.wire.records import PredictionEvent
 from vigil.wire.topics import Topic
@@ -23,8 +21,15 @@ N = 100_000
 
 
 async def _bench(directory: str) -> float:
-    settings = ArchiveSettings(archive_url=directory, archive_max_rows=25_000)
     topic = Topic(f"bench-archive-{uuid.uuid4().hex[:8]}", 3, "prediction_id", PredictionEvent)
+    # The tail is written once it is 0.2 s old: a small share of the run.
+    settings = Settings(
+        archive_url=directory,
+        archive_topic=topic.name,
+        archive_group_id=f"bench-{topic.name}",
+        archive_max_rows=25_000,
+        archive_max_seconds=0.2,
+    )
     await ensure_topics(settings.kafka_bootstrap, [topic])
     transport = KafkaTransport(settings.kafka_bootstrap, topic.name)
     await transport.start()
@@ -33,37 +38,27 @@ async def _bench(directory: str) -> float:
         await transport.send(rows[i : i + 5000])
     await transport.stop()
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"bench-{topic.name}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 << 20,
-    )
-    archiver = Archiver(consumer, ArchiveFiles(directory), settings)
-    consumer.subscribe([topic.name], listener=archiver)
-    await consumer.start()
-    archived = 0
-    original = archiver.flush
+    stage = archive_stage(settings)
+    committed: dict[tuple[str, int], int] = {}
+    original = stage.logic.committed
+    done = asyncio.Event()
 
-    async def counting_flush(tp: object) -> None:
-        nonlocal archived
-        archived += len(archiver.rows.get(tp, []))  # type: ignore[call-overload]
-        await original(tp)  # type: ignore[arg-type]
+    def counting(output: Output) -> None:  # the topic is new: offsets count the events
+        committed.update(output.commit or {})
+        original(output)
+        if sum(committed.values()) >= N:
+            done.set()
 
-    archiver.flush = counting_flush  # type: ignore[method-assign]
+    stage.logic.committed = counting  # type: ignore[method-assign]
+    await stage.start()
     start = time.perf_counter()
-    task = asyncio.create_task(archiver.run())
-    while archived < N:
-        await asyncio.sleep(0.05)
-        for tp in list(archiver.rows):  # flush the tail without waiting for its age
-            if archived + sum(len(r) for r in archiver.rows.values()) >= N:
-                await archiver.flush(tp)
+    task = asyncio.create_task(stage.run())
+    await done.wait()
     elapsed = time.perf_counter() - start
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await consumer.stop()
+    await stage.stop()
     return N / elapsed
 
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from vigil.drift.profiles import WindowProfile, build_reference
+from vigil.drift.reference import build_reference
+from vigil.drift.window import WindowProfile
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeatureSpec, PredictionEvent, utcnow
 

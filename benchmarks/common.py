@@ -12,7 +12,7 @@ import numpy as np
 
 from vigil.adapters.bus import new_producer, publish
 from vigil.adapters.settings import VigilSettings
-from vigil.drift.profiles import build_reference
+from vigil.drift.reference import build_reference
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeatureSpec, ModelVersion, RiskAssessment, utcnow
 from vigil.wire.topics import MODELS

@@ -34,8 +34,10 @@ import numpy.typing as npt
 from river.datasets import synth
 
 from benchmarks.common import machine
-from vigil.drift.profiles import WindowProfile, build_reference_from_batch
-from vigil.drift.verdicts import ALPHA, SequentialDetectors, Verdict, judge
+from vigil.drift.reference import build_reference_from_batch
+from vigil.drift.sequential import SequentialDetectors
+from vigil.drift.verdicts import ALPHA, Verdict, judge
+from vigil.drift.window import WindowProfile
 from vigil.wire.columns import DOUBLE, LONG, MISSING, STRING, Batch, Column
 from vigil.wire.records import (
     DriftConfig,

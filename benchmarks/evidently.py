@@ -30,8 +30,9 @@ from evidently import Report
 from evidently.presets import DataDriftPreset
 
 from benchmarks.common import machine
-from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.reference import build_reference_from_batch
 from vigil.drift.verdicts import Verdict, judge, threshold
+from vigil.drift.window import WindowProfile
 from vigil.wire.columns import DOUBLE, Batch, Column
 from vigil.wire.records import FeatureDrift, FeatureSpec, ModelVersion, RiskAssessment
 

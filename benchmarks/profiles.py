@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from vigil.drift.profiles import WindowProfile, build_reference_from_batch
-from vigil.drift.verdicts import SequentialDetectors, judge
+from vigil.drift.reference import build_reference_from_batch
+from vigil.drift.sequential import SequentialDetectors
+from vigil.drift.verdicts import judge
+from vigil.drift.window import WindowProfile
 from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, STRING, Batch, Column
 from vigil.wire.records import FeatureSpec, ModelVersion, RiskAssessment
 

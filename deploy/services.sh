@@ -11,7 +11,7 @@ cd "$root"
 PY=${VIGIL_PYTHON:-"$root/.venv/bin/python"}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
-SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 prediction_logger.archive:-"
+SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:-"
 
 # shellcheck source=deploy/pidfile.sh
 source "$here/pidfile.sh"

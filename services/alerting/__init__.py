@@ -1,0 +1,1 @@
+"""The alerting service: window reports become alerts, subscribers are told."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from vigil.wire.records import Alert, Severity, WindowReport
+from vigil.wire.records import Alert, FeatureDrift, Severity, WindowReport
 
 FEATURE_DRIFT = "feature_drift"
 SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -61,51 +61,66 @@ def evaluate(
         if existing is not None and _window_of(existing) > report.window_start:
             continue
         active = existing is not None and existing.status != "resolved"
-        stat = feature.statistics.get(feature.drift_statistic, float("nan"))
-        details = {
-            "statistic": feature.drift_statistic,
-            "value": f"{stat:.4f}",
-            "threshold": f"{feature.threshold:.4f}",
-            "window_start": report.window_start.isoformat(),
-            "window_end": report.window_end.isoformat(),
-            "events": str(report.event_count),
-            "report_id": report.report_id,
-        }
         if feature.drifted and not active:
-            changes.append(
-                Alert(
-                    fingerprint=fp,
-                    status="firing",
-                    severity=severity,
-                    model_id=report.model_id,
-                    model_version=report.model_version,
-                    rule=FEATURE_DRIFT,
-                    feature=feature.feature,
-                    summary=(
-                        f"{report.model_id} {report.model_version}: feature "
-                        f"{feature.feature!r} drifted ({feature.drift_statistic} "
-                        f"{stat:.3f} > {feature.threshold:.3f})"
-                    ),
-                    details=details,
-                    labels={"model_id": report.model_id, "feature": feature.feature},
-                    starts_at=now,
-                    updated_at=now,
-                )
-            )
+            changes.append(_fired(report, feature, fp, severity, now))
         elif not feature.drifted and active and existing is not None:
-            changes.append(
-                existing.model_copy(
-                    update={
-                        "status": "resolved",
-                        "ends_at": now,
-                        "updated_at": now,
-                        "details": details,
-                        "summary": f"{report.model_id} {report.model_version}: feature "
-                        f"{feature.feature!r} no longer drifts",
-                    }
-                )
-            )
+            changes.append(_resolved(report, feature, existing, now))
     return changes
+
+
+def _statistic(feature: FeatureDrift) -> float:
+    return feature.statistics.get(feature.drift_statistic, float("nan"))
+
+
+def _details(report: WindowReport, feature: FeatureDrift) -> dict[str, str]:
+    """What an alert says about the window that changed it."""
+    return {
+        "statistic": feature.drift_statistic,
+        "value": f"{_statistic(feature):.4f}",
+        "threshold": f"{feature.threshold:.4f}",
+        "window_start": report.window_start.isoformat(),
+        "window_end": report.window_end.isoformat(),
+        "events": str(report.event_count),
+        "report_id": report.report_id,
+    }
+
+
+def _fired(
+    report: WindowReport, feature: FeatureDrift, fp: str, severity: Severity, now: datetime
+) -> Alert:
+    """A new firing alert: ``feature`` drifts in ``report``."""
+    return Alert(
+        fingerprint=fp,
+        status="firing",
+        severity=severity,
+        model_id=report.model_id,
+        model_version=report.model_version,
+        rule=FEATURE_DRIFT,
+        feature=feature.feature,
+        summary=(
+            f"{report.model_id} {report.model_version}: feature "
+            f"{feature.feature!r} drifted ({feature.drift_statistic} "
+            f"{_statistic(feature):.3f} > {feature.threshold:.3f})"
+        ),
+        details=_details(report, feature),
+        labels={"model_id": report.model_id, "feature": feature.feature},
+        starts_at=now,
+        updated_at=now,
+    )
+
+
+def _resolved(report: WindowReport, feature: FeatureDrift, existing: Alert, now: datetime) -> Alert:
+    """``existing`` resolved: ``feature`` no longer drifts in ``report``."""
+    return existing.model_copy(
+        update={
+            "status": "resolved",
+            "ends_at": now,
+            "updated_at": now,
+            "details": _details(report, feature),
+            "summary": f"{report.model_id} {report.model_version}: feature "
+            f"{feature.feature!r} no longer drifts",
+        }
+    )
 
 
 def _window_of(alert: Alert) -> datetime:

@@ -1,23 +1,35 @@
-"""Alert state and subscriptions in Redis."""
+"""Alert state and subscriptions in Redis: the AlertStore the alerting service runs on."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from alerting.handlers import Subscription
+from alerting.ports import AlertStore
 from vigil.wire.records import Alert
 
+__all__ = ["RedisAlertStore"]
 
-class AlertStore:
+
+class RedisAlertStore(AlertStore):
     """Current alerts by fingerprint and subscriptions by id, as JSON in two Redis hashes."""
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self._alerts = f"{prefix}:alerts"
         self._subscriptions = f"{prefix}:subscriptions"
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, url: str, prefix: str) -> RedisAlertStore:
+        """A store on a new Redis client, checked to answer, closed when ``stack`` closes."""
+        redis = Redis.from_url(url, decode_responses=True)
+        stack.push_async_callback(redis.aclose)
+        await redis.ping()
+        return cls(redis, prefix)
 
     async def alerts(self, fingerprints: Iterable[str] | None = None) -> dict[str, Alert]:
         values: list[str | bytes | None]

@@ -1,4 +1,4 @@
-"""Delivers alert notifications to webhook subscriptions, with retries."""
+"""Delivers alert notifications to webhook subscriptions, with retries: the Notifier."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from collections.abc import Sequence
 import httpx
 
 from alerting.handlers import Subscription, webhook_body
+from alerting.ports import Notifier
 from vigil.wire.records import Alert
+
+__all__ = ["WebhookSender"]
 
 log = logging.getLogger(__name__)
 
 
-class WebhookSender:
+class WebhookSender(Notifier):
     """POSTs ``{"alerts": [...]}`` to a subscription's URL; retries with back-off on failure."""
 
     def __init__(self, client: httpx.AsyncClient, attempts: int) -> None:

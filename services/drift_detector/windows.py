@@ -1,163 +1,44 @@
 """Windows of one model version: partial profiles in, one report per window out. No Kafka here.
 
-Workers profile the events of the prediction partitions they own into *partials* (one per model
-version and flush: a window profile per window touched, plus each partition's event-time mark).
-The worker that owns the model version merges the partials here, closes windows when the slowest
-partition's event time has passed their end plus the allowed lateness (or they went idle), and
-judges them. Counts only ever add up, so two workers produce the same reports as one.
+The worker that owns a model version merges every worker's partials here, closes windows when
+the slowest partition's event time has passed their end plus the allowed lateness (or they went
+idle), and judges them. Counts only ever add up, so two workers produce the same reports as one.
+Its state goes to the changelog as a ``vigil.DriftState`` Avro record (``snapshot``/``restore``).
 """
 
 from __future__ import annotations
 
-import pickle
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from vigil.drift.profiles import WindowProfile, build_reference_from_batch
-from vigil.drift.verdicts import SequentialDetectors, judge
+from drift_detector.partials import (
+    MICROS,
+    Partial,
+    WindowPolicy,
+    batch_from_wire,
+    batch_to_wire,
+    split_by_window,
+)
+from vigil.drift.reference import build_reference_from_batch
+from vigil.drift.sequential import SequentialDetectors
+from vigil.drift.verdicts import judge
+from vigil.drift.window import WindowProfile
+from vigil.wire.codec import Codec
 from vigil.wire.columns import Batch, concat_batches
-from vigil.wire.records import ModelVersion, ReferenceChange, ReferenceProfile, WindowReport
+from vigil.wire.records import (
+    DriftOpenWindow,
+    DriftState,
+    ModelVersion,
+    ReferenceChange,
+    ReferenceProfile,
+    WindowReport,
+)
 
-__all__ = [
-    "ModelWindows",
-    "OpenWindow",
-    "Partial",
-    "PartialBuilder",
-    "PartialWindow",
-    "WindowPolicy",
-    "split_by_window",
-]
+__all__ = ["ModelWindows", "OpenWindow"]
 
-MICROS = 1_000_000
-
-
-@dataclass(frozen=True)
-class WindowPolicy:
-    """Detector-wide defaults; a model's DriftConfig overrides window size and lateness."""
-
-    size_seconds: float = 60.0
-    lateness_seconds: float = 10.0
-    idle_close_seconds: float = 15.0
-    reference_size: int = 5000
-
-    def size(self, version: ModelVersion) -> int:
-        """Time window size of ``version`` in microseconds."""
-        return int((version.drift.window_seconds or self.size_seconds) * MICROS)
-
-    def lateness(self, version: ModelVersion) -> int:
-        lateness = version.drift.lateness_seconds
-        return int((self.lateness_seconds if lateness is None else lateness) * MICROS)
-
-
-def split_by_window(
-    timestamps: npt.NDArray[np.int64], size: int | None
-) -> dict[int, npt.NDArray[np.intp]]:
-    """Positions of the events in each time window, by start (micros); one group if no size."""
-    if size is None:
-        return {0: np.arange(timestamps.size, dtype=np.intp)}
-    starts = timestamps - timestamps % size
-    unique, inverse = np.unique(starts, return_inverse=True)
-    if unique.size == 1:
-        return {int(unique[0]): np.arange(timestamps.size, dtype=np.intp)}
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(unique.size + 1))
-    return {int(s): order[bounds[i] : bounds[i + 1]] for i, s in enumerate(unique)}
-
-
-@dataclass
-class PartialWindow:
-    """What one worker counted of one window since its last flush."""
-
-    start: int  # window start (micros); 0 for event-count windows
-    events: int
-    first: int  # earliest and latest event time counted
-    last: int
-    profile: bytes  # WindowProfile.to_bytes()
-
-
-@dataclass
-class Partial:
-    """One worker's flush for one model version: its windows' profiles and partition marks.
-
-    Without a reference yet, the worker sends the events themselves (``baseline``) so that the
-    version's owner can build the reference from the first events, wherever they were read.
-    """
-
-    model_id: str
-    model_version: str
-    reference_version: int
-    marks: dict[int, int]  # source partition -> latest event time read there (micros)
-    windows: list[PartialWindow] = field(default_factory=list)
-    baseline: Batch | None = None
-    partitions: int = 0  # of the predictions topic: how many marks make a watermark
-
-    @property
-    def events(self) -> int:
-        return sum(w.events for w in self.windows) + (len(self.baseline) if self.baseline else 0)
-
-    def to_bytes(self) -> bytes:
-        return zlib.compress(pickle.dumps(self, protocol=5), 1)
-
-    @staticmethod
-    def from_bytes(data: bytes) -> Partial:
-        partial = pickle.loads(zlib.decompress(data))
-        if not isinstance(partial, Partial):
-            raise ValueError(f"not a partial profile: {type(partial).__name__}")
-        return partial
-
-
-@dataclass
-class PartialBuilder:
-    """What one worker counted of one model version since its last flush."""
-
-    version: ModelVersion
-    windows: dict[int, tuple[WindowProfile, list[int]]] = field(default_factory=dict)
-    marks: dict[int, int] = field(default_factory=dict)
-    baseline: list[Batch] = field(default_factory=list)
-    events: int = 0
-
-    def add(self, batch: Batch, partitions: npt.NDArray[np.int32], size: int | None) -> None:
-        self.events += len(batch)
-        for partition in np.unique(partitions):
-            mark = int(batch.timestamps[partitions == partition].max())
-            self.marks[int(partition)] = max(self.marks.get(int(partition), mark), mark)
-        reference = self.version.reference
-        if reference is None:
-            self.baseline.append(batch)
-            return
-        for start, index in split_by_window(batch.timestamps, size).items():
-            entry = self.windows.get(start)
-            if entry is None:
-                entry = self.windows[start] = (
-                    WindowProfile(reference, self.version.features),
-                    [0, 2**63 - 1, -(2**63)],
-                )
-            part = batch.take(index)
-            entry[0].add(part)
-            counts = entry[1]
-            counts[0] += len(part)
-            counts[1] = min(counts[1], int(part.timestamps.min()))
-            counts[2] = max(counts[2], int(part.timestamps.max()))
-
-    def partial(self, partitions: int = 0) -> Partial:
-        reference = self.version.reference
-        return Partial(
-            self.version.model_id,
-            self.version.version,
-            reference.version if reference else 0,
-            self.marks,
-            [
-                PartialWindow(start, counts[0], counts[1], counts[2], profile.to_bytes())
-                for start, (profile, counts) in self.windows.items()
-            ],
-            concat_batches(self.baseline) if self.baseline else None,
-            partitions,
-        )
+STATE_CODEC = Codec(DriftState)
 
 
 @dataclass
@@ -391,48 +272,64 @@ class ModelWindows:
 
     def snapshot(self) -> bytes:
         """Everything needed to resume, for the changelog (the version comes from the registry)."""
-        state: dict[str, Any] = {
-            "reference_version": self.reference.version if self.reference else 0,
-            "windows": [
-                (w.key, w.first, w.last, w.events, w.late, w.stale, w.profile.to_bytes())
+        v = self.version
+        record = DriftState(
+            model_id=v.model_id,
+            model_version=v.version,
+            reference_version=self.reference.version if self.reference else 0,
+            windows=[
+                DriftOpenWindow(
+                    key=w.key,
+                    first=w.first,
+                    last=w.last,
+                    events=w.events,
+                    late=w.late,
+                    stale=w.stale,
+                    profile=w.profile.to_bytes(),
+                )
                 for w in self.windows.values()
             ],
-            "marks": self.marks,
-            "closed_until": self.closed_until,
-            "partitions": self.partitions,
-            "sequence": self.sequence,
-            "baseline": self.baseline,
-            "sequential": self.sequential,
-            "built_reference": self.built_reference,
-        }
-        return zlib.compress(pickle.dumps(state, protocol=5), 1)
+            marks={str(p): m for p, m in self.marks.items()},
+            closed_until=self.closed_until,
+            partitions=self.partitions,
+            sequence=self.sequence,
+            baseline=[batch_to_wire(b) for b in self.baseline],
+            sequential=self.sequential.state(),
+            built_reference=self.built_reference,
+        )
+        return STATE_CODEC.encode(record)
 
     @classmethod
     def restore(
         cls, data: bytes, version: ModelVersion, policy: WindowPolicy, now: float
     ) -> ModelWindows:
-        """The state ``snapshot`` saved, under the registry's current ``version``."""
-        state = pickle.loads(zlib.decompress(data))
+        """The state ``snapshot`` saved, under the registry's current ``version``; DecodeError
+        or ValueError if ``data`` is not such a state."""
+        state = STATE_CODEC.decode(data)
         self = cls(version, policy)
-        self.marks = state["marks"]
-        self.closed_until = state["closed_until"]
-        self.partitions = state.get("partitions", 0)
-        self.sequence = state["sequence"]
-        self.baseline = state["baseline"]
-        self.sequential = state["sequential"]
-        built: ReferenceProfile | None = state["built_reference"]
+        self.marks = {int(p): m for p, m in state.marks.items()}
+        self.closed_until = state.closed_until
+        self.partitions = state.partitions
+        self.sequence = state.sequence
+        self.baseline = [
+            batch_from_wire(b, version.model_id, version.version) for b in state.baseline
+        ]
+        self.sequential = SequentialDetectors.restore(state.sequential)
+        built = state.built_reference
         if built is not None and (self.reference is None or self.reference.version < built.version):
             # Built and about to be published when the worker stopped: use it.
             self.version = version.model_copy(update={"reference": built})
             self.built_reference = built
         reference = self.reference
-        for key, first, last, events, late, stale, profile in state["windows"]:
+        for w in state.windows:
             if reference is None:
                 continue
-            if reference.version == state["reference_version"]:
-                window_profile = WindowProfile.from_bytes(profile, reference, version.features)
+            stale = w.stale
+            if reference.version == state.reference_version:
+                profile = WindowProfile.from_bytes(w.profile, reference, self.version.features)
             else:
-                window_profile, stale = WindowProfile(reference, version.features), events
-            window = OpenWindow(key, window_profile, now, first, last, events, late, stale)
-            self.windows[key] = window
+                profile, stale = WindowProfile(reference, self.version.features), w.events
+            self.windows[w.key] = OpenWindow(
+                w.key, profile, now, w.first, w.last, w.events, w.late, stale
+            )
         return self

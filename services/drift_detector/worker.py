@@ -1,4 +1,4 @@
-"""The drift detector worker: its two stages, the model catalog and its HTTP endpoints."""
+"""The drift detector worker: its two stream stages, the model catalog and its HTTP endpoints."""
 
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from drift_detector.config import Settings
-from drift_detector.merger import Merger
-from drift_detector.profiler import Profiler
-from drift_detector.windows import WindowPolicy
+from drift_detector.handlers import Merging, Profiling, WindowPolicy
 from vigil.adapters.bus import ensure_topics, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.http import create_api
-from vigil.wire.topics import drift_topics
+from vigil.adapters.ports import Catalog
+from vigil.adapters.schema_registry import SchemaRegistryClient
+from vigil.adapters.stage import Stage, StageConfig
+from vigil.wire.codec import Codec
+from vigil.wire.records import PredictionEvent
+from vigil.wire.topics import PREDICTIONS, drift_topics
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +39,66 @@ def policy(settings: Settings) -> WindowPolicy:
     )
 
 
+def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
+    app, worker = settings.drift_app_id, settings.worker_id
+    partials, state = drift_topics(app)
+    url = settings.schema_registry_url
+    codec = Codec(PredictionEvent, SchemaRegistryClient(url) if url else None)
+    rules = policy(settings)
+    profiling = Profiling(
+        versions,
+        rules,
+        codec,
+        partials.name,
+        settings.drift_flush_events,
+        settings.drift_flush_seconds,
+    )
+    profiler = StageConfig(
+        name="profiler",
+        bootstrap=settings.kafka_bootstrap,
+        group_id=app,
+        topics=(PREDICTIONS.name,),
+        transactional_id=f"{app}-{worker}-profiler",
+        auto_offset_reset=settings.drift_auto_offset_reset,
+        fetch_records=settings.drift_fetch_records,
+    )
+    merger = StageConfig(
+        name="merger",
+        bootstrap=settings.kafka_bootstrap,
+        group_id=f"{app}-merge",
+        topics=(partials.name,),
+        transactional_id=f"{app}-{worker}-merger",
+        changelog=state.name,
+        fetch_records=500,
+        fetch_timeout_ms=500,
+        max_partition_fetch_bytes=64 * 1024 * 1024,
+        fetch_max_bytes=128 * 1024 * 1024,
+    )
+    return Stage(profiler, profiling), Stage(merger, Merging(versions, rules, state.name))
+
+
 @dataclass
 class DriftWorker:
     follower: ModelCatalogFollower
-    profiler: Profiler
-    merger: Merger
+    profiler: Stage
+    merger: Stage
+
+    @property
+    def profiling(self) -> Profiling:
+        assert isinstance(self.profiler.logic, Profiling)
+        return self.profiler.logic
+
+    @property
+    def merging(self) -> Merging:
+        assert isinstance(self.merger.logic, Merging)
+        return self.merger.logic
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> DriftWorker:
         await ensure_topics(settings.kafka_bootstrap, drift_topics(settings.drift_app_id))
         follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
-        rules = policy(settings)
-        worker = cls(
-            follower,
-            await started(stack, Profiler(settings, follower, rules)),
-            await started(stack, Merger(settings, follower, rules)),
-        )
+        profiler, merger = _stages(settings, follower)
+        worker = cls(follower, await started(stack, profiler), await started(stack, merger))
         tasks = [
             asyncio.create_task(worker.profiler.run(), name="drift-profiler"),
             asyncio.create_task(worker.merger.run(), name="drift-merger"),
@@ -101,13 +148,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def status() -> dict[str, Any]:
         """What this worker owns and has done."""
         worker: DriftWorker = app.state.adapters
+        profiler, merger = worker.profiler, worker.merger
         return {
-            "prediction_partitions": sorted(tp.partition for tp in worker.profiler.assignment),
-            "partial_partitions": sorted(tp.partition for tp in worker.merger.assignment),
-            "events_profiled": worker.profiler.flushed_events,
-            "profiling_seconds": (worker.profiler.last_commit or 0.0)
-            - (worker.profiler.first_read or 0.0),
-            "reports_published": worker.merger.reports_published,
+            "prediction_partitions": sorted(tp.partition for tp in profiler.assignment),
+            "partial_partitions": sorted(tp.partition for tp in merger.assignment),
+            "events_profiled": worker.profiling.flushed_events,
+            "profiling_seconds": (profiler.last_commit or 0.0) - (profiler.first_read or 0.0),
+            "reports_published": worker.merging.reports_published,
+            "dead_lettered": profiler.dead_lettered + merger.dead_lettered,
             "model_versions": [
                 {
                     "model_id": m.version.model_id,
@@ -116,7 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "reference": m.reference.source if m.reference else None,
                     "baseline_events": sum(len(b) for b in m.baseline),
                 }
-                for m in worker.merger.models.values()
+                for m in worker.merging.models.values()
             ],
         }
 

@@ -1,0 +1,1 @@
+"""The feedback service: true outcomes and reviewers' flags onto the feedback topic."""

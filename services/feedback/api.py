@@ -3,42 +3,55 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any
 
-from aiokafka import AIOKafkaProducer
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from feedback.config import Settings
 from feedback.handlers import FeedbackIn, to_events
-from vigil.adapters.bus import new_producer, publish, started
-from vigil.adapters.http import InputRejected, adapters, create_api, stored_or_503
+from vigil.adapters.bus import KafkaBus
+from vigil.adapters.http import InputRejected, create_api, provider, stored_or_503
+from vigil.adapters.ports import Bus
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeedbackEvent, utcnow
 from vigil.wire.topics import FEEDBACK
 from vigil.wire.validation import parse_batch
 
+__all__ = ["Feedback", "create_app", "router"]
+
 CODEC = Codec(FeedbackEvent)
 
 
-ProducerDep = Annotated[AIOKafkaProducer, Depends(adapters)]
+@dataclass(frozen=True)
+class Feedback:
+    """The feedback service's adapters: the bus to the feedback topic."""
+
+    bus: Bus
+
+    @classmethod
+    async def open(cls, stack: AsyncExitStack, settings: Settings) -> Feedback:
+        return cls(await KafkaBus.open(stack, settings.kafka_bootstrap, "vigil-feedback"))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+FeedbackDep = Annotated[Feedback, Depends(provider(Feedback))]
+router = APIRouter()
+
+
+@router.post("/v1/feedback")
+async def give_feedback(request: Request, feedback: FeedbackDep) -> dict[str, Any]:
+    """Record feedback on one prediction, or a JSON array of feedback."""
+    parsed, errors = parse_batch(await request.body(), FeedbackIn)
+    if errors:
+        raise InputRejected(f"{len(errors)} invalid field(s); nothing was stored", errors)
+    events = to_events([p for p in parsed if p is not None], utcnow())
+    await stored_or_503(feedback.bus.publish(FEEDBACK, CODEC, events, lambda e: e.prediction_id))
+    return {"accepted": len(events), "feedback_ids": [e.feedback_id for e in events]}
+
+
+def create_app(settings: Settings | None = None, adapters: Feedback | None = None) -> FastAPI:
+    """The feedback API; on ``adapters`` when given, else on Kafka opened at start-up."""
     config = settings or Settings()
-
-    async def open_producer(stack: AsyncExitStack) -> AIOKafkaProducer:
-        return await started(stack, new_producer(config.kafka_bootstrap, "vigil-feedback"))
-
-    app = create_api("Vigil feedback", "feedback", open_producer)
-
-    @app.post("/v1/feedback")
-    async def give_feedback(request: Request, producer: ProducerDep) -> dict[str, Any]:
-        """Record feedback on one prediction, or a JSON array of feedback."""
-        parsed, errors = parse_batch(await request.body(), FeedbackIn)
-        if errors:
-            raise InputRejected(f"{len(errors)} invalid field(s); nothing was stored", errors)
-        events = to_events([p for p in parsed if p is not None], utcnow())
-        await stored_or_503(publish(producer, FEEDBACK, CODEC, events, lambda e: e.prediction_id))
-        return {"accepted": len(events), "feedback_ids": [e.feedback_id for e in events]}
-
-    return app
+    opener = partial(Feedback.open, settings=config)
+    return create_api("Vigil feedback", "feedback", opener, adapters, [router], config)

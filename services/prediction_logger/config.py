@@ -14,13 +14,3 @@ class Settings(VigilSettings):
     prediction_logger_write_timeout_seconds: float = 10.0
     # How long an unsettled claim blocks resends of its ids if this process dies meanwhile.
     prediction_logger_pending_seconds: int = 300
-
-
-class ArchiveSettings(VigilSettings):
-    """The archive consumer's settings."""
-
-    archive_url: str = ".run/archive"  # a local directory or any fsspec URL, e.g. s3://bucket/x
-    archive_topic: str = "vigil.predictions.v1"
-    archive_group_id: str = "vigil-archive"
-    archive_max_rows: int = 50_000
-    archive_max_seconds: float = 60.0

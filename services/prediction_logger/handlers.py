@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from vigil.adapters.catalog import ModelCatalog
+from vigil.adapters.ports import Catalog
 from vigil.wire.records import FeatureValue
 from vigil.wire.validation import FeatureCheck, FieldError, check_features, describe
 
@@ -52,7 +52,7 @@ class CheckedBatch:
 
 
 def check_batch(
-    parsed: Sequence[PredictionIn | None], catalog: ModelCatalog, now: datetime
+    parsed: Sequence[PredictionIn | None], catalog: Catalog, now: datetime
 ) -> CheckedBatch:
     """Check each parsed item against its model's feature spec and build the valid events.
 
@@ -109,7 +109,7 @@ def _optional_float(value: Any) -> float | None:
     raise _Unsure
 
 
-def valid_events(items: Sequence[Any], catalog: ModelCatalog, now: datetime) -> list[Event] | None:
+def valid_events(items: Sequence[Any], catalog: Catalog, now: datetime) -> list[Event] | None:
     """The events of a batch in which every item is valid, in one quick pass; else None.
 
     For the usual batch: items as ``orjson`` decodes them, each with exact JSON types, of a
@@ -122,65 +122,19 @@ def valid_events(items: Sequence[Any], catalog: ModelCatalog, now: datetime) -> 
     stamps: list[Any] = []  # the timestamps to validate, in one call, for...
     stamped: list[Event] = []  # ...these events
     checks: dict[tuple[str, str], FeatureCheck] = {}
-    new_id = uuid.uuid4
-    for item in items:
-        if type(item) is not dict or not item.keys() <= _FIELDS:
-            return None
-        model_id = item.get("model_id")
-        model_version = item.get("model_version")
-        features = item.get("features")
-        prediction = item.get("prediction")
-        if (
-            type(model_id) is not str
-            or type(model_version) is not str
-            or type(features) is not dict
-            or type(prediction) not in _LABEL_TYPES
-        ):
-            return None
-        check = checks.get((model_id, model_version))
-        if check is None:
-            version = catalog.get(model_id, model_version)
-            if version is None:
-                return None
-            check = checks[(model_id, model_version)] = FeatureCheck.of(version.features)
-        if not check.passes(features):
-            return None
-        prediction_id = item.get("prediction_id")
-        if prediction_id is None:
-            prediction_id = new_id().hex
-        elif type(prediction_id) is not str or not 0 < len(prediction_id) <= 200:
-            return None
-        try:
-            score = _optional_float(item.get("score"))
-            sample_rate = _optional_float(item.get("sample_rate"))
-        except _Unsure:
-            return None
-        if sample_rate is not None and not 0 < sample_rate <= 1:
-            return None
-        tags = item.get("tags", _MISSING)
-        if tags is _MISSING:
-            tags = {}
-        elif type(tags) is not dict or not all(type(v) is str for v in tags.values()):
-            return None
-        event = {
-            "prediction_id": prediction_id,
-            "model_id": model_id,
-            "model_version": model_version,
-            "timestamp": now,
-            "features": features,
-            "prediction": prediction,
-            "score": score,
-            "tags": tags,
-            "sample_rate": sample_rate,
-        }
-        timestamp = item.get("timestamp")
-        if timestamp is not None:
-            kind = type(timestamp)
-            if kind is not str and kind is not int and kind is not float:
-                return None
-            stamps.append(timestamp)
-            stamped.append(event)
-        events.append(event)
+    try:
+        for item in items:
+            event = _quick_event(item, catalog, checks, now)
+            timestamp = item.get("timestamp")
+            if timestamp is not None:
+                kind = type(timestamp)
+                if kind is not str and kind is not int and kind is not float:
+                    return None
+                stamps.append(timestamp)
+                stamped.append(event)
+            events.append(event)
+    except _Unsure:
+        return None
     if stamps:
         # pydantic reads a string or number as a datetime the same in Python as in JSON.
         try:
@@ -191,7 +145,65 @@ def valid_events(items: Sequence[Any], catalog: ModelCatalog, now: datetime) -> 
     return events
 
 
-def has_unregistered(parsed: Sequence[PredictionIn | None], catalog: ModelCatalog) -> bool:
+def _quick_event(
+    item: Any, catalog: Catalog, checks: dict[tuple[str, str], FeatureCheck], now: datetime
+) -> Event:
+    """One item as its event, timestamped ``now``; raises _Unsure unless plainly valid."""
+    if type(item) is not dict or not item.keys() <= _FIELDS:
+        raise _Unsure
+    model_id = item.get("model_id")
+    model_version = item.get("model_version")
+    features = item.get("features")
+    prediction = item.get("prediction")
+    if (
+        type(model_id) is not str
+        or type(model_version) is not str
+        or type(features) is not dict
+        or type(prediction) not in _LABEL_TYPES
+    ):
+        raise _Unsure
+    check = checks.get((model_id, model_version))
+    if check is None:
+        version = catalog.get(model_id, model_version)
+        if version is None:
+            raise _Unsure
+        check = checks[(model_id, model_version)] = FeatureCheck.of(version.features)
+    if not check.passes(features):
+        raise _Unsure
+    sample_rate = _optional_float(item.get("sample_rate"))
+    if sample_rate is not None and not 0 < sample_rate <= 1:
+        raise _Unsure
+    return {
+        "prediction_id": _prediction_id(item.get("prediction_id")),
+        "model_id": model_id,
+        "model_version": model_version,
+        "timestamp": now,
+        "features": features,
+        "prediction": prediction,
+        "score": _optional_float(item.get("score")),
+        "tags": _tags(item.get("tags", _MISSING)),
+        "sample_rate": sample_rate,
+    }
+
+
+def _prediction_id(value: Any) -> str:
+    """The item's prediction_id, or a new one when it has none."""
+    if value is None:
+        return uuid.uuid4().hex
+    if type(value) is not str or not 0 < len(value) <= 200:
+        raise _Unsure
+    return value
+
+
+def _tags(value: Any) -> dict[str, str]:
+    if value is _MISSING:
+        return {}
+    if type(value) is not dict or not all(type(v) is str for v in value.values()):
+        raise _Unsure
+    return value
+
+
+def has_unregistered(parsed: Sequence[PredictionIn | None], catalog: Catalog) -> bool:
     return any(p is not None and catalog.get(p.model_id, p.model_version) is None for p in parsed)
 
 

@@ -1,0 +1,1 @@
+"""The registry service: model versions, their references and drift settings."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vigil.drift.profiles import build_reference
+from vigil.drift.reference import build_reference
 from vigil.drift.verdicts import OUTPUTS
 from vigil.wire.records import (
     DriftConfig,
@@ -122,6 +122,40 @@ def with_reference(
     )
     update = {"reference": reference, "reference_history": history, "updated_at": now}
     return version.model_copy(update=update), []
+
+
+def model_summary(model_id: str, versions: Sequence[ModelVersion]) -> dict[str, Any]:
+    """A model as listed: owner, purpose, task and risk tier of its latest version, and versions."""
+    latest = versions[-1]
+    return {
+        "model_id": model_id,
+        "owner": latest.owner,
+        "purpose": latest.purpose,
+        "task": latest.task,
+        "severity": latest.risk.severity,
+        "versions": [
+            {
+                "version": v.version,
+                "status": v.status,
+                "reference": v.reference.source if v.reference else None,
+                "created_at": v.created_at,
+            }
+            for v in versions
+        ],
+    }
+
+
+def reference_summary(version: ModelVersion) -> dict[str, Any]:
+    """What a reference upload answers: the new reference's number, size, features, history."""
+    assert version.reference is not None
+    return {
+        "model_id": version.model_id,
+        "version": version.version,
+        "reference_version": version.reference.version,
+        "row_count": version.reference.row_count,
+        "features": [f.name for f in version.reference.features],
+        "history": version.reference_history,
+    }
 
 
 def with_drift_config(

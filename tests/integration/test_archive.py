@@ -55,7 +55,7 @@ async def _produce(bootstrap: str, topic: Topic, start: int, n: int) -> None:
 
 def _archive(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "prediction_logger.archive"],
+        [sys.executable, "-m", "archive"],
         env=env,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
@@ -109,13 +109,13 @@ def test_a_killed_archive_restarts_without_gaps_or_duplicates(
 
 
 def test_the_archive_reads_the_real_predictions_topic_by_default() -> None:
-    from prediction_logger.config import ArchiveSettings
+    from archive.config import Settings
 
-    assert ArchiveSettings.model_fields["archive_topic"].default == PREDICTIONS.name
+    assert Settings.model_fields["archive_topic"].default == PREDICTIONS.name
 
 
 def test_an_interrupted_chunk_is_cut_again_at_the_same_offset_and_replaced(tmp_path: Path) -> None:
-    from prediction_logger.archive_files import ArchiveFiles, Row
+    from archive.handlers import ArchiveFiles, Row
 
     files = ArchiveFiles(str(tmp_path))
     rows = [
@@ -128,3 +128,21 @@ def test_an_interrupted_chunk_is_cut_again_at_the_same_offset_and_replaced(tmp_p
     assert files.write_chunk("t", 2, rows) == paths  # the same files, replaced, not added
     assert _count(tmp_path) == (5, 5)
     assert paths[0].endswith("part-002-00000000000000000100-00000000000000000104.parquet")
+
+
+def test_a_restarted_archive_removes_the_temporary_files_a_killed_writer_left(
+    tmp_path: Path,
+) -> None:
+    from archive.handlers import ArchiveFiles, Row
+
+    files = ArchiveFiles(str(tmp_path))
+    rows = [Row(PREDICTION, 1, 7)]
+    (path,) = files.write_chunk("t", 1, rows)
+    stale = [Path(f"{path}.tmp-99999"), tmp_path / "_manifests" / "t-1.json.tmp-99999"]
+    other = Path(path.replace("part-001-", "part-002-") + ".tmp-99999")  # not this partition's
+    for p in [*stale, other]:
+        p.write_bytes(b"half a file")
+    assert sorted(files.remove_temporary("t", 1)) == sorted(str(p) for p in stale)
+    assert not any(p.exists() for p in stale)
+    assert other.exists()
+    assert _count(tmp_path) == (1, 1)

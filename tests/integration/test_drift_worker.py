@@ -16,7 +16,7 @@ from tests.drift_workers import DriftWorkers
 from tests.kafka_tools import Message, end_offsets, read_from
 from vigil.adapters.bus import new_producer, send_keyed
 from vigil.adapters.settings import VigilSettings
-from vigil.drift.profiles import build_reference
+from vigil.drift.reference import build_reference
 from vigil.wire.codec import Codec
 from vigil.wire.records import (
     FeatureSpec,

@@ -22,9 +22,8 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from vigil.adapters.schema_registry import SchemaRegistryClient
-from vigil.wire import batchdecode
 from vigil.wire.avro import AvroSchema, avro_schema
-from vigil.wire.batchdecode import Decoded, decode_predictions
+from vigil.wire.batchdecode import Decoded, decode_predictions, reader, strings
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.columns import Column, column_from_values
 from vigil.wire.records import PredictionEvent
@@ -519,7 +518,7 @@ def test_ordinary_avro_events_never_take_the_per_message_path() -> None:
 def test_a_changed_schema_sends_every_message_the_per_message_way(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(batchdecode, "SUPPORTED_SCHEMA", "{}")
+    monkeypatch.setattr(reader, "SUPPORTED_SCHEMA", "{}")
     rng = random.Random(4)
     values = [_encodings(_event(rng, MODELS), rng) for _ in range(50)]
     codec = _Counting()
@@ -562,7 +561,7 @@ def test_lockstep_stragglers_with_huge_maps() -> None:
 
 
 def test_hash_collisions_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batchdecode, "_MIX2", np.uint64(0))  # every string hashes alike
+    monkeypatch.setattr(strings, "_MIX2", np.uint64(0))  # every string hashes alike
     rng = random.Random(12)
     values = [_blocks(_event(rng, MODELS), rng) for _ in range(120)]
     codec = _Counting()

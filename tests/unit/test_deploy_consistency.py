@@ -31,12 +31,17 @@ DEFAULT_PORTS = {
 }
 
 
+WORKERS = ["archive"]  # stream processors without an HTTP port
+
+
 def test_every_service_runs_in_both_with_the_same_port() -> None:
     services = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "__main__.py").exists())
-    assert sorted(n for n, port in SCRIPT_PORTS.items() if port != "-") == services
-    assert SCRIPT_PORTS["prediction_logger.archive"] == "-"
-    assert COMPOSE["prediction_logger_archive"]["command"][-1] == "prediction_logger.archive"
-    for name in services:
+    assert sorted(SCRIPT_PORTS) == services
+    assert sorted(n for n, port in SCRIPT_PORTS.items() if port == "-") == WORKERS
+    for name in WORKERS:
+        assert COMPOSE[name]["command"] == ["python", "-m", name]
+        assert "ports" not in COMPOSE[name]
+    for name in sorted(set(services) - set(WORKERS)):
         port = DEFAULT_PORTS[name]
         assert int(SCRIPT_PORTS[name]) == port
         assert COMPOSE[name]["ports"] == [f"{port}:{port}"]

@@ -18,16 +18,15 @@ from tests.drift_data import (
     numeric_column,
     string_column,
 )
-from vigil.drift.profiles import (
+from vigil.drift.counts import CategoricalCounts, NumericCounts
+from vigil.drift.reference import (
     FINE_BINS,
     NUMERIC_BINS,
-    CategoricalCounts,
-    NumericCounts,
-    WindowProfile,
     build_reference,
     build_reference_from_batch,
 )
 from vigil.drift.stats import chi2, js, ks, ks_pvalue, psi, wasserstein
+from vigil.drift.window import WindowProfile
 from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, STRING, Batch, Column, batch_from_rows
 from vigil.wire.records import FeatureProfile, FeatureSpec, ReferenceProfile
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from typing import get_args
 
@@ -17,16 +18,17 @@ from tests.drift_data import (
     numeric_column,
     string_column,
 )
-from vigil.drift.profiles import WindowProfile, build_reference_from_batch
+from vigil.drift.reference import build_reference_from_batch
+from vigil.drift.sequential import HISTORY, SequentialDetectors
 from vigil.drift.verdicts import (
     ALPHA,
     MIN_EVENTS,
     TIER_MARGINS,
     TIER_THRESHOLDS,
-    SequentialDetectors,
     Verdict,
     judge,
 )
+from vigil.drift.window import WindowProfile
 from vigil.wire.columns import BOOLEAN, Batch
 from vigil.wire.records import DriftConfig, FeatureSpec, ModelVersion, ReferenceProfile, Severity
 
@@ -291,6 +293,39 @@ def test_sequential_detectors_survive_pickling() -> None:
         elif i > 120 and second.update({"x": float(v)}):
             fired_second.append(i)
     assert fired_first and fired_first == fired_second
+
+
+def test_sequential_detectors_restored_from_their_state_decide_the_same() -> None:
+    """state() is a plain dict of float lists (an Avro map<array<double>>); restore() replays
+    it, and the restored detectors fire on the same future windows as the originals."""
+    rng = np.random.default_rng(11)
+    x = _stationary_psi(rng, 400) + np.concatenate([np.zeros(150), np.arange(250) * 3e-4])
+    x[330:] += 0.05  # a jump after the slow drift: a second detection
+    y = _stationary_psi(rng, 400)
+    stream = [{"x": float(a), "y": float(b)} for a, b in zip(x, y, strict=True)]
+    detections = 0
+    for cut in (0, 5, 120, 200, 300, 340):  # around the grace period and the detections
+        original = SequentialDetectors()
+        for psi in stream[:cut]:
+            original.update(psi)
+        state = original.state()
+        assert all(type(v) is float for values in state.values() for v in values)
+        restored = SequentialDetectors.restore(json.loads(json.dumps(state)))
+        assert restored.state() == state
+        fired = [original.update(psi) for psi in stream[cut:]]
+        assert [restored.update(psi) for psi in stream[cut:]] == fired
+        assert restored.state() == original.state()
+        detections += sum(bool(f) for f in fired)
+    assert detections > 0
+    with pytest.raises(ValueError):
+        SequentialDetectors.restore({"x": [1.0]})
+
+
+def test_sequential_state_is_bounded() -> None:
+    detectors = SequentialDetectors()
+    for _ in range(2 * HISTORY + 10):
+        detectors.update({"x": 0.01})
+    assert len(detectors.state()["x"]) == 2 + HISTORY
 
 
 def test_judge_feeds_the_sequential_detectors() -> None:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from drift_detector.windows import ModelWindows, Partial, PartialBuilder, WindowPolicy
-from vigil.drift.profiles import build_reference
+from drift_detector.partials import Partial, PartialBuilder, WindowPolicy
+from drift_detector.windows import ModelWindows
+from vigil.drift.reference import build_reference
 from vigil.wire.columns import Batch, batch_from_rows
 from vigil.wire.records import DriftConfig, FeatureSpec, ModelVersion, RiskAssessment, WindowReport
 
@@ -205,3 +206,50 @@ def test_no_watermark_until_every_partition_has_carried_the_version() -> None:
     closed = windows.close_due(3.0)
     assert [w.key for w in closed] == [START + i * MINUTE for i in range(9)]  # 10th: + lateness
     assert [w.events for w in closed] == [360] * 9  # 120 a minute from each partition
+
+
+def test_a_partial_without_a_reference_carries_its_events_through_avro() -> None:
+    rng = np.random.default_rng(10)
+    version = _version(reference=False)
+    batch = _batch(_rows(rng, 300), START, 1000)
+    partial = _partial(version, batch, np.arange(300) % 3, of=6)
+    assert partial.baseline is not None and partial.windows == []
+    assert (partial.events, partial.partitions, sorted(partial.marks)) == (300, 6, [0, 1, 2])
+    for name, column in batch.features.items():
+        got = partial.baseline.features[name]
+        assert np.array_equal(got.kinds, column.kinds)
+        assert np.array_equal(got.numbers, column.numbers, equal_nan=True)
+        assert [got.vocab[c] if c >= 0 else None for c in got.codes] == [
+            column.vocab[c] if c >= 0 else None for c in column.codes
+        ]
+    assert np.array_equal(partial.baseline.timestamps, batch.timestamps)
+    assert np.array_equal(partial.baseline.score, batch.score)
+
+
+def test_a_state_with_a_baseline_a_built_reference_and_detectors_survives_a_restore() -> None:
+    rng = np.random.default_rng(11)
+    windows = ModelWindows(_version(reference=False), POLICY)
+    windows.add(_partial(windows.version, _batch(_rows(rng, 400), START, 1000), np.zeros(400)), 0)
+    restored = ModelWindows.restore(windows.snapshot(), windows.version, POLICY, 0.0)
+    assert sum(len(b) for b in restored.baseline) == 400 and restored.reference is None
+    # Past the reference size: the reference is built, then saved until it is published.
+    windows.add(
+        _partial(windows.version, _batch(_rows(rng, 700), START + 400_000, 1000), np.ones(700)), 1
+    )
+    windows.sequential.update({"a": 0.01, "b": 0.02})
+    built = windows.built_reference
+    assert built is not None
+    restored = ModelWindows.restore(windows.snapshot(), _version(reference=False), POLICY, 1.0)
+    assert restored.built_reference == built and restored.reference == built
+    assert restored.sequential.state() == windows.sequential.state()
+    assert _close_all(restored)[0].model_dump(exclude={"created_at"}) == _close_all(windows)[
+        0
+    ].model_dump(exclude={"created_at"})
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00junk", b"\xc3\x01" + bytes(8) + b"x", b"{}"])
+def test_malformed_partials_and_states_raise_value_errors(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        Partial.from_bytes(data)
+    with pytest.raises(ValueError):
+        ModelWindows.restore(data, _version(), POLICY, 0.0)

@@ -3,21 +3,91 @@
 from __future__ import annotations
 
 import io
+import json
 import types
 from datetime import datetime
 from typing import Any, Literal, Union, get_args, get_origin
 
 import pytest
-from fastavro import schemaless_writer
-from pydantic import BaseModel
+from fastavro import parse_schema, schemaless_writer
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+from pydantic import BaseModel, create_model
 
-from tests.samples import PREDICTION, SAMPLES
-from vigil.wire.avro import avro_schema, known_writer_schemas
+from tests.samples import PREDICTION
+from tests.samples import SAMPLES as TOPIC_SAMPLES
+from vigil.wire import codec as codec_module
+from vigil.wire.avro import AvroSchema, avro_schema, known_writer_schemas
 from vigil.wire.codec import Codec
-from vigil.wire.records import PredictionEvent, Record
+from vigil.wire.records import (
+    DriftColumn,
+    DriftEventColumns,
+    DriftOpenWindow,
+    DriftPartial,
+    DriftPartialWindow,
+    DriftState,
+    ModelVersion,
+    PredictionEvent,
+    Record,
+    WindowProfileState,
+)
 from vigil.wire.topics import CATALOGUE
 
-RECORDS = [t.record for t in CATALOGUE if t.record is not None]
+# Records stored inside other records or state stores rather than on a topic of their own.
+EMBEDDED: dict[type[Record], Record] = {
+    WindowProfileState: WindowProfileState(
+        format=1,
+        fingerprint=1923842197,
+        reference_version=3,
+        event_count=2,
+        ints_size=2,
+        floats_size=1,
+        extremes_size=0,
+        compression="none",
+        ints=(2).to_bytes(8, "little") + (1).to_bytes(8, "little"),
+        floats=bytes(8),  # 0.0; ASCII bytes, so that the JSON round trip holds too
+        mins=b"",
+        maxs=b"",
+    ),
+}
+# The drift detector's internal topics (``drift_topics``) and the columns they carry. Bytes are
+# ASCII, so that the JSON round trip holds too.
+_COLUMN = DriftColumn(kinds=b"\x03\x00", numbers=bytes(16), codes=bytes(8), vocab=[])
+_EVENTS = DriftEventColumns(
+    timestamps=bytes(16), features={"income": _COLUMN}, prediction=_COLUMN, score=bytes(16)
+)
+DRIFT: dict[type[Record], Record] = {
+    DriftEventColumns: _EVENTS,
+    DriftPartial: DriftPartial(
+        model_id="credit-risk",
+        model_version="1.0.0",
+        reference_version=2,
+        marks={"0": 1_777_636_800_000_000, "5": 1_777_636_801_000_000},
+        partitions=6,
+        windows=[
+            DriftPartialWindow(start=60, events=2, first=61, last=62, profile=b"profile bytes")
+        ],
+        baseline=_EVENTS,
+    ),
+    DriftState: DriftState(
+        model_id="credit-risk",
+        model_version="1.0.0",
+        reference_version=1,
+        windows=[
+            DriftOpenWindow(
+                key=60, first=61, last=62, events=3, late=1, stale=0, profile=b"profile"
+            )
+        ],
+        marks={"1": 62},
+        closed_until=60,
+        partitions=6,
+        sequence=4,
+        baseline=[_EVENTS],
+        sequential={"income": [0.5, 2.0, 0.9, 1.1]},
+        built_reference=TOPIC_SAMPLES[ModelVersion].reference,  # type: ignore[attr-defined]
+    ),
+}
+RECORDS = [t.record for t in CATALOGUE if t.record is not None] + list(EMBEDDED) + list(DRIFT)
+SAMPLES = {**TOPIC_SAMPLES, **EMBEDDED, **DRIFT}
 
 
 def _avro_shape(schema: Any, named: dict[str, Any]) -> frozenset[Any]:
@@ -65,7 +135,14 @@ def _python_shape(annotation: Any) -> frozenset[Any]:
             for name, f in annotation.model_fields.items()
         )
         return frozenset({("record", annotation.__name__, fields)})
-    simple = {str: "string", int: "long", float: "double", bool: "boolean", datetime: "timestamp"}
+    simple = {
+        str: "string",
+        int: "long",
+        float: "double",
+        bool: "boolean",
+        bytes: "bytes",
+        datetime: "timestamp",
+    }
     return frozenset({"null" if annotation is type(None) else simple[annotation]})
 
 
@@ -107,3 +184,34 @@ def test_records_written_with_a_previous_schema_still_decode(record: str) -> Non
     fresh = set(model.model_fields) - {f["name"] for f in old.parsed["fields"]}
     assert fresh  # the schema did change
     assert decoded.model_dump(exclude=fresh) == SAMPLES[model].model_dump(exclude=fresh)
+
+
+@pytest.mark.parametrize("record", list(DRIFT), ids=lambda r: r.__name__)
+def test_a_drift_record_written_before_a_field_was_added_still_decodes(
+    record: type[Record], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compacted state topic keeps what older releases wrote: once a field is added (with
+    a default, and the old schema kept in schemas/history), their records still decode."""
+    old = avro_schema(record.__name__)
+    written = Codec(record).encode(SAMPLES[record])
+    newer = json.loads(old.canonical)
+    newer["fields"].append({"name": "added_later", "type": ["null", "string"], "default": None})
+    canonical = to_parsing_canonical_form(newer)
+    new = AvroSchema(
+        old.name,
+        parse_schema(newer),
+        canonical,
+        bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
+    )
+    monkeypatch.setattr(codec_module, "avro_schema", lambda name: new)
+    monkeypatch.setattr(
+        codec_module,
+        "known_writer_schemas",
+        lambda name: {new.fingerprint: new, old.fingerprint: old},
+    )
+    mirror = create_model(  # type: ignore[call-overload]
+        record.__name__, __base__=record, added_later=(str | None, None)
+    )
+    decoded = Codec(mirror).decode(written)
+    assert decoded.added_later is None
+    assert decoded.model_dump(exclude={"added_later"}) == SAMPLES[record].model_dump()

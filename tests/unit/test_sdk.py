@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from vigil.sdk.ids import new_id
 from vigil.sdk.logger import _LoggerBase
 from vigil.sdk.pipeline import Delivery, DeliveryPolicy
 from vigil.sdk.transport import Rejected, transport_for
@@ -42,6 +45,32 @@ def test_log_queues_a_complete_event_and_returns_its_id() -> None:
         "sample_rate": None,
     }
     assert logger.stats().queued == 1
+
+
+def test_generated_ids_are_unique_uuid4_hex() -> None:
+    logger = _logger()
+    ids = [logger.log("m", "1", {"x": 1.0}, True) for _ in range(3000)]  # several id pools
+    assert len(set(ids)) == 3000
+    for pid in ids:
+        parsed = uuid.UUID(hex=pid)
+        assert (parsed.hex, parsed.version, parsed.variant) == (pid, 4, uuid.RFC_4122)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    new_id()  # the parent has a pool
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(write, "".join(new_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        text = pipe.read()
+    theirs = {text[i : i + 32] for i in range(0, len(text), 32)}
+    assert len(theirs) == 10
+    assert theirs.isdisjoint(new_id() for _ in range(10))
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:

@@ -8,6 +8,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from vigil.adapters.ports import Catalog
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.records import ModelVersion
 from vigil.wire.topics import MODELS
@@ -17,8 +18,8 @@ __all__ = ["ModelCatalog", "ModelCatalogFollower"]
 log = logging.getLogger(__name__)
 
 
-class ModelCatalog:
-    """The latest record of every model version, by (model_id, version)."""
+class ModelCatalog(Catalog):
+    """The latest record of every model version, by (model_id, version), in memory."""
 
     def __init__(self) -> None:
         self._versions: dict[tuple[str, str], ModelVersion] = {}
@@ -42,15 +43,18 @@ class ModelCatalog:
     def model_ids(self) -> list[str]:
         return sorted({m for m, _ in self._versions})
 
+    async def catch_up(self) -> None:
+        """Nothing to wait for: this catalog holds what was applied to it."""
+
     def __len__(self) -> int:
         return len(self._versions)
 
 
-class ModelCatalogFollower:
+class ModelCatalogFollower(Catalog):
     """Keeps a ModelCatalog in step with ``vigil.models.v1``, reading it from the beginning."""
 
     def __init__(self, bootstrap: str, catalog: ModelCatalog | None = None) -> None:
-        self.catalog = catalog or ModelCatalog()
+        self.catalog = ModelCatalog() if catalog is None else catalog
         self._tp = TopicPartition(MODELS.name, 0)
         # The drift detector publishes references it builds in transactions.
         self._consumer = AIOKafkaConsumer(
@@ -79,14 +83,17 @@ class ModelCatalogFollower:
                 await self._task
         await self._consumer.stop()
 
-    async def lookup(self, model_id: str, version: str) -> ModelVersion | None:
-        """The version, catching up with the topic first if it is not known yet (it may have
-        been registered a moment ago)."""
-        found = self.catalog.get(model_id, version)
-        if found is None:
-            await self.catch_up()
-            found = self.catalog.get(model_id, version)
-        return found
+    def get(self, model_id: str, version: str) -> ModelVersion | None:
+        return self.catalog.get(model_id, version)
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        return self.catalog.versions(model_id)
+
+    def model_ids(self) -> list[str]:
+        return self.catalog.model_ids()
+
+    def apply(self, record: ModelVersion) -> None:
+        self.catalog.apply(record)
 
     async def catch_up(self) -> None:
         """Wait (up to 10 s) until every record published before this call has been applied."""

@@ -1,4 +1,4 @@
-"""FastAPI pieces every Vigil API shares: error shape, health route, service start-up."""
+"""FastAPI pieces every Vigil API shares: error shape, health route, typed adapters, start-up."""
 
 from __future__ import annotations
 
@@ -7,29 +7,33 @@ import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from vigil.adapters.ports import Unavailable
 from vigil.wire.validation import FieldError, errors_from_pydantic
 
 __all__ = [
     "InputRejected",
-    "adapters",
+    "OpenAdapters",
     "create_api",
     "health_router",
     "install_error_handlers",
+    "provider",
     "request_body",
     "serve",
     "stored_or_503",
 ]
 
-OpenAdapters = Callable[[AsyncExitStack], Awaitable[object]]
+A = TypeVar("A")
+T = TypeVar("T")
+# Starts a service's clients, registering how to close each on the stack; returns them.
+OpenAdapters = Callable[[AsyncExitStack], Awaitable[A]]
 
 
 class InputRejected(Exception):
@@ -83,20 +87,29 @@ def health_router(service: str) -> APIRouter:
     return router
 
 
-def create_api(title: str, service: str, open_adapters: OpenAdapters) -> FastAPI:
-    """A Vigil API: error shape, ``/healthz``, and adapters opened for the app's lifetime.
+def create_api(
+    title: str,
+    service: str,
+    open_adapters: OpenAdapters[A],
+    adapters: A | None = None,
+    routers: Sequence[APIRouter] = (),
+    settings: object = None,
+) -> FastAPI:
+    """A Vigil API: error shape, ``/healthz``, ``/metrics``, the routers, and its adapters.
 
-    ``open_adapters`` starts the service's clients, registering how to close each on the
-    stack; what it returns is served to routes by the ``adapters`` dependency.
+    The adapters are ``adapters`` when given (fakes, say: nothing is opened), else what
+    ``open_adapters`` returns, opened for the app's lifetime. ``provider`` serves them, and
+    ``settings``, to routes.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            app.state.adapters = await open_adapters(stack)
+            app.state.adapters = adapters if adapters is not None else await open_adapters(stack)
             yield
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health_router(service))
 
@@ -105,7 +118,21 @@ def create_api(title: str, service: str, open_adapters: OpenAdapters) -> FastAPI
         """Prometheus metrics of this process."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    for router in routers:
+        app.include_router(router)
     return app
+
+
+def provider(kind: type[T], attribute: str = "adapters") -> Callable[[Request], Awaitable[T]]:
+    """A FastAPI dependency serving what ``create_api`` keeps: its adapters, or its settings."""
+
+    async def provide(request: Request) -> T:
+        value = getattr(request.app.state, attribute)
+        if not isinstance(value, kind):
+            raise TypeError(f"app.state.{attribute} is a {type(value).__name__}, not a {kind}")
+        return value
+
+    return provide
 
 
 async def request_body(request: Request, max_bytes: int) -> bytes:
@@ -127,13 +154,8 @@ async def request_body(request: Request, max_bytes: int) -> bytes:
     return data
 
 
-def adapters(request: Request) -> Any:
-    """FastAPI dependency: the adapters ``create_api`` opened."""
-    return request.app.state.adapters
-
-
 async def stored_or_503(write: Awaitable[None], within: float = 10.0) -> None:
-    """Await a Kafka write; if Kafka does not acknowledge it in time, answer 503 + Retry-After."""
+    """Await a bus write; if Kafka does not acknowledge it in time, answer 503 + Retry-After."""
     try:
         await asyncio.wait_for(write, within)
     except TimeoutError as exc:
@@ -143,9 +165,9 @@ async def stored_or_503(write: Awaitable[None], within: float = 10.0) -> None:
             503,
             {"Retry-After": "5"},
         ) from exc
-    except KafkaError as exc:
+    except Unavailable as exc:
         raise InputRejected(
-            f"Kafka did not acknowledge the write ({type(exc).__name__}); nothing was"
+            f"{exc.backend} did not acknowledge the write ({exc.cause}); nothing was"
             " stored, retry later",
             [],
             503,

@@ -8,14 +8,16 @@ in flight sees ``pending`` and is asked to retry.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from vigil.adapters.ports import Claim, IdempotencyStore, Unavailable
 
 __all__ = ["Claim", "IdempotencyKeys"]
 
-Claim = Literal["new", "stored", "pending"]
 _CLAIMS: tuple[Claim, ...] = ("new", "stored", "pending")
 
 # One digit per key, as one string (far cheaper to read back than an array): 0 if the key was
@@ -41,7 +43,17 @@ return #KEYS
 """
 
 
-class IdempotencyKeys:
+@asynccontextmanager
+async def _redis_unavailable() -> AsyncIterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise Unavailable("Redis", type(exc).__name__) from exc
+
+
+class IdempotencyKeys(IdempotencyStore):
+    """The IdempotencyStore in Redis: one key per id, claimed and confirmed by Lua scripts."""
+
     def __init__(
         self, redis: Redis, prefix: str, window_seconds: int, pending_seconds: int = 30
     ) -> None:
@@ -60,9 +72,10 @@ class IdempotencyKeys:
         if not ids:
             return []
         # One round trip for the whole batch, atomic per key.
-        states: bytes | str = await self._claim_script(
-            keys=[self._key(i) for i in ids], args=[self.pending_seconds]
-        )
+        async with _redis_unavailable():
+            states: bytes | str = await self._claim_script(
+                keys=[self._key(i) for i in ids], args=[self.pending_seconds]
+            )
         if isinstance(states, str):  # a client with decode_responses=True
             states = states.encode()
         return [_CLAIMS[state - 48] for state in states]  # 48 is ord("0")
@@ -70,9 +83,16 @@ class IdempotencyKeys:
     async def confirm(self, ids: Sequence[str]) -> None:
         """Mark ids stored for the whole window."""
         if ids:
-            await self._confirm_script(keys=[self._key(i) for i in ids], args=[self.window_seconds])
+            async with _redis_unavailable():
+                await self._confirm_script(
+                    keys=[self._key(i) for i in ids], args=[self.window_seconds]
+                )
 
     async def release(self, ids: Sequence[str]) -> None:
         """Give claims back after a failed write, so a retry is not taken for a duplicate."""
         if ids:
-            await self.redis.delete(*[self._key(i) for i in ids])
+            async with _redis_unavailable():
+                await self.redis.delete(*[self._key(i) for i in ids])
+
+    async def ping(self) -> None:
+        await self.redis.ping()

@@ -14,29 +14,25 @@ The PSI threshold guards against flagging tiny but significant differences of la
 the p-value against flagging noise of small ones. The dataset drifted when the share of drifted
 features (among those with a verdict) reaches DriftConfig.drift_share (default 0.5), or when the
 multivariate check drifted: the window's mean PCA reconstruction error exceeds the reference's
-by the tier's margin (``TIER_MARGINS``) and by ``Z_MIN`` standard errors. Optionally, a
-:class:`SequentialDetectors` watches each feature's per-window PSI for slow drifts that never
-cross the threshold.
+by the tier's margin (``TIER_MARGINS``) and by ``Z_MIN`` standard errors. Optionally,
+``vigil.drift.sequential.SequentialDetectors`` watches each feature's per-window PSI for slow
+drifts that never cross the threshold.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from river.drift import ADWIN
 
-from vigil.drift.profiles import (
-    CategoricalCounts,
-    ErrorCounts,
-    FeatureCounts,
-    NumericCounts,
-    WindowProfile,
-)
+from vigil.drift.accumulators import FeatureCounts
+from vigil.drift.counts import CategoricalCounts, NumericCounts
+from vigil.drift.errors import ErrorCounts
+from vigil.drift.sequential import SequentialDetectors
 from vigil.drift.stats import chi2, js, ks, psi, wasserstein
+from vigil.drift.window import WindowProfile
 from vigil.wire.records import (
     FeatureDrift,
     FeatureProfile,
@@ -56,7 +52,6 @@ __all__ = [
     "TIER_MARGINS",
     "TIER_THRESHOLDS",
     "Z_MIN",
-    "SequentialDetectors",
     "Verdict",
     "drift_share_threshold",
     "judge",
@@ -126,49 +121,6 @@ class Verdict:
     @property
     def drifted_features(self) -> list[str]:
         return [f.feature for f in self.features if f.drifted]
-
-
-class SequentialDetectors:
-    """One river ADWIN detector per feature, fed each closed window's PSI.
-
-    A window PSI that creeps up a little every window never crosses the threshold but shifts
-    the mean of the PSI stream; ADWIN finds the cut where the recent mean differs from the
-    older one. ADWIN's bound is made for values of about unit size, while a window's PSI under
-    no drift is about (bins - 1) / window size (0.009 for 1,000 events and 10 bins): each
-    feature's PSI is divided by its own baseline, the mean PSI of its first ``grace_period``
-    windows, so that the stream fed to ADWIN is about 1 while nothing changes. Only rises are
-    reported (a PSI falling back is no drift). ``clock=1`` checks after every window;
-    ``delta`` is ADWIN's confidence (smaller: fewer false alarms, later detection).
-    Picklable (plain river objects and floats), to be kept in a service's state.
-    """
-
-    def __init__(self, delta: float = 0.002, grace_period: int = 10) -> None:
-        self.delta = delta
-        self.grace_period = grace_period
-        self.detectors: dict[str, ADWIN] = {}
-        self.baselines: dict[str, list[float]] = {}
-
-    def update(self, psi: Mapping[str, float]) -> set[str]:
-        """Feed one window's PSI per feature; the features whose detector saw a rise."""
-        fired: set[str] = set()
-        for name, value in psi.items():
-            if not math.isfinite(value):
-                continue
-            baseline = self.baselines.setdefault(name, [0.0, 0.0])  # sum, count
-            if baseline[1] < self.grace_period:
-                baseline[0] += value
-                baseline[1] += 1
-            scale = max(baseline[0] / baseline[1], 1e-9)
-            detector = self.detectors.get(name)
-            if detector is None:
-                detector = self.detectors[name] = ADWIN(  # type: ignore[no-untyped-call]
-                    delta=self.delta, clock=1, grace_period=self.grace_period
-                )
-            before = float(detector.estimation)
-            detector.update(value / scale)  # type: ignore[no-untyped-call]
-            if detector.drift_detected and float(detector.estimation) > before:
-                fired.add(name)
-        return fired
 
 
 def _rate(part: int, whole: int) -> float:

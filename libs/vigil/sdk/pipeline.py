@@ -88,9 +88,10 @@ class Delivery:
                 log.debug("transport did not stop cleanly: %s", exc)
 
     def _take(self) -> list[dict[str, Any]]:
-        batch: list[dict[str, Any]] = []
-        while self.queue and len(batch) < self.policy.batch_size:
-            batch.append(self.queue.popleft())
+        # Only this task takes from the queue, so it holds at least ``n`` events meanwhile.
+        n = min(len(self.queue), self.policy.batch_size)
+        popleft = self.queue.popleft
+        batch = [popleft() for _ in range(n)]
         self.in_flight = len(batch)
         return batch
 

@@ -10,7 +10,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from vigil.adapters.bus import send_keyed
+from vigil.adapters.bus import send_encoded
 from vigil.wire.topics import PREDICTIONS
 
 __all__ = ["HttpTransport", "KafkaTransport", "Rejected", "Transport", "transport_for"]
@@ -54,9 +54,9 @@ class KafkaTransport:
             await self.start()
         producer = self._producer
         assert producer is not None
-        await send_keyed(
-            producer, self.topic, [(e["prediction_id"].encode(), orjson.dumps(e)) for e in events]
-        )
+        keys = [e["prediction_id"].encode() for e in events]
+        # Encoded one at a time as they join a record batch (see send_encoded).
+        await send_encoded(producer, self.topic, keys, map(orjson.dumps, events))
         return []
 
     async def stop(self) -> None:

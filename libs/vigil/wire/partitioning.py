@@ -48,6 +48,12 @@ def _murmur2(keys: Sequence[bytes], length: int) -> npt.NDArray[np.uint32]:
 
 def partitions_for_keys(keys: Sequence[bytes], partitions: int) -> list[int]:
     """The partition Kafka's default partitioner gives each key, for a topic of that size."""
+    lengths = set(map(len, keys))
+    if len(lengths) == 1:  # the usual case, generated ids: nothing to group
+        with np.errstate(over="ignore"):
+            hashes = _murmur2(keys, lengths.pop())
+        chosen: list[int] = ((hashes & np.uint32(0x7FFFFFFF)) % partitions).tolist()
+        return chosen
     result = np.empty(len(keys), dtype=np.int64)
     by_length: dict[int, list[int]] = {}
     for i, key in enumerate(keys):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from vigil.wire.records import (
     Alert,
+    DriftPartial,
+    DriftState,
     FeedbackEvent,
     ModelVersion,
     Outcome,
@@ -79,13 +81,13 @@ def drift_topics(app_id: str) -> tuple[Topic, Topic]:
     each model version, so that a restarted worker resumes where it was.
     """
     partials = Topic(
-        f"{app_id}.partials.v1", EVENT_PARTITIONS, "model_id/model_version", None, _LARGE
+        f"{app_id}.partials.v1", EVENT_PARTITIONS, "model_id/model_version", DriftPartial, _LARGE
     )
     state = Topic(
         f"{app_id}.state.v1",
         EVENT_PARTITIONS,
         "model_id/model_version",
-        None,
+        DriftState,
         {**_LARGE, "cleanup.policy": "compact"},
     )
     return partials, state

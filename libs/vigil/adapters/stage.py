@@ -1,0 +1,288 @@
+"""Runs a stream stage's logic (``vigil.adapters.stage_logic``) against Kafka.
+
+Consumes with ``getmany``; skips records below the next expected offset (fetched again around a
+rebalance or a rewind); flushes what the logic hands back, dead letters and the consumed offsets
+in one transaction of a producer whose ``transactional_id`` names the app, worker and role, so a
+crash or a ``kill -9`` at any moment re-reads exactly the records whose work was not committed.
+A brand-new group's start position is committed before anything is read ("latest" is decided
+once). After a failed flush the stage rewinds to the committed offsets and reloads its state.
+On a rebalance it settles pending work before partitions go, and reloads state (from its
+changelog) when they come. Without a ``transactional_id`` it commits offsets after the logic's
+flush returned (its output is durable elsewhere, e.g. files) and sends dead letters first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from vigil.adapters.bus import new_producer
+from vigil.adapters.stage_logic import (
+    Assigned,
+    DeadLetter,
+    Incoming,
+    OffsetBook,
+    Output,
+    StageLogic,
+    TopicPartitionKey,
+)
+from vigil.wire.topics import DEADLETTER
+
+__all__ = ["Stage", "StageConfig", "read_changelog"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Where a stage reads and how it commits."""
+
+    name: str  # its role, for logs and client ids
+    bootstrap: str
+    group_id: str
+    topics: tuple[str, ...]
+    # "<app>-<worker>-<role>": a restarted worker fences its dead predecessor at once. None:
+    # commit offsets directly after each flush (the output is made durable by the logic).
+    transactional_id: str | None
+    changelog: str | None = None  # compacted topic read back into the logic on assignment
+    auto_offset_reset: str = "earliest"
+    fetch_records: int = 20_000
+    fetch_timeout_ms: int = 200
+    max_partition_fetch_bytes: int = 8 * 1024 * 1024
+    fetch_max_bytes: int = 64 * 1024 * 1024
+
+
+class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
+    """One stage's consumer, producer and offsets around its ``StageLogic``."""
+
+    def __init__(self, config: StageConfig, logic: StageLogic) -> None:
+        self.config = config
+        self.logic = logic
+        self.lock = asyncio.Lock()
+        self.offsets = OffsetBook()
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.pending_dead: list[DeadLetter] = []  # from on_assigned, sent with the next flush
+        self.dead_lettered = 0
+        # Monotonic times of the first record absorbed and of the last commit (throughput).
+        self.first_read: float | None = None
+        self.last_commit: float | None = None
+        # True once partitions are assigned and their start positions known: records produced
+        # from then on are read, even by a new group that starts at the end ("latest").
+        self.ready = False
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        c = self.config
+        if c.transactional_id is None:
+            self.producer = new_producer(c.bootstrap, f"{c.group_id}-{c.name}")
+        else:
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=c.bootstrap,
+                client_id=f"{c.group_id}-{c.name}",
+                transactional_id=c.transactional_id,
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+                max_request_size=64 * 1024 * 1024,
+                transaction_timeout_ms=30_000,
+                request_timeout_ms=30_000,
+            )
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=c.bootstrap,
+            group_id=c.group_id,
+            client_id=f"{c.group_id}-{c.name}",
+            enable_auto_commit=False,
+            auto_offset_reset=c.auto_offset_reset,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=c.max_partition_fetch_bytes,
+            fetch_max_bytes=c.fetch_max_bytes,
+        )
+        self.consumer.subscribe(list(c.topics), listener=self)
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            async with self.lock:
+                await self._flush_safely()
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    @property
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer else set()
+
+    async def run(self) -> None:
+        """Consume, absorb and flush until cancelled."""
+        assert self.consumer is not None
+        while True:
+            batches = await self.consumer.getmany(
+                timeout_ms=self.config.fetch_timeout_ms, max_records=self.config.fetch_records
+            )
+            async with self.lock:
+                if self.offsets.unknown():
+                    await self._pin_start(batches)
+                self.ready = bool(self.assignment)
+                records = self.offsets.fresh(batches)
+                if records:
+                    if self.first_read is None:
+                        self.first_read = time.monotonic()
+                    await self.logic.absorb(records)
+                if self.logic.due(time.monotonic()):
+                    await self._flush_safely()
+
+    # -- flushing -------------------------------------------------------------------------
+
+    async def _pin_start(self, fetched: Mapping[TopicPartition, Sequence[Incoming]]) -> None:
+        """Commit where a partition nobody committed yet starts (``auto_offset_reset``), so
+        that a restart resumes there: "latest" is decided once, when the group first reads.
+        That is the first record fetched, if any (the position is already past it)."""
+        assert self.consumer is not None
+        owned = self.assignment
+        starts = {
+            TopicPartition(*tp): (
+                fetched[tp][0].offset if fetched.get(tp) else await self.consumer.position(tp)
+            )
+            for tp in self.offsets.unknown()
+            if tp in owned
+        }
+        if starts:
+            await self._commit(starts, Output())
+        for tp, offset in starts.items():
+            self.offsets.expected[tp] = offset
+
+    async def _flush_safely(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("%s: flush failed; re-reading from the last committed offsets", self)
+            await self._rewind()
+
+    async def flush(self) -> None:
+        """Send what the logic hands back, dead letters and offsets, all or nothing."""
+        output = await self.logic.flush()
+        output.dead_letters[:0] = self.pending_dead
+        commit = self.offsets.to_commit(output)
+        if not (commit or output.records or output.dead_letters):
+            return
+        await self._commit({TopicPartition(*tp): o for tp, o in commit.items()}, output)
+        self.pending_dead.clear()
+        self.offsets.done(commit.items())
+        self.last_commit = time.monotonic()
+        if output.dead_letters:
+            self.dead_lettered += len(output.dead_letters)
+            log.warning(
+                "%s: dead-lettered %d records; first: %s",
+                self,
+                len(output.dead_letters),
+                output.dead_letters[0].reason,
+            )
+        self.logic.committed(output)
+
+    async def _commit(self, offsets: dict[TopicPartition, int], output: Output) -> None:
+        assert self.producer is not None and self.consumer is not None
+        if self.config.transactional_id is None:
+            await self._send(output)
+            if offsets:
+                await self.consumer.commit(offsets)
+            return
+        async with self.producer.transaction():
+            await self._send(output)
+            if offsets:
+                await self.producer.send_offsets_to_transaction(offsets, self.config.group_id)
+
+    async def _send(self, output: Output) -> None:
+        assert self.producer is not None
+        p = self.producer
+        sends = [
+            await p.send(r.topic, key=r.key, value=r.value, partition=r.partition)
+            for r in output.records
+        ]
+        for d in output.dead_letters:
+            sends.append(
+                await p.send(
+                    DEADLETTER.name, key=d.record.key, value=d.record.value, headers=d.headers()
+                )
+            )
+        await asyncio.gather(*sends)
+
+    async def _rewind(self) -> None:
+        """Forget what was not committed, reload the state and read it all again."""
+        owned = sorted(self.assignment)
+        self.logic.on_revoked(owned)
+        self.pending_dead.clear()  # the reload finds unreadable changelog records again
+        await self._assign(owned)
+
+    # -- rebalances: hand over only committed work ----------------------------------------
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self.lock:
+            await self._flush_safely()
+            self.logic.on_revoked(list(revoked))
+            for tp in revoked:
+                self.offsets.revoke(tp)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        async with self.lock:
+            await self._assign(sorted(assigned))
+        log.info("%s: assigned %s", self, sorted(assigned))
+
+    async def _assign(self, partitions: Sequence[TopicPartition]) -> None:
+        assert self.consumer is not None
+        committed: dict[TopicPartitionKey, int | None] = {}
+        for tp in partitions:
+            committed[tp] = offset = await self.consumer.committed(tp)
+            self.offsets.assign(tp, offset)
+            if offset is not None:  # None: a new group, started where the reset puts it
+                self.consumer.seek(tp, offset)
+        changelog: list[Incoming] = []
+        if self.config.changelog and partitions:
+            numbers = {tp.partition for tp in partitions}
+            changelog = await read_changelog(self.config.bootstrap, self.config.changelog, numbers)
+        counts = {t: len(self.consumer.partitions_for_topic(t) or ()) for t in self.config.topics}
+        assigned = Assigned(list(partitions), committed, counts, changelog)
+        self.pending_dead.extend(await self.logic.on_assigned(assigned))
+
+    def __str__(self) -> str:
+        return self.config.name
+
+
+async def read_changelog(bootstrap: str, topic: str, partitions: set[int]) -> list[Incoming]:
+    """The latest committed record of every key in ``partitions`` of ``topic``, by offset."""
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        isolation_level="read_committed",
+        max_partition_fetch_bytes=64 * 1024 * 1024,
+        fetch_max_bytes=128 * 1024 * 1024,
+    )
+    await reader.start()
+    latest: dict[tuple[int, bytes | None], ConsumerRecord] = {}
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        reader.assign(tps)
+        await reader.seek_to_beginning(*tps)
+        ends = await reader.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = await reader.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for r in records:
+                    latest[(tp.partition, r.key)] = r
+            for tp in list(remaining):
+                if await reader.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await reader.stop()
+    live = [r for r in latest.values() if r.value is not None]  # tombstones delete
+    return sorted(live, key=lambda r: (r.partition, r.offset))

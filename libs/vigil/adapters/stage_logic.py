@@ -1,0 +1,178 @@
+"""A stream stage's logic and what it hands back, with no Kafka in sight.
+
+A stage (drift profiler, drift merger, archive, feedback joiner) is a small object with plain
+methods: it ``absorb``s batches of records, says when it is ``due``, and ``flush``es an
+``Output`` (records to send, dead letters, which offsets its work covers). ``vigil.adapters.stage``
+runs one against Kafka; ``vigil.adapters.stage_testing`` runs one in memory.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "Assigned",
+    "DeadLetter",
+    "Incoming",
+    "Message",
+    "OffsetBook",
+    "Outgoing",
+    "Output",
+    "StageLogic",
+    "TopicPartitionKey",
+]
+
+TopicPartitionKey = tuple[str, int]
+
+
+class Incoming(Protocol):
+    """A consumed record (aiokafka's ConsumerRecord is one)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record made in memory (tests, the harness, a changelog read back)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to send; ``partition`` None lets the key choose it."""
+
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    partition: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record the stage cannot process, and why: it goes to ``vigil.deadletter.v1``."""
+
+    record: Incoming
+    reason: str
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("vigil.reason", self.reason.encode()),
+            ("vigil.source.topic", self.record.topic.encode()),
+            ("vigil.source.partition", str(self.record.partition).encode()),
+            ("vigil.source.offset", str(self.record.offset).encode()),
+        ]
+
+
+@dataclass
+class Output:
+    """What one flush produced.
+
+    ``commit``: the next offset to commit per partition; None commits everything absorbed so
+    far (a stage that keeps some records for a later flush names what it finished).
+    """
+
+    records: list[Outgoing] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    commit: dict[TopicPartitionKey, int] | None = None
+
+
+@dataclass(frozen=True)
+class Assigned:
+    """Partitions handed to this stage, with what it needs to resume them."""
+
+    partitions: list[TopicPartitionKey]
+    committed: dict[TopicPartitionKey, int | None]
+    partition_counts: Mapping[str, int]
+    # The latest record of every key in the changelog partitions of the same numbers.
+    changelog: Sequence[Incoming] = ()
+
+
+class StageLogic(ABC):
+    """The per-record logic of a stream stage; the adapter calls these under one lock."""
+
+    @abstractmethod
+    async def absorb(self, records: Sequence[Incoming]) -> None:
+        """Take a batch of new records (never one already absorbed and committed)."""
+
+    @abstractmethod
+    def due(self, now: float) -> bool:
+        """Whether to flush now (``now``: monotonic seconds)."""
+
+    @abstractmethod
+    async def flush(self) -> Output:
+        """What to send and commit, all or nothing, for the work absorbed since the last one."""
+
+    def committed(self, output: Output) -> None:
+        """The flush that produced ``output`` is durable."""
+        return None
+
+    async def on_assigned(self, assigned: Assigned) -> list[DeadLetter]:
+        """Load what the partitions need (e.g. from ``assigned.changelog``); returns records
+        of the changelog that could not be read."""
+        return []
+
+    def on_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
+        """Forget the partitions' state: their work is committed, or will be redone."""
+        return None
+
+
+class OffsetBook:
+    """Which offsets a stage expects next, has absorbed and has yet to commit."""
+
+    def __init__(self) -> None:
+        # The next offset to absorb of each owned partition; None until known (a group's first
+        # read starts wherever the reset policy puts it). Anything below was absorbed already
+        # (fetched twice around a rebalance or a rewind) and is skipped.
+        self.expected: dict[TopicPartitionKey, int | None] = {}
+        self.uncommitted: dict[TopicPartitionKey, int] = {}
+
+    def assign(self, tp: TopicPartitionKey, committed: int | None) -> None:
+        self.expected[tp] = committed
+        self.uncommitted.pop(tp, None)
+
+    def revoke(self, tp: TopicPartitionKey) -> None:
+        self.expected.pop(tp, None)
+        self.uncommitted.pop(tp, None)
+
+    def unknown(self) -> list[TopicPartitionKey]:
+        return [tp for tp, offset in self.expected.items() if offset is None]
+
+    def fresh(self, batches: Mapping[TopicPartitionKey, Sequence[Incoming]]) -> list[Incoming]:
+        """The records not absorbed yet, of owned partitions, in fetch order; marks them taken."""
+        taken: list[Incoming] = []
+        for tp, records in batches.items():
+            if tp not in self.expected:
+                continue
+            start = self.expected[tp] or 0
+            new = [r for r in records if r.offset >= start]
+            if new:
+                taken.extend(new)
+                self.expected[tp] = self.uncommitted[tp] = new[-1].offset + 1
+        return taken
+
+    def to_commit(self, output: Output) -> dict[TopicPartitionKey, int]:
+        if output.commit is None:
+            return dict(self.uncommitted)
+        return {tp: o for tp, o in output.commit.items() if tp in self.expected}
+
+    def done(self, commit: Iterable[tuple[TopicPartitionKey, int]]) -> None:
+        for tp, offset in commit:
+            if self.uncommitted.get(tp, offset + 1) <= offset:
+                del self.uncommitted[tp]

@@ -1,0 +1,137 @@
+"""The alerting service's stream edge: consumes ``vigil.metrics.v1``; each report's alert
+changes are stored, sent to their subscribers and published on ``vigil.alerts.v1``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from alerting.config import Settings
+from alerting.handlers import FEATURE_DRIFT, evaluate, fingerprint, route
+from alerting.ports import AlertStore, Notifier
+from alerting.webhooks import WebhookSender
+from vigil.adapters.bus import KafkaBus, started
+from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.ports import Bus, Catalog
+from vigil.adapters.stage_logic import Incoming
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.records import Alert, Severity, WindowReport, utcnow
+from vigil.wire.topics import ALERTS, METRICS
+
+__all__ = ["Alerter", "ReportConsumer", "run_forever", "start"]
+
+log = logging.getLogger(__name__)
+
+REPORTS = Codec(WindowReport)
+ALERT_CODEC = Codec(Alert)
+UNKNOWN_MODEL_SEVERITY: Severity = "medium"
+
+
+class Alerter:
+    """Turns window reports into alert changes: stored, sent to subscribers, published."""
+
+    def __init__(self, bus: Bus, catalog: Catalog, store: AlertStore, notifier: Notifier) -> None:
+        self.bus = bus
+        self.catalog = catalog
+        self.store = store
+        self.notifier = notifier
+
+    async def handle(self, message: Incoming) -> None:
+        """One message of the metrics topic: a report acted on, or dead-lettered."""
+        try:
+            report = REPORTS.decode(message.value)
+        except DecodeError as exc:
+            log.warning("dead-lettering an unreadable report: %s", exc.reason)
+            await self.bus.dead_letter(message, exc.reason)
+            return
+        await self.handle_report(report)
+
+    async def handle_report(self, report: WindowReport) -> list[Alert]:
+        """Act on one report; returns the alert changes it made."""
+        changes = evaluate(
+            report, await self._severity(report), await self._current(report), utcnow()
+        )
+        if not changes:
+            return changes
+        for subscription, alerts in route(await self.store.subscriptions(), changes):
+            await self.notifier.send(subscription, alerts)
+        await self.store.save_alerts(changes)
+        await self.bus.publish(ALERTS, ALERT_CODEC, changes, lambda a: a.fingerprint)
+        for alert in changes:
+            log.info("alert %s %s: %s", alert.fingerprint, alert.status, alert.summary)
+        return changes
+
+    async def _severity(self, report: WindowReport) -> Severity:
+        version = await self.catalog.lookup(report.model_id, report.model_version)
+        return version.risk.severity if version else UNKNOWN_MODEL_SEVERITY
+
+    async def _current(self, report: WindowReport) -> dict[str, Alert]:
+        fps = [
+            fingerprint(report.model_id, report.model_version, FEATURE_DRIFT, f.feature)
+            for f in report.features
+        ]
+        return await self.store.alerts(fps)
+
+
+class ReportConsumer:
+    """One member of the alerting consumer group; commits a report only once it is handled."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, alerter: Alerter) -> None:
+        self.consumer = consumer
+        self.alerter = alerter
+
+    async def run(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
+            for messages in batches.values():
+                for message in messages:
+                    await self.alerter.handle(message)
+            if batches:
+                await self.consumer.commit()
+
+
+async def run_forever(consumer: ReportConsumer) -> None:
+    """Run the consumer, logging and restarting the loop after unexpected errors."""
+    while True:
+        try:
+            await consumer.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("report consumer failed; retrying from the last commit in 2 s")
+            await asyncio.sleep(2)
+            # Reports read since the last commit are handled again, not skipped.
+            await consumer.consumer.seek_to_committed()
+
+
+async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) -> None:
+    """Open the worker's clients and run it in a task until ``stack`` closes."""
+    client = httpx.AsyncClient(timeout=settings.alerting_webhook_timeout_seconds)
+    stack.push_async_callback(client.aclose)
+    bus = await KafkaBus.open(stack, settings.kafka_bootstrap, "vigil-alerting")
+    follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
+    consumer = AIOKafkaConsumer(
+        METRICS.name,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=settings.alerting_group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Reports are written in transactions: never act on one that was rolled back.
+        isolation_level="read_committed",
+    )
+    await started(stack, consumer)
+    notifier = WebhookSender(client, settings.alerting_webhook_attempts)
+    alerter = Alerter(bus, follower, store, notifier)
+    task = asyncio.create_task(run_forever(ReportConsumer(consumer, alerter)))
+
+    async def cancel() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(cancel)

@@ -1,0 +1,140 @@
+"""In-memory fakes of the ports, for unit tests: each records what it was given, none does I/O."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from alerting.handlers import Subscription
+from alerting.ports import AlertStore, Notifier
+from vigil.adapters.ports import Bus, Catalog, Claim, IdempotencyStore, Unavailable
+from vigil.adapters.stage_logic import Incoming
+from vigil.wire.codec import Codec
+from vigil.wire.records import Alert, ModelVersion, Record
+from vigil.wire.topics import Topic
+
+R = TypeVar("R", bound=Record)
+
+
+class FakeBus(Bus):
+    """Keeps every message by topic; while ``down``, every call raises Unavailable."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
+        self.dead_letters: list[tuple[Incoming, str]] = []
+        self.down = False
+
+    def _answer(self) -> None:
+        if self.down:
+            raise Unavailable("Kafka", "KafkaConnectionError")
+
+    async def send(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        self._answer()
+        self.messages[topic].extend(messages)
+
+    async def dead_letter(self, message: Incoming, reason: str) -> None:
+        self._answer()
+        self.dead_letters.append((message, reason))
+
+    async def ping(self) -> None:
+        self._answer()
+
+    def records(self, topic: Topic, codec: Codec[R]) -> list[R]:
+        """What was published on ``topic``, decoded."""
+        return [codec.decode(value) for _, value in self.messages[topic.name]]
+
+    def keys(self, topic: Topic) -> list[str]:
+        return [key.decode() for key, _ in self.messages[topic.name]]
+
+
+class FakeIdempotencyStore(IdempotencyStore):
+    """Claims in a dict: absent (free), "pending" or "stored"."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, Claim] = {}
+
+    async def claim(self, ids: Sequence[str]) -> list[Claim]:
+        claims: list[Claim] = []
+        for id_ in ids:
+            claims.append(self.states.get(id_, "new"))
+            self.states.setdefault(id_, "pending")
+        return claims
+
+    async def confirm(self, ids: Sequence[str]) -> None:
+        self.states.update(dict.fromkeys(ids, "stored"))
+
+    async def release(self, ids: Sequence[str]) -> None:
+        for id_ in ids:
+            self.states.pop(id_, None)
+
+    async def ping(self) -> None:
+        """Always answers."""
+
+
+class FakeCatalog(Catalog):
+    """Versions in a dict; ``elsewhere`` ones (published by another process) arrive on catch-up."""
+
+    def __init__(
+        self, versions: Iterable[ModelVersion] = (), elsewhere: Iterable[ModelVersion] = ()
+    ) -> None:
+        self._versions: dict[tuple[str, str], ModelVersion] = {}
+        self.elsewhere = list(elsewhere)
+        self.catch_ups = 0
+        for version in versions:
+            self.apply(version)
+
+    def get(self, model_id: str, version: str) -> ModelVersion | None:
+        return self._versions.get((model_id, version))
+
+    def versions(self, model_id: str) -> list[ModelVersion]:
+        mine = [v for (m, _), v in self._versions.items() if m == model_id]
+        return sorted(mine, key=lambda v: v.created_at)
+
+    def model_ids(self) -> list[str]:
+        return sorted({m for m, _ in self._versions})
+
+    def apply(self, record: ModelVersion) -> None:
+        self._versions[(record.model_id, record.version)] = record
+
+    async def catch_up(self) -> None:
+        self.catch_ups += 1
+        for version in self.elsewhere:
+            self.apply(version)
+        self.elsewhere.clear()
+
+
+class FakeAlertStore(AlertStore):
+    """Alerts and subscriptions in dicts."""
+
+    def __init__(self) -> None:
+        self.alerts_by_fingerprint: dict[str, Alert] = {}
+        self.subscriptions_by_id: dict[str, Subscription] = {}
+
+    async def alerts(self, fingerprints: Iterable[str] | None = None) -> dict[str, Alert]:
+        stored = self.alerts_by_fingerprint
+        wanted = stored if fingerprints is None else [f for f in fingerprints if f in stored]
+        return {f: stored[f] for f in wanted}
+
+    async def save_alerts(self, alerts: Iterable[Alert]) -> None:
+        self.alerts_by_fingerprint.update({a.fingerprint: a for a in alerts})
+
+    async def subscriptions(self) -> list[Subscription]:
+        return sorted(self.subscriptions_by_id.values(), key=lambda s: s.created_at)
+
+    async def add_subscription(self, sub: Subscription) -> None:
+        self.subscriptions_by_id[sub.id] = sub
+
+    async def remove_subscription(self, sub_id: str) -> bool:
+        return self.subscriptions_by_id.pop(sub_id, None) is not None
+
+
+class FakeNotifier(Notifier):
+    """Records each message it is asked to deliver, as (subscription name, alerts)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[Alert]]] = []
+
+    async def send(self, subscription: Subscription, alerts: Sequence[Alert]) -> bool:
+        self.sent.append((subscription.name, list(alerts)))
+        return True
