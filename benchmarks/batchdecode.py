@@ -4,6 +4,10 @@ Prints events/s for batches of 5,000 PredictionEvents with 20 numeric and 5 cate
 features: ``vigil.wire.batchdecode.decode_predictions`` against fastavro's per-message reader (and
 the per-message codec with validation, which the drift detector used before). Each figure is
 the best of several rounds, since other work may share the machine.
+
+Then a hostile batch: 20,000 events whose 10 feature names each are all distinct (200,000
+names). Each distinct name is a column as long as the batch, so before the cap on names it took
+over 50 GB; now it prints the time and the peak memory (tracemalloc) of decoding it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import io
 import os
 import platform
 import time
+import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
@@ -74,6 +79,40 @@ def _report(label: str, count: int, seconds: float) -> None:
     )
 
 
+def _hostile(codec: Codec[PredictionEvent], n: int) -> list[bytes]:
+    """Events whose feature names are all distinct, as a misbehaving producer might send."""
+    return [
+        codec.encode_dict(
+            {
+                "prediction_id": f"hostile-{i}",
+                "model_id": "spam",
+                "model_version": "1",
+                "timestamp": 1_790_000_000_000_000 + i,
+                "features": {f"f{i}_{k}": float(k) for k in range(10)},
+                "prediction": True,
+                "tags": {},
+            }
+        )
+        for i in range(n)
+    ]
+
+
+def _report_hostile(codec: Codec[PredictionEvent]) -> None:
+    values = _hostile(codec, 20_000)
+    start = time.perf_counter()
+    decoded = decode_predictions(values, codec)
+    seconds = time.perf_counter() - start
+    tracemalloc.start()
+    decode_predictions(values, codec)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    kept = sum(len(b) for b in decoded.batches)
+    print(
+        f"  hostile batch, 20,000 events x 10 distinct names: {seconds:.2f} s, "
+        f"peak {peak / 2**20:,.0f} MiB; {kept:,} decoded, {len(decoded.failures):,} failures"
+    )
+
+
 def main() -> None:
     codec = Codec(PredictionEvent)
     batches = [_messages(codec, BATCH, seed) for seed in range(BATCHES)]
@@ -117,6 +156,7 @@ def main() -> None:
         len(sample),
         _best(lambda: [codec.decode(m) for m in sample]),
     )
+    _report_hostile(codec)
 
 
 if __name__ == "__main__":

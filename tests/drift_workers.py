@@ -10,14 +10,15 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from vigil.adapters.bus import ensure_topics
 from vigil.adapters.settings import VigilSettings
-from vigil.wire.topics import drift_topics
+from vigil.wire.topics import PREDICTIONS, drift_topics
 
 
 def free_port() -> int:
@@ -29,13 +30,26 @@ def free_port() -> int:
 
 @dataclass
 class DriftWorkers:
-    """Workers of one drift-detector group (its own consumer groups and transactions)."""
+    """Workers of one drift-detector group (its own consumer groups and transactions).
+
+    They read ``predictions``: without one, a private copy of the predictions topic created
+    for the group (and deleted with it), so that no other test's workers count its events.
+    """
 
     logs: Path
     settings: dict[str, str] = field(default_factory=dict)
     app_id: str = field(default_factory=lambda: f"test-drift-{uuid.uuid4().hex[:8]}")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    predictions: str = ""
+    own_predictions: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.predictions:
+            self.predictions = f"test-predictions-{self.app_id}"
+            self.own_predictions = True
+            topic = replace(PREDICTIONS, name=self.predictions)
+            asyncio.run(ensure_topics(VigilSettings().kafka_bootstrap, [topic]))
 
     def start(self, name: str) -> None:
         """Start worker ``name`` (the same name again after a kill: it resumes its work)."""
@@ -46,6 +60,7 @@ class DriftWorkers:
             "VIGIL_DRIFT_WORKER_ID": name,
             "VIGIL_DRIFT_WEB_PORT": str(self.ports[name]),
             "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",
+            "VIGIL_DRIFT_PREDICTIONS_TOPIC": self.predictions,
             **self.settings,
         }
         log = (self.logs / f"{self.app_id}-{name}.log").open("ab")
@@ -93,13 +108,15 @@ class DriftWorkers:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if self.processes:
-            asyncio.run(self._delete_topics())
+        asyncio.run(self._delete_topics())
 
     async def _delete_topics(self) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=VigilSettings().kafka_bootstrap)
         await admin.start()
         try:
-            await admin.delete_topics([t.name for t in drift_topics(self.app_id)])
+            existing = set(await admin.list_topics())
+            mine = [t.name for t in drift_topics(self.app_id)]
+            mine += [self.predictions] if self.own_predictions else []
+            await admin.delete_topics([t for t in mine if t in existing])
         finally:
             await admin.close()

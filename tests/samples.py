@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from vigil.wire.records import (
     Alert,
@@ -150,3 +150,19 @@ def one_feature_model(model_id: str, version: str = "1") -> dict[str, object]:
         "risk": {"probability": 1, "impact": 1},
         "owner": "tests",
     }
+
+
+def report_at(model_id: str, minute: int, drifted: bool) -> WindowReport:
+    """REPORT for ``model_id``'s window ``minute`` minutes later, its one feature drifted or not."""
+    feature = REPORT.features[0].model_copy(update={"drifted": drifted})
+    start = REPORT.window_start + timedelta(minutes=minute)
+    return REPORT.model_copy(
+        update={
+            "model_id": model_id,
+            "report_id": f"{model_id}/1.0.0/{minute}",
+            "window_start": start,
+            "window_end": start + timedelta(minutes=1),
+            "features": [feature],
+            "drifted_features": [feature.feature] if drifted else [],
+        }
+    )

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 
 from alerting import worker
 from alerting.config import Settings
 from alerting.handlers import Subscription, SubscriptionIn
 from alerting.ports import AlertStore
 from alerting.store import RedisAlertStore
-from vigil.adapters.http import InputRejected, create_api, provider
+from vigil.adapters.http import InputRejected, JsonLimits, create_api, json_limits, provider
 from vigil.wire.records import Alert, utcnow
 
 __all__ = ["Alerting", "create_app", "router"]
@@ -41,7 +41,11 @@ AlertingDep = Annotated[Alerting, Depends(provider(Alerting))]
 router = APIRouter()
 
 
-@router.post("/v1/subscriptions", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/subscriptions",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(json_limits)],
+)
 async def subscribe(body: SubscriptionIn, alerting: AlertingDep) -> Subscription:
     """Subscribe a webhook to the alerts of some models (or "*") from a severity up."""
     sub = Subscription(**body.model_dump(), id=uuid.uuid4().hex, created_at=utcnow())
@@ -65,22 +69,39 @@ async def unsubscribe(sub_id: str, alerting: AlertingDep) -> Response:
 
 @router.get("/v1/alerts")
 async def list_alerts(
+    request: Request,
+    response: Response,
     alerting: AlertingDep,
     model_id: str | None = None,
     status: Literal["firing", "acknowledged", "resolved"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[int, Query(ge=0)] = 0,
 ) -> list[Alert]:
-    """Alerts, newest first, optionally for one model or in one status."""
-    alerts = (await alerting.store.alerts()).values()
-    chosen = [
-        a
-        for a in alerts
-        if (model_id is None or a.model_id == model_id) and (status is None or a.status == status)
-    ]
-    return sorted(chosen, key=lambda a: a.updated_at, reverse=True)
+    """Alerts, newest first, optionally for one model or in one status, a page at a time.
+
+    When there are more, the ``Link`` header (``rel="next"``) and ``X-Next-Cursor`` say
+    where the next page starts.
+    """
+    page = await alerting.store.alerts_page(cursor, limit, model_id, status)
+    if page.next_position is not None:
+        following = request.url.include_query_params(cursor=page.next_position)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+        response.headers["X-Next-Cursor"] = str(page.next_position)
+    return page.alerts
 
 
 def create_app(settings: Settings | None = None, adapters: Alerting | None = None) -> FastAPI:
     """The alerting API and its report worker; on ``adapters`` (no worker) when given."""
     config = settings or Settings()
     opener = partial(Alerting.open, settings=config)
-    return create_api("Vigil alerting", "alerting", opener, adapters, [router], config)
+    limits = JsonLimits(config.alerting_max_json_depth, config.alerting_max_json_values)
+    return create_api(
+        "Vigil alerting",
+        "alerting",
+        opener,
+        adapters,
+        [router],
+        config,
+        max_body_bytes=config.alerting_max_body_bytes,
+        limits=limits,
+    )

@@ -10,3 +10,6 @@ class Settings(VigilSettings):
     alerting_redis_prefix: str = "vigil:alerting"
     alerting_webhook_timeout_seconds: float = 5.0
     alerting_webhook_attempts: int = 3
+    alerting_max_body_bytes: int = 64 * 1024
+    alerting_max_json_depth: int = 32
+    alerting_max_json_values: int = 10_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -54,6 +54,7 @@ def evaluate(
     A report older than the one an alert last changed on is stale and changes nothing.
     ``current`` holds the existing alerts of the report's model version by fingerprint.
     """
+    report = in_utc(report)
     changes = []
     for feature in report.features:
         fp = fingerprint(report.model_id, report.model_version, FEATURE_DRIFT, feature.feature)
@@ -66,6 +67,17 @@ def evaluate(
         elif not feature.drifted and active and existing is not None:
             changes.append(_resolved(report, feature, existing, now))
     return changes
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` with its zone; a time without one is UTC (as Avro's timestamps are)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def in_utc(report: WindowReport) -> WindowReport:
+    """``report`` with every time zone-aware: a JSON report may omit the zone, meaning UTC."""
+    times = {n: _utc(getattr(report, n)) for n in ("window_start", "window_end", "created_at")}
+    return report.model_copy(update=times)
 
 
 def _statistic(feature: FeatureDrift) -> float:
@@ -125,7 +137,7 @@ def _resolved(report: WindowReport, feature: FeatureDrift, existing: Alert, now:
 
 def _window_of(alert: Alert) -> datetime:
     """Start of the window whose report last changed ``alert``."""
-    return datetime.fromisoformat(alert.details["window_start"])
+    return _utc(datetime.fromisoformat(alert.details["window_start"]))
 
 
 def route(

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from alerting.handlers import Subscription
 from vigil.wire.records import Alert
 
-__all__ = ["AlertStore", "Notifier"]
+__all__ = ["AlertPage", "AlertStore", "Notifier"]
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    """Alerts newest first, and where the next page starts (None after the last page)."""
+
+    alerts: list[Alert]
+    next_position: int | None
 
 
 class AlertStore(ABC):
@@ -20,6 +29,16 @@ class AlertStore(ABC):
     @abstractmethod
     async def alerts(self, fingerprints: Iterable[str] | None = None) -> dict[str, Alert]:
         """The stored alerts with these fingerprints (every alert when None), by fingerprint."""
+
+    @abstractmethod
+    async def alerts_page(
+        self, position: int, limit: int, model_id: str | None = None, status: str | None = None
+    ) -> AlertPage:
+        """Up to ``limit`` alerts, most recently updated first, from ``position`` in that order.
+
+        Only those of ``model_id`` and in ``status`` when given; raises Unavailable when the
+        store does not answer.
+        """
 
     @abstractmethod
     async def save_alerts(self, alerts: Iterable[Alert]) -> None:

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import cast
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 from alerting.handlers import Subscription
-from alerting.ports import AlertStore
+from alerting.ports import AlertPage, AlertStore
+from vigil.adapters.ports import Unavailable
 from vigil.wire.records import Alert
 
 __all__ = ["RedisAlertStore"]
 
 
+@asynccontextmanager
+async def _redis_unavailable() -> AsyncIterator[None]:
+    """Redis not answering becomes Unavailable (503 in the API, a retry in the worker)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise Unavailable("Redis", type(exc).__name__) from exc
+
+
 class RedisAlertStore(AlertStore):
-    """Current alerts by fingerprint and subscriptions by id, as JSON in two Redis hashes."""
+    """Alerts by fingerprint and subscriptions by id, as JSON in two Redis hashes.
+
+    A sorted set indexes the alerts by ``updated_at``, so they are listed a page at a time.
+    """
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self._alerts = f"{prefix}:alerts"
+        self._by_update = f"{prefix}:alerts:by_update"
         self._subscriptions = f"{prefix}:subscriptions"
 
     @classmethod
@@ -29,31 +46,79 @@ class RedisAlertStore(AlertStore):
         redis = Redis.from_url(url, decode_responses=True)
         stack.push_async_callback(redis.aclose)
         await redis.ping()
-        return cls(redis, prefix)
+        store = cls(redis, prefix)
+        await store.index_alerts()
+        return store
+
+    async def index_alerts(self) -> None:
+        """Index alerts stored before the index existed (or by an older version)."""
+        if await self.redis.zcard(self._by_update) == await self.redis.hlen(self._alerts):
+            return
+        async for _, value in self.redis.hscan_iter(self._alerts, count=1000):
+            alert = Alert.model_validate_json(value)
+            await self.redis.zadd(self._by_update, {alert.fingerprint: _score(alert)})
 
     async def alerts(self, fingerprints: Iterable[str] | None = None) -> dict[str, Alert]:
         values: list[str | bytes | None]
-        if fingerprints is None:
-            raw = await self.redis.hgetall(self._alerts)
-            values = list(raw.values())
-        else:
-            keys = list(fingerprints)
-            values = await self.redis.hmget(self._alerts, keys) if keys else []
+        async with _redis_unavailable():
+            if fingerprints is None:
+                values = list((await self.redis.hgetall(self._alerts)).values())
+            else:
+                keys = list(fingerprints)
+                values = await self.redis.hmget(self._alerts, keys) if keys else []
         alerts = [Alert.model_validate_json(v) for v in values if v is not None]
         return {a.fingerprint: a for a in alerts}
 
+    async def alerts_page(
+        self, position: int, limit: int, model_id: str | None = None, status: str | None = None
+    ) -> AlertPage:
+        chosen: list[Alert] = []
+        async with _redis_unavailable():
+            while len(chosen) < limit:
+                end = position + limit - 1
+                fps = cast(list[str], await self.redis.zrevrange(self._by_update, position, end))
+                if not fps:
+                    return AlertPage(chosen, None)
+                found = await self.alerts(fps)
+                for fp in fps:
+                    position += 1
+                    alert = found.get(fp)
+                    if alert is not None and _matches(alert, model_id, status):
+                        chosen.append(alert)
+                        if len(chosen) == limit:
+                            break
+            more = await self.redis.zcard(self._by_update) > position
+        return AlertPage(chosen, position if more else None)
+
     async def save_alerts(self, alerts: Iterable[Alert]) -> None:
-        mapping: dict[FieldT, EncodableT] = {a.fingerprint: a.model_dump_json() for a in alerts}
+        chosen = list(alerts)
+        mapping: dict[FieldT, EncodableT] = {a.fingerprint: a.model_dump_json() for a in chosen}
         if mapping:
-            await self.redis.hset(self._alerts, mapping=mapping)
+            async with _redis_unavailable(), self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._alerts, mapping=mapping)
+                pipe.zadd(self._by_update, {a.fingerprint: _score(a) for a in chosen})
+                await pipe.execute()
 
     async def subscriptions(self) -> list[Subscription]:
-        raw = await self.redis.hgetall(self._subscriptions)
+        async with _redis_unavailable():
+            raw = await self.redis.hgetall(self._subscriptions)
         subs = [Subscription.model_validate_json(v) for v in raw.values()]
         return sorted(subs, key=lambda s: s.created_at)
 
     async def add_subscription(self, sub: Subscription) -> None:
-        await self.redis.hset(self._subscriptions, sub.id, sub.model_dump_json())
+        async with _redis_unavailable():
+            await self.redis.hset(self._subscriptions, sub.id, sub.model_dump_json())
 
     async def remove_subscription(self, sub_id: str) -> bool:
-        return bool(await self.redis.hdel(self._subscriptions, sub_id))
+        async with _redis_unavailable():
+            return bool(await self.redis.hdel(self._subscriptions, sub_id))
+
+
+def _score(alert: Alert) -> float:
+    return alert.updated_at.timestamp()
+
+
+def _matches(alert: Alert, model_id: str | None, status: str | None) -> bool:
+    return (model_id is None or alert.model_id == model_id) and (
+        status is None or alert.status == status
+    )

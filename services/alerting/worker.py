@@ -10,6 +10,10 @@ from contextlib import AsyncExitStack
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alerting.config import Settings
 from alerting.handlers import FEATURE_DRIFT, evaluate, fingerprint, route
@@ -17,7 +21,7 @@ from alerting.ports import AlertStore, Notifier
 from alerting.webhooks import WebhookSender
 from vigil.adapters.bus import KafkaBus, started
 from vigil.adapters.catalog import ModelCatalogFollower
-from vigil.adapters.ports import Bus, Catalog
+from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.records import Alert, Severity, WindowReport, utcnow
@@ -30,6 +34,13 @@ log = logging.getLogger(__name__)
 REPORTS = Codec(WindowReport)
 ALERT_CODEC = Codec(Alert)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
+# A back end that does not answer: the report is retried (from the last commit), never dropped.
+OUTAGES = (Unavailable, KafkaError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+DEAD_LETTERED = Counter(
+    "vigil_alerting_reports_dead_lettered_total",
+    "Reports of vigil.metrics.v1 the alerting worker could not act on, by reason.",
+    ["reason"],
+)
 
 
 class Alerter:
@@ -40,16 +51,33 @@ class Alerter:
         self.catalog = catalog
         self.store = store
         self.notifier = notifier
+        self.dead_lettered = 0
 
     async def handle(self, message: Incoming) -> None:
-        """One message of the metrics topic: a report acted on, or dead-lettered."""
+        """One message of the metrics topic: a report acted on, or dead-lettered.
+
+        Back-end outages raise (the report is handled again); any other failure would repeat
+        on every attempt, so the report is dead-lettered with the reason and the worker goes on.
+        """
         try:
             report = REPORTS.decode(message.value)
         except DecodeError as exc:
-            log.warning("dead-lettering an unreadable report: %s", exc.reason)
-            await self.bus.dead_letter(message, exc.reason)
+            await self._dead_letter(message, "undecodable", exc.reason)
             return
-        await self.handle_report(report)
+        try:
+            await self.handle_report(report)
+        except OUTAGES:
+            raise
+        except Exception as exc:
+            log.exception("report %s could not be processed", report.report_id)
+            reason = f"report not processable: {type(exc).__name__}: {exc}"
+            await self._dead_letter(message, "unprocessable", reason)
+
+    async def _dead_letter(self, message: Incoming, kind: str, reason: str) -> None:
+        log.warning("dead-lettering a report: %s", reason)
+        await self.bus.dead_letter(message, reason)
+        self.dead_lettered += 1
+        DEAD_LETTERED.labels(kind).inc()
 
     async def handle_report(self, report: WindowReport) -> list[Alert]:
         """Act on one report; returns the alert changes it made."""

@@ -1,6 +1,7 @@
 """The archive's logic: prediction records into Parquet inference tables. No Kafka here.
 
-Files are partitioned by model, version and date. A chunk is a run of consecutive offsets of
+Files are partitioned by model, version and date (``paths``: every path is built there and
+stays under the root, whatever ids producers send). A chunk is a run of consecutive offsets of
 one Kafka partition. Its rows are written as one file per (model_id, model_version, date), each
 named ``part-<partition>-<first>-<last>`` after the chunk's offsets, so writing the same chunk
 again replaces the same files. Before the files, a manifest records the chunk's bounds: after a
@@ -20,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -28,6 +30,7 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from archive.paths import component, inside, partition_directory
 from vigil.adapters.stage_logic import (
     Assigned,
     DeadLetter,
@@ -67,6 +70,24 @@ class Row:
     partition: int
     offset: int
 
+    @cached_property
+    def day(self) -> str:
+        """The UTC date of the event: its partition directory."""
+        return self.event.timestamp.astimezone(UTC).date().isoformat()
+
+    @cached_property
+    def json_columns(self) -> tuple[str, str, str]:
+        """Features, prediction and tags as JSON."""
+        e = self.event
+        features, prediction, tags = (
+            orjson.dumps(v).decode() for v in (e.features, e.prediction, e.tags)
+        )
+        return features, prediction, tags
+
+    def check(self) -> None:
+        """Raises ValueError, OverflowError or TypeError if the row cannot be written."""
+        _ = self.day, self.json_columns
+
 
 def _table(rows: Sequence[Row]) -> pa.Table:
     columns: dict[str, list[Any]] = defaultdict(list)
@@ -76,10 +97,11 @@ def _table(rows: Sequence[Row]) -> pa.Table:
         columns["model_id"].append(e.model_id)
         columns["model_version"].append(e.model_version)
         columns["timestamp"].append(e.timestamp)
-        columns["features"].append(orjson.dumps(e.features).decode())
-        columns["prediction"].append(orjson.dumps(e.prediction).decode())
+        features, prediction, tags = row.json_columns
+        columns["features"].append(features)
+        columns["prediction"].append(prediction)
         columns["score"].append(e.score)
-        columns["tags"].append(orjson.dumps(e.tags).decode())
+        columns["tags"].append(tags)
         columns["sample_rate"].append(e.sample_rate)
         columns["kafka_partition"].append(row.partition)
         columns["kafka_offset"].append(row.offset)
@@ -95,7 +117,7 @@ class ArchiveFiles:
         self.fs.makedirs(self.root, exist_ok=True)
 
     def _manifest(self, topic: str, partition: int) -> str:
-        return f"{self.root}/_manifests/{topic}-{partition}.json"
+        return inside(self.root, f"{self.root}/_manifests/{component(topic)}-{partition}.json")
 
     def pending_chunk_end(self, topic: str, partition: int, committed: int) -> int | None:
         """Last offset of a chunk that was being written at or after ``committed``, if any."""
@@ -112,7 +134,7 @@ class ArchiveFiles:
         if not self.local:
             return []
         patterns = [
-            f"{self.root}/model_id=*/model_version=*/date=*/part-{partition:03d}-*.parquet.tmp-*",
+            f"{self.root}/model=*/version=*/date=*/part-{partition:03d}-*.parquet.tmp-*",
             f"{self._manifest(topic, partition)}.tmp-*",
         ]
         stale = [path for pattern in patterns for path in self.fs.glob(pattern)]
@@ -128,11 +150,10 @@ class ArchiveFiles:
         )
         groups: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
         for row in rows:
-            day = row.event.timestamp.astimezone(UTC).date().isoformat()
-            groups[(row.event.model_id, row.event.model_version, day)].append(row)
+            groups[(row.event.model_id, row.event.model_version, row.day)].append(row)
         paths = []
         for (model_id, version, day), group in sorted(groups.items()):
-            directory = f"{self.root}/model_id={model_id}/model_version={version}/date={day}"
+            directory = partition_directory(self.root, model_id, version, day)
             path = f"{directory}/part-{partition:03d}-{first:020d}-{last:020d}.parquet"
             sink = pa.BufferOutputStream()
             pq.write_table(_table(group), sink, compression="zstd")
@@ -141,6 +162,7 @@ class ArchiveFiles:
         return paths
 
     def _put(self, path: str, data: bytes) -> None:
+        path = inside(self.root, path)
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         if not self.local:  # object stores replace a whole object atomically
             self.fs.pipe_file(path, data)
@@ -156,6 +178,21 @@ class ArchiveFiles:
             os.fsync(directory)
         finally:
             os.close(directory)
+
+
+def _row(record: Incoming) -> Row | str:
+    """The record as a row, or why it cannot be archived (it is dead-lettered, and counted)."""
+    try:
+        row = Row(CODEC.decode(record.value), record.partition, record.offset)
+    except DecodeError as exc:
+        return exc.reason
+    except Exception as exc:  # never stop the archive for one record
+        return f"undecodable: {type(exc).__name__}: {exc}"
+    try:
+        row.check()
+    except (ValueError, OverflowError, TypeError) as exc:
+        return f"not archivable: {type(exc).__name__}: {exc}"
+    return row
 
 
 @dataclass
@@ -192,12 +229,11 @@ class Archiving(StageLogic):
                 chunks.append(_Chunk(self.clock()))
             chunk = chunks[-1]
             chunk.next_offset = record.offset + 1
-            try:
-                event = CODEC.decode(record.value)
-            except DecodeError as exc:
-                self.rejects.append(DeadLetter(record, exc.reason))
+            row = _row(record)
+            if isinstance(row, Row):
+                chunk.rows.append(row)
             else:
-                chunk.rows.append(Row(event, record.partition, record.offset))
+                self.rejects.append(DeadLetter(record, row))
             if tp in self.cut_at and record.offset >= self.cut_at[tp]:
                 del self.cut_at[tp]
                 chunks.append(_Chunk(self.clock()))

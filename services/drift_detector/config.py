@@ -3,6 +3,7 @@
 import socket
 
 from vigil.adapters.settings import VigilSettings
+from vigil.wire.topics import PREDICTIONS
 
 
 class Settings(VigilSettings):
@@ -10,6 +11,8 @@ class Settings(VigilSettings):
     # Names this worker's Kafka transactions: keep it across restarts (a restarted worker then
     # fences its dead predecessor at once), unique among running workers.
     drift_worker_id: str = ""
+    # Where predictions are read: a copy of the topic's layout isolates a test's workers.
+    drift_predictions_topic: str = PREDICTIONS.name
     drift_web_host: str = "127.0.0.1"
     drift_web_port: int = 8004
     # Where a new consumer group starts: "earliest" reads every retained event.
@@ -22,6 +25,10 @@ class Settings(VigilSettings):
     drift_flush_seconds: float = 1.0
     drift_flush_events: int = 200_000
     drift_fetch_records: int = 20_000
+    # Events stamped further ahead of this worker's clock are quarantined (dead-lettered).
+    drift_max_future_seconds: float = 300.0
+    # Failed flushes in a row (not outages) before their culprit records are dead-lettered.
+    drift_max_flush_failures: int = 3
 
     @property
     def worker_id(self) -> str:

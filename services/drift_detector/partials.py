@@ -150,6 +150,18 @@ class Partial:
     def events(self) -> int:
         return sum(w.events for w in self.windows) + (len(self.baseline) if self.baseline else 0)
 
+    def check(self, latest: int) -> None:
+        """ValueError unless the partial is plausible: no event time past ``latest`` (micros),
+        no negative count, no window whose first event comes after its last."""
+        times = [*self.marks.values(), *(w.last for w in self.windows if w.events)]
+        if self.baseline is not None and len(self.baseline):
+            times.append(int(self.baseline.timestamps.max()))
+        if times and max(times) > latest:
+            raise ValueError(f"event time {max(times)} µs is in the future")
+        absurd = [w for w in self.windows if w.events < 0 or (w.events and w.first > w.last)]
+        if self.partitions < 0 or absurd:
+            raise ValueError("negative counts or a window that ends before it starts")
+
     def to_bytes(self) -> bytes:
         """A ``vigil.DriftPartial`` in Avro single-object encoding."""
         record = DriftPartial(

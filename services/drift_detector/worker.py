@@ -23,7 +23,7 @@ from vigil.adapters.schema_registry import SchemaRegistryClient
 from vigil.adapters.stage import Stage, StageConfig
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
-from vigil.wire.topics import PREDICTIONS, drift_topics
+from vigil.wire.topics import drift_topics
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,18 @@ def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
         partials.name,
         settings.drift_flush_events,
         settings.drift_flush_seconds,
+        max_future_seconds=settings.drift_max_future_seconds,
+        predictions_topic=settings.drift_predictions_topic,
     )
     profiler = StageConfig(
         name="profiler",
         bootstrap=settings.kafka_bootstrap,
         group_id=app,
-        topics=(PREDICTIONS.name,),
+        topics=(settings.drift_predictions_topic,),
         transactional_id=f"{app}-{worker}-profiler",
         auto_offset_reset=settings.drift_auto_offset_reset,
         fetch_records=settings.drift_fetch_records,
+        max_flush_failures=settings.drift_max_flush_failures,
     )
     merger = StageConfig(
         name="merger",
@@ -73,8 +76,12 @@ def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
         fetch_timeout_ms=500,
         max_partition_fetch_bytes=64 * 1024 * 1024,
         fetch_max_bytes=128 * 1024 * 1024,
+        max_flush_failures=settings.drift_max_flush_failures,
     )
-    return Stage(profiler, profiling), Stage(merger, Merging(versions, rules, state.name))
+    merging = Merging(
+        versions, rules, state.name, max_future_seconds=settings.drift_max_future_seconds
+    )
+    return Stage(profiler, profiling), Stage(merger, merging)
 
 
 @dataclass
@@ -156,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "profiling_seconds": (profiler.last_commit or 0.0) - (profiler.first_read or 0.0),
             "reports_published": worker.merging.reports_published,
             "dead_lettered": profiler.dead_lettered + merger.dead_lettered,
+            "quarantined_events": worker.profiling.quarantined,
+            "merge_failures": dict(worker.merging.failed),
             "model_versions": [
                 {
                     "model_id": m.version.model_id,

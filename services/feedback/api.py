@@ -12,12 +12,21 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from feedback.config import Settings
 from feedback.handlers import FeedbackIn, to_events
 from vigil.adapters.bus import KafkaBus
-from vigil.adapters.http import InputRejected, create_api, provider, stored_or_503
+from vigil.adapters.http import (
+    InputRejected,
+    JsonLimits,
+    check_json_shape,
+    create_api,
+    provider,
+    request_body,
+    stored_or_503,
+    too_large,
+)
 from vigil.adapters.ports import Bus
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeedbackEvent, utcnow
 from vigil.wire.topics import FEEDBACK
-from vigil.wire.validation import parse_batch
+from vigil.wire.validation import decode_items, parse_items
 
 __all__ = ["Feedback", "create_app", "router"]
 
@@ -36,13 +45,23 @@ class Feedback:
 
 
 FeedbackDep = Annotated[Feedback, Depends(provider(Feedback))]
+SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
 
 
 @router.post("/v1/feedback")
-async def give_feedback(request: Request, feedback: FeedbackDep) -> dict[str, Any]:
+async def give_feedback(
+    request: Request, feedback: FeedbackDep, settings: SettingsDep
+) -> dict[str, Any]:
     """Record feedback on one prediction, or a JSON array of feedback."""
-    parsed, errors = parse_batch(await request.body(), FeedbackIn)
+    items, errors = decode_items(await request_body(request, settings.feedback_max_body_bytes))
+    if len(items) > settings.feedback_max_items:
+        raise too_large("batch", settings.feedback_max_items, str(len(items)), "items")
+    limits = JsonLimits(settings.feedback_max_json_depth, settings.feedback_max_json_values)
+    check_json_shape(items, limits)
+    skew = {"max_clock_skew": settings.max_clock_skew_seconds}
+    parsed, more_errors = parse_items(items, FeedbackIn, skew) if not errors else ([], [])
+    errors += more_errors
     if errors:
         raise InputRejected(f"{len(errors)} invalid field(s); nothing was stored", errors)
     events = to_events([p for p in parsed if p is not None], utcnow())
@@ -54,4 +73,12 @@ def create_app(settings: Settings | None = None, adapters: Feedback | None = Non
     """The feedback API; on ``adapters`` when given, else on Kafka opened at start-up."""
     config = settings or Settings()
     opener = partial(Feedback.open, settings=config)
-    return create_api("Vigil feedback", "feedback", opener, adapters, [router], config)
+    return create_api(
+        "Vigil feedback",
+        "feedback",
+        opener,
+        adapters,
+        [router],
+        config,
+        max_body_bytes=config.feedback_max_body_bytes,
+    )

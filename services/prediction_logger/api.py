@@ -26,11 +26,11 @@ from prediction_logger.handlers import (
     has_unregistered,
     valid_events,
 )
-from vigil.adapters.bus import KafkaBus, started
+from vigil.adapters.bus import KafkaBus, PerMessageBus, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.http import InputRejected, create_api, provider, request_body
-from vigil.adapters.idempotency import IdempotencyKeys
-from vigil.adapters.ports import Bus, Catalog, IdempotencyStore, Unavailable
+from vigil.adapters.idempotency import IdempotencyKeys, scoped_id
+from vigil.adapters.ports import Catalog, IdempotencyStore, Unavailable
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent, utcnow
 from vigil.wire.topics import PREDICTIONS
@@ -42,13 +42,14 @@ CODEC = Codec(PredictionEvent)
 # One record batch per partition per request: 1,000 events of 20 features take ~330 kB in all.
 # Below the broker's default 1 MB message.max.bytes.
 MAX_BATCH_BYTES = 512 * 1024
+Message = tuple[bytes, bytes]
 
 
 @dataclass(frozen=True)
 class PredictionLog:
     """The logger's adapters: the predictions bus, the model catalog, idempotency keys."""
 
-    bus: Bus
+    bus: PerMessageBus
     catalog: Catalog
     keys: IdempotencyStore
     _settling: set[asyncio.Future[None]] = field(default_factory=set)
@@ -68,23 +69,28 @@ class PredictionLog:
         )
         return cls(bus, await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)), keys)
 
-    async def store_once(self, events: list[Event], wait_seconds: float) -> list[Event]:
-        """Store the events whose ids were not stored within the window; returns those.
+    async def store_once(
+        self, events: list[Event], messages: list[Message], wait_seconds: float
+    ) -> list[Event]:
+        """Store the events (encoded as ``messages``) whose ids were not stored within the
+        window; returns those.
 
-        Answers 503 if Kafka has not acknowledged them within ``wait_seconds``.
+        Answers 503 if Kafka has not acknowledged them all within ``wait_seconds``; the ids
+        of those it did acknowledge are confirmed all the same, so a resend stores the others.
         """
-        new = await self._claim(events)
-        ids = [e["prediction_id"] for e in new]
-        encode = CODEC.encode_dict
-        messages = [(id_.encode(), encode(e)) for id_, e in zip(ids, new, strict=True)]
-        write = asyncio.ensure_future(self.bus.send(PREDICTIONS.name, messages))
+        keys = [scoped_id(e["model_id"], e["prediction_id"]) for e in events]
+        new = await self._claim(keys)
+        keys = [keys[i] for i in new]
+        write = asyncio.ensure_future(
+            self.bus.send_each(PREDICTIONS.name, [messages[i] for i in new])
+        )
         try:
-            await asyncio.wait_for(asyncio.shield(write), wait_seconds)
+            stored = await asyncio.wait_for(asyncio.shield(write), wait_seconds)
         except TimeoutError:
             # The producer keeps retrying; its outcome settles the keys, so a resend of these
             # ids meanwhile is told to retry, and afterwards is stored or reported a duplicate.
-            write.add_done_callback(lambda done: self._settle_later(ids, done))
-            metrics.REJECTED.labels("kafka_unavailable").inc(len(ids))
+            write.add_done_callback(lambda done: self._settle_later(keys, done))
+            metrics.REJECTED.labels("kafka_unavailable").inc(len(keys))
             raise InputRejected(
                 f"Kafka has not acknowledged the write within {wait_seconds:g} s; resend the same"
                 " prediction_ids after Retry-After: they are stored at most once",
@@ -93,20 +99,22 @@ class PredictionLog:
                 {"Retry-After": "5"},
             ) from None
         except Unavailable as exc:
-            await self.keys.release(ids)
-            raise unavailable(exc, len(ids)) from exc
-        await self.keys.confirm(ids)
-        return new
+            await self.keys.release(keys)
+            raise unavailable(exc, len(keys)) from exc
+        await self._settle(keys, stored)
+        if not all(stored):
+            raise partly_stored(stored.count(False), len(stored))
+        return [events[i] for i in new]
 
-    async def _claim(self, events: list[Event]) -> list[Event]:
-        """The events whose ids are now this request's to store; 503 if any is in flight."""
+    async def _claim(self, keys: list[str]) -> list[int]:
+        """Which keys are now this request's to store, by index; 503 if any is in flight."""
         try:
-            claims = await self.keys.claim([e["prediction_id"] for e in events])
+            claims = await self.keys.claim(keys)
         except Unavailable as exc:
-            raise unavailable(exc, len(events)) from exc
-        new = [e for e, c in zip(events, claims, strict=True) if c == "new"]
+            raise unavailable(exc, len(keys)) from exc
+        new = [i for i, c in enumerate(claims) if c == "new"]
         if "pending" in claims:
-            await self.keys.release([e["prediction_id"] for e in new])
+            await self.keys.release([keys[i] for i in new])
             raise InputRejected(
                 "some prediction ids are being stored by another request; retry shortly",
                 [],
@@ -115,11 +123,32 @@ class PredictionLog:
             )
         return new
 
-    def _settle_later(self, ids: list[str], write: asyncio.Future[None]) -> None:
-        settle = self.keys.release if write.cancelled() or write.exception() else self.keys.confirm
-        task = asyncio.ensure_future(settle(ids))
+    async def _settle(self, keys: list[str], stored: list[bool]) -> None:
+        """Confirm the keys of the events Kafka stored; give back the others'."""
+        if all(stored):
+            await self.keys.confirm(keys)
+            return
+        await self.keys.confirm([k for k, ok in zip(keys, stored, strict=True) if ok])
+        await self.keys.release([k for k, ok in zip(keys, stored, strict=True) if not ok])
+
+    def _settle_later(self, keys: list[str], write: asyncio.Future[list[bool]]) -> None:
+        failed = write.cancelled() or write.exception() is not None
+        stored = [False] * len(keys) if failed else write.result()
+        task = asyncio.ensure_future(self._settle(keys, stored))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
+
+
+def partly_stored(failed: int, sent: int) -> InputRejected:
+    """The 503 answer when Kafka stored only some of the events, counted."""
+    metrics.REJECTED.labels("kafka_unavailable").inc(failed)
+    return InputRejected(
+        f"Kafka did not store {failed} of {sent} event(s); resend the same prediction_ids"
+        " after Retry-After: those already stored are counted as duplicates",
+        [],
+        503,
+        {"Retry-After": "5"},
+    )
 
 
 def unavailable(exc: Unavailable, events: int) -> InputRejected:
@@ -172,9 +201,9 @@ async def _log(
     items, errors = decode_items(body, ndjson)
     if not errors and len(items) <= limit:
         # The usual batch, all valid, takes one quick pass; anything else the checks below.
-        events = valid_events(items, log.catalog, utcnow())
+        events = valid_events(items, log.catalog, utcnow(), settings.max_clock_skew_seconds)
         if events is not None:
-            return await _stored(log, settings, events, [])
+            return await _stored(log, settings, events, [], partial)
     parsed = None if ndjson else _parse_valid_array(body, limit)
     if parsed is not None:
         return await _store(log, settings, parsed, [], partial)
@@ -204,7 +233,7 @@ async def _store(
     """Check parsed events against their models; store the valid ones, or reject the batch."""
     if has_unregistered(parsed, log.catalog):
         await log.catalog.catch_up()  # it may have been registered a moment ago
-    checked = check_batch(parsed, log.catalog, utcnow())
+    checked = check_batch(parsed, log.catalog, utcnow(), settings.max_clock_skew_seconds)
     problems = sorted(errors + checked.problems, key=lambda e: e.index or 0)
     for problem in problems:
         reason = "unknown_model" if problem in checked.unknown_models else "invalid_field"
@@ -217,16 +246,27 @@ async def _store(
             problems,
             404 if only_unknown else 422,
         )
-    return await _stored(log, settings, checked.events, problems)
+    return await _stored(log, settings, checked.events, problems, partial)
 
 
 async def _stored(
-    log: PredictionLog, settings: Settings, events: list[Event], problems: list[FieldError]
+    log: PredictionLog,
+    settings: Settings,
+    events: list[Event],
+    problems: list[FieldError],
+    partial: bool = False,
 ) -> dict[str, Any]:
     """Store the valid events once; the answer to the request."""
     unique = first_occurrences(events)
+    encode = CODEC.encode_dict
+    messages = [(e["prediction_id"].encode(), encode(e)) for e in unique]
+    limit = settings.prediction_logger_max_event_bytes
+    if any(len(value) > limit for _, value in messages):
+        events, unique, messages, problems = _without_oversized(
+            events, unique, messages, problems, limit, partial
+        )
     timeout = settings.prediction_logger_write_timeout_seconds
-    stored = await log.store_once(unique, timeout) if unique else []
+    stored = await log.store_once(unique, messages, timeout) if unique else []
     accepted = collections.Counter(e["model_id"] for e in stored)
     duplicates = collections.Counter(e["model_id"] for e in events) - accepted
     _count(metrics.ACCEPTED, accepted)
@@ -238,6 +278,49 @@ async def _stored(
         "prediction_ids": [e["prediction_id"] for e in events],
         "errors": [p.as_dict() for p in problems],
     }
+
+
+def _without_oversized(
+    events: list[Event],
+    unique: list[Event],
+    messages: list[Message],
+    problems: list[FieldError],
+    limit: int,
+    partial: bool,
+) -> tuple[list[Event], list[Event], list[Message], list[FieldError]]:
+    """The batch without its events over ``limit`` encoded bytes, which become problems.
+
+    Kafka would refuse such an event after the rest of the request was written: it is
+    refused up front (the whole batch, unless partial), named by its index in the request.
+    """
+    rejected = {p.index for p in problems}
+    # The valid events are the request's items that had no problem, in order.
+    request_index = [i for i in range(len(events) + len(rejected)) if i not in rejected]
+    position = {id(e): k for k, e in enumerate(events)}
+    big = {
+        e["prediction_id"]: FieldError(
+            "<event>",
+            f"an event of at most {limit} bytes once encoded",
+            f"{len(value)} bytes",
+            request_index[position[id(e)]],
+        )
+        for e, (_, value) in zip(unique, messages, strict=True)
+        if len(value) > limit
+    }
+    metrics.REJECTED.labels("event_too_large").inc(len(big))
+    if not partial:
+        raise InputRejected(
+            f"{len(big)} event(s) over the limit of {limit} bytes each; nothing was stored",
+            list(big.values()),
+            413,
+        )
+    kept = [k for k, e in enumerate(unique) if e["prediction_id"] not in big]
+    return (
+        [e for e in events if e["prediction_id"] not in big],
+        [unique[k] for k in kept],
+        [messages[k] for k in kept],
+        sorted([*problems, *big.values()], key=lambda p: p.index or 0),
+    )
 
 
 BATCH = TypeAdapter(list[PredictionIn])
@@ -268,5 +351,11 @@ def create_app(settings: Settings | None = None, adapters: PredictionLog | None 
     config = settings or Settings()
     opener = partial(PredictionLog.open, settings=config)
     return create_api(
-        "Vigil prediction logger", "prediction_logger", opener, adapters, [router], config
+        "Vigil prediction logger",
+        "prediction_logger",
+        opener,
+        adapters,
+        [router],
+        config,
+        max_body_bytes=config.prediction_logger_max_body_bytes,
     )

@@ -14,3 +14,5 @@ class Settings(VigilSettings):
     prediction_logger_write_timeout_seconds: float = 10.0
     # How long an unsettled claim blocks resends of its ids if this process dies meanwhile.
     prediction_logger_pending_seconds: int = 300
+    # One encoded event (Avro), well under Kafka's 1 MB message limit: larger ones get 413.
+    prediction_logger_max_event_bytes: int = 256 * 1024

@@ -10,13 +10,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from vigil.adapters.ports import Catalog
-from vigil.wire.records import FeatureValue
+from vigil.wire.shapes import (
+    EARLIEST,
+    LATEST,
+    MAX_CLOCK_SKEW_SECONDS,
+    TAG_VALUE_MAX,
+    FiniteFloat,
+    Identifier,
+    InputLabel,
+    InputValue,
+    Name,
+    TagValue,
+    Timestamp,
+    ahead_of,
+    in_int64,
+    is_identifier,
+    is_name,
+    is_text,
+)
 from vigil.wire.validation import FeatureCheck, FieldError, check_features, describe
 
 # A PredictionEvent as a plain dict: every field of the record, with its validated value.
@@ -27,14 +44,14 @@ class PredictionIn(BaseModel):
     """One prediction as an application sends it; ids and time are filled in when absent."""
 
     model_config = ConfigDict(extra="forbid")
-    prediction_id: str | None = Field(default=None, min_length=1, max_length=200)
-    model_id: str
-    model_version: str
-    timestamp: datetime | None = None
-    features: dict[str, FeatureValue]
-    prediction: bool | int | float | str
-    score: float | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
+    prediction_id: Identifier | None = None
+    model_id: Identifier
+    model_version: Identifier
+    timestamp: Timestamp | None = None
+    features: dict[str, InputValue]
+    prediction: InputLabel
+    score: FiniteFloat | None = None
+    tags: dict[Name, TagValue] = Field(default_factory=dict)
     sample_rate: float | None = Field(default=None, gt=0, le=1)
 
 
@@ -52,11 +69,15 @@ class CheckedBatch:
 
 
 def check_batch(
-    parsed: Sequence[PredictionIn | None], catalog: Catalog, now: datetime
+    parsed: Sequence[PredictionIn | None],
+    catalog: Catalog,
+    now: datetime,
+    max_clock_skew: float = MAX_CLOCK_SKEW_SECONDS,
 ) -> CheckedBatch:
     """Check each parsed item against its model's feature spec and build the valid events.
 
     Items that failed parsing (None) are skipped: their errors were reported by the parser.
+    An event time more than ``max_clock_skew`` seconds after ``now`` is an error.
     """
     checked = CheckedBatch()
     for i, item in enumerate(parsed):
@@ -74,6 +95,8 @@ def check_batch(
             )
             continue
         problems = check_features(version.features, item.features, i)
+        if item.timestamp is not None and ahead_of(item.timestamp, now, max_clock_skew):
+            problems.append(too_far_ahead(item.timestamp, now, max_clock_skew, i))
         if problems:
             checked.errors.extend(problems)
             continue
@@ -83,6 +106,18 @@ def check_batch(
         event["timestamp"] = item.timestamp or now
         checked.events.append(event)
     return checked
+
+
+def too_far_ahead(
+    timestamp: datetime, now: datetime, max_clock_skew: float, index: int | None
+) -> FieldError:
+    """The error for an event time ahead of the server's clock by more than the tolerance."""
+    return FieldError(
+        "timestamp",
+        f"a time at most {max_clock_skew:g} s after the server's clock ({now.isoformat()})",
+        describe(timestamp.isoformat()),
+        index,
+    )
 
 
 _FIELDS = frozenset(PredictionIn.model_fields)
@@ -101,6 +136,8 @@ def _optional_float(value: Any) -> float | None:
     """A ``float | None`` field's value as PredictionIn would have it."""
     kind = type(value)
     if kind is float:
+        if value - value != 0.0:  # NaN or an infinity
+            raise _Unsure
         return value  # type: ignore[no-any-return]
     if kind is int and -_EXACT_INT <= value <= _EXACT_INT:
         return float(value)
@@ -109,14 +146,20 @@ def _optional_float(value: Any) -> float | None:
     raise _Unsure
 
 
-def valid_events(items: Sequence[Any], catalog: Catalog, now: datetime) -> list[Event] | None:
+def valid_events(
+    items: Sequence[Any],
+    catalog: Catalog,
+    now: datetime,
+    max_clock_skew: float = MAX_CLOCK_SKEW_SECONDS,
+) -> list[Event] | None:
     """The events of a batch in which every item is valid, in one quick pass; else None.
 
     For the usual batch: items as ``orjson`` decodes them, each with exact JSON types, of a
     registered model version, and with clean features. It accepts only what ``PredictionIn``
-    and ``check_batch`` accept, and builds the same events. On anything else (an error, or
-    input pydantic would coerce, such as a number in a string) it answers None, and the caller
-    takes the full path, which names every problem.
+    and ``check_batch`` accept (the shapes of ``vigil.wire.shapes``, an event time at most
+    ``max_clock_skew`` seconds after ``now``), and builds the same events. On anything else (an
+    error, or input pydantic would coerce, such as a number in a string) it answers None, and
+    the caller takes the full path, which names every problem.
     """
     events: list[Event] = []
     stamps: list[Any] = []  # the timestamps to validate, in one call, for...
@@ -138,10 +181,18 @@ def valid_events(items: Sequence[Any], catalog: Catalog, now: datetime) -> list[
     if stamps:
         # pydantic reads a string or number as a datetime the same in Python as in JSON.
         try:
-            for event, timestamp in zip(stamped, _TIMESTAMPS.validate_python(stamps), strict=True):
-                event["timestamp"] = timestamp
+            times = _TIMESTAMPS.validate_python(stamps)
         except ValidationError:
             return None
+        # What the Timestamp type does, for the whole batch at once: naive is UTC, and the
+        # range (with the clock skew tolerance) is checked on the earliest and the latest.
+        times = [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in times]
+        if min(times) < EARLIEST or max(times) >= LATEST:
+            return None
+        if ahead_of(max(times), now, max_clock_skew):
+            return None
+        for event, timestamp in zip(stamped, times, strict=True):
+            event["timestamp"] = timestamp
     return events
 
 
@@ -160,12 +211,13 @@ def _quick_event(
         or type(model_version) is not str
         or type(features) is not dict
         or type(prediction) not in _LABEL_TYPES
+        or (type(prediction) is int and not in_int64(prediction))
     ):
         raise _Unsure
     check = checks.get((model_id, model_version))
     if check is None:
         version = catalog.get(model_id, model_version)
-        if version is None:
+        if version is None or not (is_identifier(model_id) and is_identifier(model_version)):
             raise _Unsure
         check = checks[(model_id, model_version)] = FeatureCheck.of(version.features)
     if not check.passes(features):
@@ -190,7 +242,7 @@ def _prediction_id(value: Any) -> str:
     """The item's prediction_id, or a new one when it has none."""
     if value is None:
         return uuid.uuid4().hex
-    if type(value) is not str or not 0 < len(value) <= 200:
+    if type(value) is not str or not is_identifier(value):
         raise _Unsure
     return value
 
@@ -198,8 +250,13 @@ def _prediction_id(value: Any) -> str:
 def _tags(value: Any) -> dict[str, str]:
     if value is _MISSING:
         return {}
-    if type(value) is not dict or not all(type(v) is str for v in value.values()):
+    if type(value) is not dict:
         raise _Unsure
+    for key, text in value.items():
+        if type(key) is not str or type(text) is not str:
+            raise _Unsure
+        if not is_name(key) or not is_text(text, TAG_VALUE_MAX):
+            raise _Unsure
     return value
 
 

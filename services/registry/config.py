@@ -6,4 +6,12 @@ from vigil.adapters.settings import VigilSettings
 class Settings(VigilSettings):
     registry_host: str = "127.0.0.1"
     registry_port: int = 8000
+    # Reference uploads: bytes received and bytes after gzip inflation, each; and rows.
     registry_max_reference_bytes: int = 256 * 1024 * 1024
+    registry_max_reference_rows: int = 1_000_000
+    # Every other request body (registrations, drift settings).
+    registry_max_body_bytes: int = 1024 * 1024
+    registry_max_json_depth: int = 32
+    registry_max_json_values: int = 100_000
+    # A model version as stored on vigil.models.v1, whose messages Kafka limits to 1 MiB.
+    registry_max_record_bytes: int = 1_000_000

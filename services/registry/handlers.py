@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,9 +19,8 @@ from vigil.wire.records import (
     RiskAssessment,
     Severity,
 )
+from vigil.wire.shapes import FiniteMap, Identifier, Name, Text
 from vigil.wire.validation import FieldError, check_features, describe
-
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 
 
 class RiskInput(BaseModel):
@@ -39,11 +38,11 @@ class ModelRegistration(BaseModel):
     task: Literal["binary", "multiclass", "regression"]
     features: list[FeatureSpec] = Field(min_length=1)
     risk: RiskInput
-    owner: str = Field(min_length=1)
-    purpose: str = ""
-    positive_label: str | None = None
-    sensitive_attributes: list[str] = Field(default_factory=list)
-    business_costs: dict[str, float] = Field(default_factory=dict)
+    owner: Name
+    purpose: Text = ""
+    positive_label: Name | None = None
+    sensitive_attributes: list[Name] = Field(default_factory=list)
+    business_costs: FiniteMap = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
     drift: DriftConfig = Field(default_factory=DriftConfig)

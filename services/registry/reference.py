@@ -15,15 +15,30 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vigil.wire.records import FeatureSpec
 from vigil.wire.validation import FieldError, describe
 
-__all__ = ["ReferenceSample", "parse_reference"]
+__all__ = ["ReferenceSample", "TooManyRows", "parse_reference"]
 
 PARQUET_MAGIC = b"PAR1"
 OUTPUTS = ("prediction", "score")
+
+
+# What pyarrow and the csv module raise on a body they cannot read (ArrowInvalid is a
+# ValueError, but ArrowNotImplementedError and ArrowTypeError are not).
+_UNREADABLE = (ValueError, OSError, TypeError, NotImplementedError, pa.ArrowException, csv.Error)
+
+
+class TooManyRows(Exception):
+    """A sample with more rows than the registry takes."""
+
+    def __init__(self, limit: int, received: str) -> None:
+        super().__init__(f"more than {limit} rows")
+        self.limit = limit
+        self.received = received
 
 
 @dataclass
@@ -45,21 +60,43 @@ def _format(content_type: str, body: bytes) -> str:
     return "json"
 
 
-def _records(fmt: str, body: bytes) -> tuple[list[Any], list[FieldError]]:
+def _records(fmt: str, body: bytes, max_rows: int) -> tuple[list[Any], list[FieldError]]:
     """The uploaded rows as Python objects, or why the body cannot be read."""
     try:
         if fmt == "parquet":
-            return pq.read_table(io.BytesIO(body)).to_pylist(), []
+            return _parquet_rows(body, max_rows), []
         if fmt == "csv":
-            text = body.decode("utf-8-sig")
-            return [dict(row) for row in csv.DictReader(io.StringIO(text))], []
+            return _csv_rows(body, max_rows), []
         data = orjson.loads(body)
-    except (ValueError, OSError) as exc:  # pyarrow raises ArrowInvalid, a ValueError
+    except _UNREADABLE as exc:
         expected = {"parquet": "a Parquet file", "csv": "UTF-8 CSV with a header row"}
+        if isinstance(exc, csv.Error) and "field limit" in str(exc):
+            expected["csv"] = f"CSV fields of at most {csv.field_size_limit()} characters"
         return [], [FieldError("<body>", expected.get(fmt, "a JSON array of rows"), str(exc)[:200])]
     if not isinstance(data, list):
         return [], [FieldError("<body>", "a JSON array of rows", describe(data))]
+    if len(data) > max_rows:
+        raise TooManyRows(max_rows, f"{len(data)} rows")
     return data, []
+
+
+def _parquet_rows(body: bytes, max_rows: int) -> list[Any]:
+    """The rows of a Parquet file, its row count checked (from the footer) before reading."""
+    file = pq.ParquetFile(pa.BufferReader(body))
+    if file.metadata.num_rows > max_rows:
+        raise TooManyRows(max_rows, f"{file.metadata.num_rows} rows")
+    rows: list[Any] = file.read().to_pylist()
+    return rows
+
+
+def _csv_rows(body: bytes, max_rows: int) -> list[Any]:
+    """The rows of a CSV body; cells beyond the header's columns go under the key ``None``."""
+    rows: list[Any] = []
+    for row in csv.DictReader(io.StringIO(body.decode("utf-8-sig"))):
+        if len(rows) == max_rows:
+            raise TooManyRows(max_rows, f"more than {max_rows} rows")
+        rows.append(dict(row))
+    return rows
 
 
 _TRUE = {"true", "1", "yes", "t"}
@@ -96,11 +133,14 @@ def _output(text: str) -> Any:
 
 
 def parse_reference(
-    spec: Sequence[FeatureSpec], content_type: str, body: bytes
+    spec: Sequence[FeatureSpec], content_type: str, body: bytes, max_rows: int = 1_000_000
 ) -> tuple[ReferenceSample, list[FieldError]]:
-    """The rows (feature name -> value), predictions and scores of an uploaded sample."""
+    """The rows (feature name -> value), predictions and scores of an uploaded sample.
+
+    Raises TooManyRows past ``max_rows``.
+    """
     fmt = _format(content_type, body)
-    records, errors = _records(fmt, body)
+    records, errors = _records(fmt, body, max_rows)
     if errors:
         return ReferenceSample(), errors
     names = {f.name for f in spec}
@@ -113,6 +153,10 @@ def parse_reference(
             errors.append(FieldError("<row>", "an object of feature values", describe(record), i))
             continue
         row = dict(record)
+        if None in row:  # a CSV row with more cells than the header has columns
+            cells = len(row) - 1 + len(row.pop(None))
+            errors.append(FieldError("<row>", f"{len(row)} cells, as in the header", str(cells), i))
+            continue
         if "features" not in names and isinstance(row.get("features"), Mapping):
             outputs = {k: row[k] for k in OUTPUTS if k in row}
             row = dict(row["features"])

@@ -4,35 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
 from alerting.api import create_app
 from alerting.config import Settings
 from tests.kafka_tools import end_offsets, read_from
-from tests.samples import REPORT
+from tests.samples import report_at
 from tests.webhook import webhook_inbox
 from vigil.adapters.bus import new_producer, publish
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
 from vigil.wire.records import WindowReport
 from vigil.wire.topics import DEADLETTER, METRICS
-
-
-def _report(model_id: str, minute: int, drifted: bool) -> WindowReport:
-    feature = REPORT.features[0].model_copy(update={"drifted": drifted})
-    start = REPORT.window_start + timedelta(minutes=minute)
-    return REPORT.model_copy(
-        update={
-            "model_id": model_id,
-            "report_id": f"{model_id}/1.0.0/{minute}",
-            "window_start": start,
-            "window_end": start + timedelta(minutes=1),
-            "features": [feature],
-            "drifted_features": ["income"] if drifted else [],
-        }
-    )
 
 
 async def _send(bootstrap: str, reports: list[WindowReport], garbage: bytes) -> None:
@@ -68,9 +52,9 @@ def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
             )
             assert response.status_code == 201, response.text
         reports = [
-            _report(model_id, 0, True),
-            _report(model_id, 1, True),
-            _report(model_id, 2, False),
+            report_at(model_id, 0, True),
+            report_at(model_id, 1, True),
+            report_at(model_id, 2, False),
         ]
         asyncio.run(_send(infra.kafka_bootstrap, reports, garbage))
 

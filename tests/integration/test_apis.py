@@ -1,4 +1,4 @@
-"""Registry, prediction logger and feedback APIs against the real broker."""
+"""Registry, prediction logger, feedback and alert store against the real broker and Redis."""
 
 from __future__ import annotations
 
@@ -6,19 +6,25 @@ import asyncio
 import io
 import uuid
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
+from redis.asyncio import Redis
 
+from alerting.store import RedisAlertStore
 from feedback.api import create_app as feedback_app
 from prediction_logger.api import create_app as prediction_logger_app
 from registry.api import create_app as registry_app
 from tests.kafka_tools import end_offsets, read_from
+from tests.samples import T0
+from vigil.adapters.ports import Unavailable
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
-from vigil.wire.records import FeedbackEvent, PredictionEvent
+from vigil.wire.records import Alert, FeedbackEvent, PredictionEvent
 from vigil.wire.topics import FEEDBACK, PREDICTIONS
 
 
@@ -229,3 +235,74 @@ def test_feedback_is_validated_and_published(infra: VigilSettings) -> None:
         Codec(FeedbackEvent).decode(m.value) for m in messages if m.key == prediction_id.encode()
     ]
     assert (event.actual, event.flag, event.reviewer) == (True, "incorrect", "ana")
+
+
+def test_a_reference_too_large_for_the_models_topic_is_413_and_the_version_unchanged(
+    registry: TestClient,
+) -> None:
+    model_id = f"wide-{uuid.uuid4().hex[:8]}"
+    assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
+    # 20,000 distinct long categories: a profile of ~2 MB, over Kafka's 1 MB message limit.
+    rows = [{"income": 1.0, "region": f"{i:05d}" + "x" * 200} for i in range(20_000)]
+    url = f"/v1/models/{model_id}/versions/1.0.0/reference"
+    response = registry.post(url, json=rows)
+    assert response.status_code == 413, response.text
+    assert "model version record is over the limit of 1000000 bytes" in response.json()["detail"]
+    assert registry.get(f"/v1/models/{model_id}/versions/1.0.0").json()["reference"] is None
+
+
+def test_alerts_are_paged_newest_first_from_redis(infra: VigilSettings) -> None:
+    async def run() -> tuple[list[list[str]], list[str]]:
+        async with AsyncExitStack() as stack:
+            store = await RedisAlertStore.open(stack, infra.redis_url, f"test:{uuid.uuid4().hex}")
+            alerts = [_alert(n, "b" if n % 3 == 0 else "a") for n in range(25)]
+            # Stored before the index existed: opening the store indexes them.
+            await store.redis.hset(
+                store._alerts, mapping={a.fingerprint: a.model_dump_json() for a in alerts[:5]}
+            )
+            await store.index_alerts()
+            await store.save_alerts(alerts[5:])
+            pages, position = [], 0
+            while True:
+                page = await store.alerts_page(position, 10)
+                pages.append([a.fingerprint for a in page.alerts])
+                if page.next_position is None:
+                    break
+                position = page.next_position
+            b = await store.alerts_page(0, 100, model_id="b")
+            await store.redis.delete(store._alerts, store._by_update)
+            return pages, [a.fingerprint for a in b.alerts]
+
+    pages, only_b = asyncio.run(run())
+    newest = [f"fp-{n}" for n in range(24, -1, -1)]
+    assert pages == [newest[:10], newest[10:20], newest[20:]]
+    assert only_b == [f"fp-{n}" for n in range(24, -1, -1) if n % 3 == 0]
+
+
+def test_the_alert_store_with_redis_down_raises_unavailable() -> None:
+    async def run() -> None:
+        redis = Redis.from_url("redis://127.0.0.1:1/0", decode_responses=True)
+        try:
+            await RedisAlertStore(redis, "test:down").alerts_page(0, 10)
+        finally:
+            await redis.aclose()
+
+    with pytest.raises(Unavailable, match="Redis is unavailable"):
+        asyncio.run(run())
+
+
+def _alert(n: int, model_id: str) -> Alert:
+    return Alert.model_validate(
+        {
+            "fingerprint": f"fp-{n}",
+            "status": "firing",
+            "severity": "high",
+            "model_id": model_id,
+            "model_version": "1.0.0",
+            "rule": "feature_drift",
+            "feature": "income",
+            "summary": "drift",
+            "starts_at": T0,
+            "updated_at": T0 + timedelta(seconds=n),
+        }
+    )

@@ -1,4 +1,5 @@
-"""The Parquet archive: a kill -9 of its process and a restart leave each event exactly once."""
+"""The Parquet archive: a kill -9 of its process and a restart leave each event exactly once;
+hostile ids are archived under its root and poison records dead-lettered, and it keeps going."""
 
 from __future__ import annotations
 
@@ -13,13 +14,29 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
+import orjson
 
+from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import PREDICTION
 from vigil.adapters.bus import ensure_topics, new_producer, publish
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
-from vigil.wire.topics import PREDICTIONS, Topic
+from vigil.wire.topics import DEADLETTER, PREDICTIONS, Topic
+
+HOSTILE_IDS = [
+    "x/../../tmp/escaped",
+    "../../../../../../tmp/escaped",
+    "/tmp/escaped",
+    "nul\0byte",
+    "x" * 256,
+    "é" * 5_000,
+    "/" * 300,
+    ".",
+    "..",
+    "",
+    "模型 🙂",
+]
 
 
 def _count(root: Path) -> tuple[int, int]:
@@ -51,6 +68,25 @@ async def _produce(bootstrap: str, topic: Topic, start: int, n: int) -> None:
         await publish(producer, topic, Codec(PredictionEvent), events, lambda e: e.prediction_id)
     finally:
         await producer.stop()
+
+
+async def _produce_hostile(bootstrap: str, topic: Topic, poison: list[bytes]) -> int:
+    """An event for each hostile (model_id, model_version) pair, then the ``poison`` values."""
+    events = [
+        PREDICTION.model_copy(
+            update={"prediction_id": f"h-{i}", "model_id": m, "model_version": HOSTILE_IDS[-1 - i]}
+        )
+        for i, m in enumerate(HOSTILE_IDS)
+    ]
+    producer = new_producer(bootstrap, "test-archive-hostile")
+    await producer.start()
+    try:
+        await publish(producer, topic, Codec(PredictionEvent), events, lambda e: e.prediction_id)
+        for value in poison:
+            await producer.send_and_wait(topic.name, key=b"poison", value=value, partition=0)
+    finally:
+        await producer.stop()
+    return len(events)
 
 
 def _archive(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -103,7 +139,7 @@ def test_a_killed_archive_restarts_without_gaps_or_duplicates(
             first.kill()
     assert (rows, distinct) == (5000, 5000), log.read_text()[-3000:]
     # Partitioned by model, version and date, as the README's DuckDB one-liner expects.
-    dates = {p.name for p in root.glob("model_id=*/model_version=*/date=*")}
+    dates = {p.name for p in root.glob("model=*/version=*/date=*")}
     assert dates == {"date=2026-05-01", "date=2026-05-02", "date=2026-05-03"}
     assert not list(root.rglob("*.tmp-*"))
 
@@ -146,3 +182,54 @@ def test_a_restarted_archive_removes_the_temporary_files_a_killed_writer_left(
     assert not any(p.exists() for p in stale)
     assert other.exists()
     assert _count(tmp_path) == (1, 1)
+
+
+def test_hostile_ids_stay_under_the_root_and_poison_is_dead_lettered(
+    infra: VigilSettings, tmp_path: Path
+) -> None:
+    topic = Topic(f"test-archive-{uuid.uuid4().hex[:8]}", 2, "prediction_id", PredictionEvent)
+    asyncio.run(ensure_topics(infra.kafka_bootstrap, [topic]))
+    root, outside = tmp_path / "archive", tmp_path / "tmp"
+    outside.mkdir()
+    env = {
+        **os.environ,
+        "VIGIL_ARCHIVE_URL": str(root),
+        "VIGIL_ARCHIVE_TOPIC": topic.name,
+        "VIGIL_ARCHIVE_GROUP_ID": f"test-{topic.name}",
+        "VIGIL_ARCHIVE_MAX_SECONDS": "0.3",
+    }
+    year_one = PREDICTION.model_dump(mode="json") | {"timestamp": "0001-01-01T00:00:00+14:00"}
+    poison = [b"garbage", orjson.dumps(year_one)]
+    dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
+    sent = asyncio.run(_produce_hostile(infra.kafka_bootstrap, topic, poison))
+    log = tmp_path / "archive.log"
+    archive = _archive(env, log)
+    try:
+        rows, distinct = _wait(root, sent)
+        assert archive.poll() is None, log.read_text()[-3000:]  # still running
+        # More traffic after the hostile ids is archived too.
+        asyncio.run(_produce(infra.kafka_bootstrap, topic, 0, 20))
+        rows, distinct = _wait(root, sent + 20)
+        assert archive.poll() is None, log.read_text()[-3000:]
+    finally:
+        archive.terminate()
+        archive.wait(10)
+    # Every event is under the root (and each is in one file only): none was written elsewhere.
+    assert (rows, distinct) == (sent + 20, sent + 20), log.read_text()[-3000:]
+    assert not [p for p in outside.rglob("*") if p.is_file()]
+    for path in root.rglob("*"):
+        assert path.resolve().is_relative_to(root.resolve())
+    query = f"select model_id from read_parquet('{root}/**/*.parquet', hive_partitioning = true)"
+    archived = {m for (m,) in duckdb.execute(query).fetchall()}
+    assert set(HOSTILE_IDS) <= archived
+
+    def mine(messages: list[Message]) -> list[Message]:
+        return [
+            m for m in messages if dict(m.headers).get("vigil.source.topic") == topic.name.encode()
+        ]
+
+    letters = mine(
+        asyncio.run(read_from(infra.kafka_bootstrap, dead_start, lambda ms: len(mine(ms)) >= 2, 20))
+    )
+    assert sorted(m.value for m in letters) == sorted(poison)
+    assert all(dict(m.headers)["vigil.reason"] for m in letters)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
+
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.kafka_tools import end_offsets, partitions, read_from
 from tests.samples import MODEL
@@ -77,3 +80,45 @@ async def test_the_model_catalog_follows_the_compacted_models_topic(infra: Vigil
         assert fresh.catalog.get(version.model_id, version.version) is None
     finally:
         await fresh.stop()
+
+
+async def test_the_model_catalog_ignores_and_counts_records_it_cannot_trust(
+    infra: VigilSettings,
+) -> None:
+    topic = replace(MODELS, name=f"test-models-{uuid.uuid4().hex[:8]}")
+    await ensure_topics(infra.kafka_bootstrap, [topic])
+    good = MODEL.model_copy(update={"model_id": f"catalog-{uuid.uuid4().hex[:8]}"})
+    shadow = good.model_copy(update={"owner": "someone else"})
+    producer = new_producer(infra.kafka_bootstrap, "test")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic.name, key=b"\xff\xfe", value=None)
+        await producer.send_and_wait(topic.name, key=b"x/1", value=b"\x00garbage")
+        await publish(producer, topic, Codec(ModelVersion), [good], lambda v: v.key)
+        # A mismatched key survives compaction: it must not shadow the real record.
+        await publish(producer, topic, Codec(ModelVersion), [shadow], lambda v: "other/v9")
+        follower = ModelCatalogFollower(infra.kafka_bootstrap, topic=topic.name)
+        await follower.start()
+        try:
+            assert follower.catalog.get(good.model_id, good.version) == good
+            assert follower.ignored == {"key_not_utf8": 1, "undecodable": 1, "key_mismatch": 1}
+            await producer.send_and_wait(topic.name, key=b"\x80", value=None)
+            newer = good.model_copy(update={"owner": "still followed"})
+            await publish(producer, topic, Codec(ModelVersion), [newer], lambda v: v.key)
+            await follower.catch_up()
+            assert follower.catalog.get(good.model_id, good.version) == newer
+            assert follower.ignored["key_not_utf8"] == 2
+        finally:
+            await follower.stop()
+    finally:
+        await producer.stop()
+        await _delete(infra.kafka_bootstrap, topic.name)
+
+
+async def _delete(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()

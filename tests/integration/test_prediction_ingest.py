@@ -17,7 +17,7 @@ from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
-from vigil.adapters.idempotency import IdempotencyKeys
+from vigil.adapters.idempotency import IdempotencyKeys, scoped_id
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
@@ -162,3 +162,52 @@ def test_idempotency_claims_are_new_then_pending_then_stored(infra: VigilSetting
         ["pending", "pending", "new"],
         ["stored", "new"],
     ]
+
+
+def test_an_event_kafka_refuses_leaves_the_others_stored_once_across_resends(
+    infra: VigilSettings,
+) -> None:
+    # With the per-event limit raised past Kafka's 1 MB, the big event reaches the broker,
+    # which refuses its batch while the other partitions' batches are written.
+    settings = Settings(
+        prediction_logger_max_event_bytes=4 * 1024 * 1024,
+        prediction_logger_redis_prefix=f"test:{MODEL}:partly",
+    )
+    big = {**_event("too-big"), "tags": {f"t{i}": "x" * 1000 for i in range(1_200)}}
+    batch = [_event(f"partly-{i}") for i in range(30)] + [big]
+    ids = {f"{MODEL}-partly-{i}" for i in range(30)}
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    with TestClient(create_app(settings)) as client:
+        first = client.post("/v1/predictions", json=batch)
+        assert (first.status_code, first.headers["retry-after"]) == (503, "5"), first.text
+        again = client.post("/v1/predictions", json=batch)
+        assert again.status_code == 503
+        assert "did not store 1 of 1" in again.json()["detail"]  # only the big one was sent
+    stored = _on_topic(infra, start, ids | {f"{MODEL}-too-big"})
+    assert sorted(e.prediction_id for e in stored) == sorted(ids)
+
+
+def test_an_event_over_the_size_limit_is_413_and_nothing_is_stored(client: TestClient) -> None:
+    big = {**_event("huge"), "tags": {f"t{i}": "x" * 1000 for i in range(300)}}
+    response = client.post("/v1/predictions", json=[_event("small"), big])
+    assert response.status_code == 413
+    ((error),) = response.json()["errors"]
+    assert error["index"] == 1
+    assert error["expected"] == "an event of at most 262144 bytes once encoded"
+    assert client.post("/v1/predictions", json=_event("small")).json()["accepted"] == 1
+
+
+def test_idempotency_keys_are_scoped_per_model(infra: VigilSettings) -> None:
+    async def run() -> tuple[list[str], list[str], int]:
+        redis = Redis.from_url(infra.redis_url)
+        try:
+            keys = IdempotencyKeys(redis, f"test:{MODEL}:scoped", 60)
+            mine = list(await keys.claim([scoped_id("model-a", "p-1")]))
+            theirs = list(await keys.claim([scoped_id("model-b", "p-1")]))
+            found = await redis.exists(f"test:{MODEL}:scoped:{scoped_id('model-a', 'p-1')}")
+            await keys.release([scoped_id("model-a", "p-1"), scoped_id("model-b", "p-1")])
+            return mine, theirs, found
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(run()) == (["new"], ["new"], 1)

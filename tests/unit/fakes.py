@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from alerting.handlers import Subscription
-from alerting.ports import AlertStore, Notifier
-from vigil.adapters.ports import Bus, Catalog, Claim, IdempotencyStore, Unavailable
+from alerting.ports import AlertPage, AlertStore, Notifier
+from vigil.adapters.bus import PerMessageBus
+from vigil.adapters.ports import Catalog, Claim, IdempotencyStore, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec
 from vigil.wire.records import Alert, ModelVersion, Record
@@ -17,21 +18,32 @@ from vigil.wire.topics import Topic
 R = TypeVar("R", bound=Record)
 
 
-class FakeBus(Bus):
-    """Keeps every message by topic; while ``down``, every call raises Unavailable."""
+class FakeBus(PerMessageBus):
+    """Keeps every message by topic; while ``down``, every call raises Unavailable.
 
-    def __init__(self) -> None:
+    As Kafka does, it refuses a message whose value is over ``max_message_bytes``: ``send``
+    raises and ``send_each`` reports it not stored, the other messages being stored.
+    """
+
+    def __init__(self, max_message_bytes: int = 1024 * 1024) -> None:
         self.messages: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
         self.dead_letters: list[tuple[Incoming, str]] = []
         self.down = False
+        self.max_message_bytes = max_message_bytes
 
     def _answer(self) -> None:
         if self.down:
             raise Unavailable("Kafka", "KafkaConnectionError")
 
     async def send(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        if not all(await self.send_each(topic, messages)):
+            raise Unavailable("Kafka", "MessageSizeTooLargeError")
+
+    async def send_each(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> list[bool]:
         self._answer()
-        self.messages[topic].extend(messages)
+        stored = [len(value) <= self.max_message_bytes for _, value in messages]
+        self.messages[topic].extend(m for m, ok in zip(messages, stored, strict=True) if ok)
+        return stored
 
     async def dead_letter(self, message: Incoming, reason: str) -> None:
         self._answer()
@@ -73,7 +85,10 @@ class FakeIdempotencyStore(IdempotencyStore):
 
 
 class FakeCatalog(Catalog):
-    """Versions in a dict; ``elsewhere`` ones (published by another process) arrive on catch-up."""
+    """Versions in a dict; ``elsewhere`` ones (published by another process) arrive on catch-up.
+
+    While ``down``, catching up raises Unavailable (Kafka does not answer).
+    """
 
     def __init__(
         self, versions: Iterable[ModelVersion] = (), elsewhere: Iterable[ModelVersion] = ()
@@ -81,6 +96,7 @@ class FakeCatalog(Catalog):
         self._versions: dict[tuple[str, str], ModelVersion] = {}
         self.elsewhere = list(elsewhere)
         self.catch_ups = 0
+        self.down = False
         for version in versions:
             self.apply(version)
 
@@ -98,6 +114,8 @@ class FakeCatalog(Catalog):
         self._versions[(record.model_id, record.version)] = record
 
     async def catch_up(self) -> None:
+        if self.down:
+            raise Unavailable("Kafka", "KafkaConnectionError")
         self.catch_ups += 1
         for version in self.elsewhere:
             self.apply(version)
@@ -105,11 +123,31 @@ class FakeCatalog(Catalog):
 
 
 class FakeAlertStore(AlertStore):
-    """Alerts and subscriptions in dicts."""
+    """Alerts and subscriptions in dicts; while ``down``, every call raises Unavailable."""
 
     def __init__(self) -> None:
         self.alerts_by_fingerprint: dict[str, Alert] = {}
         self.subscriptions_by_id: dict[str, Subscription] = {}
+        self.down = False
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _STORE_CALLS and object.__getattribute__(self, "down"):
+            raise Unavailable("Redis", "ConnectionError")
+        return object.__getattribute__(self, name)
+
+    async def alerts_page(
+        self, position: int, limit: int, model_id: str | None = None, status: str | None = None
+    ) -> AlertPage:
+        newest = sorted(
+            self.alerts_by_fingerprint.values(), key=lambda a: a.updated_at, reverse=True
+        )
+        page: list[Alert] = []
+        while position < len(newest) and len(page) < limit:
+            alert = newest[position]
+            position += 1
+            if model_id in (None, alert.model_id) and status in (None, alert.status):
+                page.append(alert)
+        return AlertPage(page, position if position < len(newest) else None)
 
     async def alerts(self, fingerprints: Iterable[str] | None = None) -> dict[str, Alert]:
         stored = self.alerts_by_fingerprint
@@ -127,6 +165,18 @@ class FakeAlertStore(AlertStore):
 
     async def remove_subscription(self, sub_id: str) -> bool:
         return self.subscriptions_by_id.pop(sub_id, None) is not None
+
+
+_STORE_CALLS = frozenset(
+    {
+        "alerts",
+        "alerts_page",
+        "save_alerts",
+        "subscriptions",
+        "add_subscription",
+        "remove_subscription",
+    }
+)
 
 
 class FakeNotifier(Notifier):

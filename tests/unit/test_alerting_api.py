@@ -110,3 +110,72 @@ async def test_an_unreadable_report_is_dead_lettered_with_the_reason(alerter: Al
     assert letter is message
     assert "unknown encoding" in reason
     assert alerter.bus.messages == {}
+
+
+def _alert(n: int, model_id: str = "credit-risk") -> Alert:
+    return Alert.model_validate(
+        {
+            "fingerprint": f"fp-{n}",
+            "status": "firing",
+            "severity": "high",
+            "model_id": model_id,
+            "model_version": "1.0.0",
+            "rule": "feature_drift",
+            "feature": f"f{n}",
+            "summary": "drift",
+            "starts_at": REPORT.window_start,
+            "updated_at": REPORT.window_start + timedelta(seconds=n),
+        }
+    )
+
+
+async def test_alerts_are_listed_a_page_at_a_time_newest_first(
+    client: TestClient, store: FakeAlertStore
+) -> None:
+    await store.save_alerts([_alert(n, "other" if n % 2 else "credit-risk") for n in range(250)])
+    first = client.get("/v1/alerts")
+    assert [a["fingerprint"] for a in first.json()] == [f"fp-{n}" for n in range(249, 149, -1)]
+    pages, url = [first.json()], first.links["next"]["url"]
+    while url:
+        page = client.get(url)
+        pages.append(page.json())
+        url = page.links.get("next", {}).get("url")
+    assert [len(p) for p in pages] == [100, 100, 50]
+    theirs = client.get("/v1/alerts", params={"model_id": "other", "limit": 100})
+    assert len(theirs.json()) == 100
+    rest = client.get(
+        "/v1/alerts", params={"model_id": "other", "cursor": theirs.headers["x-next-cursor"]}
+    )
+    assert [a["fingerprint"] for a in rest.json()] == [f"fp-{n}" for n in range(49, 0, -2)]
+    assert "link" not in rest.headers
+    assert client.get("/v1/alerts", params={"limit": 1001}).status_code == 422
+
+
+def test_redis_down_is_503_with_retry_after(client: TestClient, store: FakeAlertStore) -> None:
+    store.down = True
+    for response in (
+        client.get("/v1/alerts"),
+        client.get("/v1/subscriptions"),
+        client.post(
+            "/v1/subscriptions",
+            json={
+                "name": "x",
+                "channel": "webhook",
+                "url": "http://127.0.0.1:9/h",
+                "models": ["*"],
+            },
+        ),
+    ):
+        assert (response.status_code, response.headers["retry-after"]) == (503, "5")
+        assert response.json()["detail"].startswith("Redis is unavailable")
+
+
+def test_oversized_or_deeply_nested_subscriptions_are_413(client: TestClient) -> None:
+    big = client.post("/v1/subscriptions", json={"name": "x" * 70_000, "channel": "webhook"})
+    assert big.status_code == 413
+    deep: object = "x"
+    for _ in range(40):
+        deep = [deep]
+    nested = client.post("/v1/subscriptions", json={"name": "x", "models": deep})
+    assert nested.status_code == 413
+    assert "JSON nesting" in nested.json()["detail"]

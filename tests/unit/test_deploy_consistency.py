@@ -44,13 +44,16 @@ def test_every_service_runs_in_both_with_the_same_port() -> None:
     for name in sorted(set(services) - set(WORKERS)):
         port = DEFAULT_PORTS[name]
         assert int(SCRIPT_PORTS[name]) == port
-        assert COMPOSE[name]["ports"] == [f"{port}:{port}"]
+        assert COMPOSE[name]["ports"] == [f"127.0.0.1:{port}:{port}"]  # loopback only
         assert COMPOSE[name]["command"] == ["python", "-m", name]
 
 
 def test_kafka_and_redis_match_the_local_stack() -> None:
-    assert COMPOSE["kafka"]["ports"] == ["9092:9092"]
-    assert COMPOSE["redis"]["ports"] == ["6379:6379"]
+    assert COMPOSE["kafka"]["ports"] == ["127.0.0.1:9092:9092"]
+    # Redis stays on the compose network, behind a password.
+    assert "ports" not in COMPOSE["redis"]
+    assert "--requirepass" in " ".join(COMPOSE["redis"]["command"])
+    assert "${VIGIL_REDIS_PASSWORD:?" in COMPOSE["redis"]["environment"]["REDIS_PASSWORD"]
     pom = (ROOT / "deploy/pom.xml").read_text()
     kafka_version = re.search(r"<kafka.version>([^<]+)<", pom)[1]  # type: ignore[index]
     assert COMPOSE["kafka"]["image"] == f"apache/kafka:{kafka_version}"

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from feedback.api import Feedback, create_app
+from feedback.config import Settings
 from tests.unit.fakes import FakeBus
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeedbackEvent
@@ -66,3 +67,21 @@ def test_a_bus_that_fails_means_503(client: TestClient, bus: FakeBus) -> None:
         "Kafka did not acknowledge the write (KafkaConnectionError); nothing was stored,"
         " retry later"
     )
+
+
+def test_oversized_batches_and_deep_nesting_are_413_naming_the_limit(bus: FakeBus) -> None:
+    settings = Settings(feedback_max_body_bytes=5_000, feedback_max_items=3)
+    with TestClient(create_app(settings, Feedback(bus))) as client:
+        too_big = client.post("/v1/feedback", json={"prediction_id": "p", "comment": "x" * 6_000})
+        assert too_big.status_code == 413
+        assert too_big.json()["detail"] == "the request body is over the limit of 5000 bytes"
+        many = client.post("/v1/feedback", json=[{"prediction_id": "p", "actual": 1}] * 4)
+        assert many.status_code == 413
+        assert many.json()["errors"][0]["expected"] == "batch of at most 3 items"
+        deep: object = 1
+        for _ in range(40):
+            deep = [deep]
+        nested = client.post("/v1/feedback", json={"prediction_id": "p", "actual": deep})
+        assert nested.status_code == 413
+        assert nested.json()["errors"][0]["expected"] == "JSON nesting of at most 32 levels"
+    assert bus.messages == {}

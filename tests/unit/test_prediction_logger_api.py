@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from prediction_logger.api import PredictionLog, create_app
 from prediction_logger.config import Settings
 from tests.unit.fakes import FakeBus, FakeCatalog, FakeIdempotencyStore
+from vigil.adapters.idempotency import scoped_id
 from vigil.wire.codec import Codec
 from vigil.wire.records import ModelVersion, PredictionEvent
 from vigil.wire.topics import PREDICTIONS
@@ -152,8 +155,70 @@ def test_an_id_another_request_is_storing_is_503_retry_shortly(
     client: TestClient, log: PredictionLog
 ) -> None:
     assert isinstance(log.keys, FakeIdempotencyStore)
-    log.keys.states["busy"] = "pending"
+    log.keys.states[scoped_id("m", "busy")] = "pending"
     response = client.post("/v1/predictions", json=[_event("free"), _event("busy")])
     assert (response.status_code, response.headers["retry-after"]) == (503, "1")
-    assert "free" not in log.keys.states  # given back, so a retry is not a duplicate
+    assert log.keys.states == {scoped_id("m", "busy"): "pending"}  # "free" given back
     assert _published(log) == []
+
+
+def test_bodies_over_the_limit_are_413_compressed_inflated_or_chunked(log: PredictionLog) -> None:
+    settings = Settings(prediction_logger_max_body_bytes=10_000)
+    body = orjson.dumps([_event(str(i)) for i in range(200)])
+    json_headers = {"content-type": "application/json"}
+    with TestClient(create_app(settings, log)) as client:
+        plain = client.post("/v1/predictions", content=body, headers=json_headers)
+        assert plain.status_code == 413
+        assert plain.json()["detail"] == "the request body is over the limit of 10000 bytes"
+        chunked = client.post("/v1/predictions", content=iter([body]), headers=json_headers)
+        assert chunked.status_code == 413
+        gzip_headers = {**json_headers, "content-encoding": "gzip"}
+        bomb = client.post("/v1/predictions", content=gzip.compress(body), headers=gzip_headers)
+        assert bomb.status_code == 413
+        assert bomb.json()["detail"] == "the inflated body is over the limit of 10000 bytes"
+    assert _published(log) == []
+
+
+def test_an_event_over_the_size_limit_is_refused_up_front_naming_it(log: PredictionLog) -> None:
+    settings = Settings(prediction_logger_max_event_bytes=1_000)
+    big = {**_event("big"), "tags": {f"t{i}": "x" * 500 for i in range(4)}}
+    with TestClient(create_app(settings, log)) as client:
+        refused = client.post("/v1/predictions", json=[_event("a"), big, _event("c")])
+        assert refused.status_code == 413
+        ((error),) = refused.json()["errors"]
+        assert (error["index"], error["expected"]) == (
+            1,
+            "an event of at most 1000 bytes once encoded",
+        )
+        assert _published(log) == []
+        batch = [_event("a", "bad"), big, _event("c")]
+        partial = client.post("/v1/predictions", params={"partial": "true"}, json=batch)
+    assert partial.status_code == 200, partial.text
+    assert (partial.json()["accepted"], partial.json()["rejected"]) == (1, 2)
+    assert [e["index"] for e in partial.json()["errors"]] == [0, 1]
+    assert _published(log) == ["c"]
+
+
+def test_a_partly_stored_write_keeps_the_stored_ids_so_a_resend_writes_only_the_rest(
+    log: PredictionLog,
+) -> None:
+    assert isinstance(log.bus, FakeBus) and isinstance(log.keys, FakeIdempotencyStore)
+    log.bus.max_message_bytes = 300  # Kafka refuses the big event, stores the others
+    big = {**_event("big"), "tags": {"note": "x" * 500}}  # under the logger's own limit
+    batch = [_event("a"), big, _event("c")]
+    with TestClient(create_app(Settings(), log)) as client:
+        first = client.post("/v1/predictions", json=batch)
+        assert (first.status_code, first.headers["retry-after"]) == (503, "5")
+        assert "did not store 1 of 3" in first.json()["detail"]
+        assert log.keys.states == {scoped_id("m", "a"): "stored", scoped_id("m", "c"): "stored"}
+        log.bus.max_message_bytes = 1024 * 1024
+        again = client.post("/v1/predictions", json=batch)
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (1, 2)
+    assert _published(log) == ["a", "c", "big"]  # each once
+
+
+def test_ids_are_claimed_per_model(client: TestClient, log: PredictionLog) -> None:
+    assert client.post("/v1/predictions", json=_event("same", model_id="later")).status_code == 200
+    mine = client.post("/v1/predictions", json=_event("same"))
+    assert (mine.json()["accepted"], mine.json()["duplicates"]) == (1, 0)
+    assert _published(log) == ["same", "same"]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 from collections.abc import Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
 from registry.api import Registry, create_app
+from registry.config import Settings
 from tests.samples import MODEL, one_feature_model
 from tests.unit.fakes import FakeBus, FakeCatalog
 from vigil.wire.codec import Codec
@@ -98,3 +103,154 @@ def test_a_bad_reference_names_each_bad_value_and_publishes_nothing(
     empty = client.post(url, json=[])
     assert (empty.status_code, empty.json()["detail"]) == (422, "the reference sample has no rows")
     assert bus.messages == {}
+
+
+# Hostile or unlucky input: refused with a clear 4xx, or 503 when Kafka is down; never a 500.
+
+REFERENCE = f"/v1/models/{MODEL.model_id}/versions/{MODEL.version}/reference"
+
+
+@pytest.fixture
+def strict(bus: FakeBus, catalog: FakeCatalog) -> Iterator[TestClient]:
+    settings = Settings(
+        registry_max_reference_rows=10,
+        registry_max_record_bytes=20_000,
+        registry_max_reference_bytes=100_000,
+    )
+    with TestClient(create_app(settings, Registry(bus, catalog))) as client:
+        yield client
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_parsed(client: TestClient, bus: FakeBus) -> None:
+    huge_owner = {**one_feature_model("big"), "owner": "x" * (2 * 1024 * 1024)}
+    response = client.post("/v1/models", json=huge_owner)
+    assert response.status_code == 413
+    assert "over the limit of 1048576 bytes" in response.json()["detail"]
+    chunked = client.post(
+        "/v1/models",
+        content=iter([b"[" * 600_000] * 2),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 413  # no Content-Length: counted as it arrives
+    assert bus.messages == {}
+
+
+def test_json_nested_deeper_than_the_limit_is_refused_naming_it(client: TestClient) -> None:
+    deep: object = 1.0
+    for _ in range(40):
+        deep = {"a": deep}
+    url = f"/v1/models/{MODEL.model_id}/versions/{MODEL.version}/drift"
+    response = client.put(url, json={"threshold": 0.2, "feature_thresholds": deep})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["expected"] == "JSON nesting of at most 32 levels"
+
+
+def test_a_record_over_kafkas_message_limit_is_413_and_not_published(
+    strict: TestClient, bus: FakeBus
+) -> None:
+    model = one_feature_model("cats")
+    model["features"] = [
+        {"name": "c", "type": "categorical", "categories": [f"category-{i}" for i in range(2_000)]}
+    ]
+    response = strict.post("/v1/models", json=model)
+    assert response.status_code == 413
+    assert "model version record is over the limit of 20000 bytes" in response.json()["detail"]
+    assert bus.messages == {}
+
+
+def test_kafka_down_is_503_with_retry_after(
+    client: TestClient, bus: FakeBus, catalog: FakeCatalog
+) -> None:
+    bus.down = True
+    refused = client.post("/v1/models", json=one_feature_model("m", "2"))
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+    catalog.down = True
+    unread = client.post("/v1/models", json=one_feature_model("m", "3"))
+    assert (unread.status_code, unread.headers["retry-after"]) == (503, "5")
+    assert client.get(f"/v1/models/{MODEL.model_id}/versions/9").status_code == 503
+
+
+def _csv(client: TestClient, text: str) -> dict[str, object]:
+    response = client.post(REFERENCE, content=text.encode(), headers={"content-type": "text/csv"})
+    assert response.status_code == 422, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def test_unreadable_csv_is_422_naming_the_problem(client: TestClient, bus: FakeBus) -> None:
+    long_field = _csv(client, 'income,region\n1,"' + "x" * 200_000 + '"\n')
+    assert long_field["errors"] == [
+        {
+            "field": "<body>",
+            "expected": "CSV fields of at most 131072 characters",
+            "received": "field larger than field limit (131072)",
+        }
+    ]
+    extra = _csv(client, "income,region,unknown\n1,eu,2,3,4\n")
+    assert extra["errors"] == [
+        {"field": "<row>", "expected": "3 cells, as in the header", "received": "5", "index": 0}
+    ]
+    assert bus.messages == {}
+
+
+def _parquet_pyarrow_cannot_read() -> bytes:
+    """A file whose footer's Arrow schema has an integer type pyarrow does not implement.
+
+    Reading it raises ArrowNotImplementedError, which is not a ValueError.
+    """
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"income": [1.0, 2.0], "region": ["eu", "us"]}), sink)
+    field_type = b"///8AAAEFEAAAABw"  # within the base64 of the Arrow schema
+    assert sink.getvalue().count(field_type) == 1
+    return sink.getvalue().replace(field_type, b"///8AAAECEAAAABw")
+
+
+def test_a_malformed_parquet_file_is_422(client: TestClient) -> None:
+    headers = {"content-type": "application/vnd.apache.parquet"}
+    for body in (b"PAR1garbage", b"PAR1" + b"\x00" * 100 + b"PAR1", _parquet_pyarrow_cannot_read()):
+        response = client.post(REFERENCE, content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["expected"] == "a Parquet file"
+
+
+def test_a_reference_over_the_row_cap_is_413_naming_it(strict: TestClient) -> None:
+    table = pa.table({"income": list(range(11)), "region": ["eu"] * 11})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    headers = {"content-type": "application/vnd.apache.parquet"}
+    parquet = strict.post(REFERENCE, content=sink.getvalue(), headers=headers)
+    assert parquet.status_code == 413
+    assert parquet.json()["errors"][0] == {
+        "field": "<body>",
+        "expected": "reference sample of at most 10 rows",
+        "received": "11 rows",
+    }
+    rows = [{"income": i, "region": "eu"} for i in range(11)]
+    assert strict.post(REFERENCE, json=rows).status_code == 413
+    csv = "income,region\n" + "1,eu\n" * 11
+    assert (
+        strict.post(REFERENCE, content=csv, headers={"content-type": "text/csv"}).status_code == 413
+    )
+
+
+def test_a_gzip_bomb_is_refused_as_it_inflates(strict: TestClient) -> None:
+    bomb = gzip.compress(b"[" + b" " * 10_000_000 + b"]")
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    response = strict.post(REFERENCE, content=bomb, headers=headers)
+    assert response.status_code == 413
+    assert response.json()["detail"] == "the inflated body is over the limit of 100000 bytes"
+
+
+def test_unreadable_bodies_are_400_in_the_house_shape(client: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+    broken = client.post("/v1/models", content=b'{"model_id": ', headers=headers)
+    assert broken.status_code in (400, 422)
+    assert set(broken.json()) == {"detail", "errors"}
+    truncated = client.post(
+        REFERENCE,
+        content=gzip.compress(b'[{"income": 1, "region": "eu"}]')[:-8],
+        headers={**headers, "content-encoding": "gzip"},
+    )
+    assert truncated.status_code == 400
+    assert truncated.json()["errors"][0]["received"] == "truncated"
+    assert set(client.get("/v1/nowhere").json()) == {"detail", "errors"}

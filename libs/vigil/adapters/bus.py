@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any, Protocol, TypeVar
@@ -21,11 +22,13 @@ from vigil.wire.topics import CATALOGUE, DEADLETTER, Topic
 
 __all__ = [
     "KafkaBus",
+    "PerMessageBus",
     "dead_letter",
     "ensure_topics",
     "new_producer",
     "publish",
     "send_encoded",
+    "send_encoded_each",
     "send_keyed",
     "started",
 ]
@@ -101,23 +104,53 @@ async def send_encoded(
     the allocator reuses the same memory instead of holding a whole batch of values: on these
     VMs every fresh page costs a page fault of ~2.5 us.
     """
+    if keys:
+        batches = await _send_batches(producer, topic, keys, values)
+        await asyncio.gather(*(sent for sent, _ in batches))
+
+
+async def send_encoded_each(
+    producer: AIOKafkaProducer, topic: str, keys: Sequence[bytes], values: Iterable[bytes]
+) -> list[bool]:
+    """``send_encoded``, returning whether Kafka acknowledged each message, in order.
+
+    A write can fail for some partitions' batches and succeed for others: the caller learns
+    which messages are stored instead of a single error.
+    """
     if not keys:
-        return
+        return []
+    batches = await _send_batches(producer, topic, keys, values)
+    outcomes = await asyncio.gather(*(sent for sent, _ in batches), return_exceptions=True)
+    stored = [False] * len(keys)
+    for outcome, (_, indexes) in zip(outcomes, batches, strict=True):
+        if not isinstance(outcome, BaseException):
+            for i in indexes:
+                stored[i] = True
+    return stored
+
+
+async def _send_batches(
+    producer: AIOKafkaProducer, topic: str, keys: Sequence[bytes], values: Iterable[bytes]
+) -> list[tuple[asyncio.Future[Any], list[int]]]:
+    """Hand the messages over as record batches; each batch's future and message indexes."""
     count = len(await producer.partitions_for(topic))
-    builders: dict[int, Any] = {}
-    sends = []
-    for key, value, partition in zip(keys, values, partitions_for_keys(keys, count), strict=True):
-        builder = builders.get(partition)
-        if builder is None:
-            builder = builders[partition] = producer.create_batch()
+    open_batches: dict[int, tuple[Any, list[int]]] = {}
+    sent = []
+    for i, (key, value, partition) in enumerate(
+        zip(keys, values, partitions_for_keys(keys, count), strict=True)
+    ):
+        builder, indexes = open_batches.get(partition) or open_batches.setdefault(
+            partition, (producer.create_batch(), [])
+        )
         if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it
-            sends.append(await producer.send_batch(builder, topic, partition=partition))
-            builder = builders[partition] = producer.create_batch()
+            sent.append((await producer.send_batch(builder, topic, partition=partition), indexes))
+            builder, indexes = open_batches[partition] = (producer.create_batch(), [])
             builder.append(key=key, value=value, timestamp=None)
-    for partition, builder in builders.items():
+        indexes.append(i)
+    for partition, (builder, indexes) in open_batches.items():
         builder.close()
-        sends.append(await producer.send_batch(builder, topic, partition=partition))
-    await asyncio.gather(*sends)
+        sent.append((await producer.send_batch(builder, topic, partition=partition), indexes))
+    return sent
 
 
 async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
@@ -181,7 +214,18 @@ def _kafka_unavailable() -> Iterator[None]:
         raise Unavailable("Kafka", type(exc).__name__) from exc
 
 
-class KafkaBus(Bus):
+class PerMessageBus(Bus):
+    """A Bus that also says which messages of a write were stored, when only some were."""
+
+    @abstractmethod
+    async def send_each(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> list[bool]:
+        """Write (key, value) messages; whether each is stored, in order.
+
+        Raises Unavailable only when none was handed to Kafka.
+        """
+
+
+class KafkaBus(PerMessageBus):
     """The Bus on one Kafka producer: a write returns once every in-sync replica has it."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
@@ -198,6 +242,11 @@ class KafkaBus(Bus):
     async def send(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
         with _kafka_unavailable():
             await send_keyed(self.producer, topic, messages)
+
+    async def send_each(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> list[bool]:
+        with _kafka_unavailable():
+            keys = [k for k, _ in messages]
+            return await send_encoded_each(self.producer, topic, keys, (v for _, v in messages))
 
     async def dead_letter(self, message: Incoming, reason: str) -> None:
         with _kafka_unavailable():

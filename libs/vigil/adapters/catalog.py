@@ -1,12 +1,21 @@
-"""Every service's view of the model registry, materialised from the compacted models topic."""
+"""Every service's view of the model registry, materialised from the compacted models topic.
+
+A record the follower cannot trust is ignored and counted by reason (``ignored`` and the
+Prometheus counter ``vigil_catalog_records_ignored_total{reason}``): ``key_not_utf8`` (e.g. a
+tombstone with a binary key), ``undecodable`` (not a ``ModelVersion``), ``key_mismatch`` (the
+Kafka key is not the record's ``model_id/version``: such a record would survive compaction and
+shadow the real one) and ``unprocessable`` (anything else). The follower always goes on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter as PrometheusCounter
 
 from vigil.adapters.ports import Catalog
 from vigil.wire.codec import Codec, DecodeError
@@ -16,6 +25,12 @@ from vigil.wire.topics import MODELS
 __all__ = ["ModelCatalog", "ModelCatalogFollower"]
 
 log = logging.getLogger(__name__)
+
+IGNORED = PrometheusCounter(
+    "vigil_catalog_records_ignored_total",
+    "Records of the models topic the model catalog ignored, by reason.",
+    ["reason"],
+)
 
 
 class ModelCatalog(Catalog):
@@ -53,20 +68,25 @@ class ModelCatalog(Catalog):
 class ModelCatalogFollower(Catalog):
     """Keeps a ModelCatalog in step with ``vigil.models.v1``, reading it from the beginning."""
 
-    def __init__(self, bootstrap: str, catalog: ModelCatalog | None = None) -> None:
+    def __init__(
+        self, bootstrap: str, catalog: ModelCatalog | None = None, topic: str = MODELS.name
+    ) -> None:
         self.catalog = ModelCatalog() if catalog is None else catalog
-        self._tp = TopicPartition(MODELS.name, 0)
+        self._tp = TopicPartition(topic, 0)
         # The drift detector publishes references it builds in transactions.
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             enable_auto_commit=False,
             group_id=None,
             isolation_level="read_committed",
+            # A catch-up's offset request waits behind the idle fetch: keep that wait short.
+            fetch_max_wait_ms=100,
         )
         self._codec = Codec(ModelVersion)
         self._task: asyncio.Task[None] | None = None
         self._position = 0
         self._advanced = asyncio.Event()
+        self.ignored: Counter[str] = Counter()  # records ignored, by reason
 
     async def start(self) -> None:
         """Start following and return once the catalog holds everything published so far."""
@@ -112,11 +132,33 @@ class ModelCatalogFollower(Catalog):
             self._advanced.set()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        if value is None:  # a tombstone: the version was deleted
-            if key:
-                self.catalog.remove(key.decode())
-            return
         try:
-            self.catalog.apply(self._codec.decode(value))
+            reason = self._take(key, value)
+        except Exception:  # one record must never stop the catalog of every service
+            log.exception("ignoring a record of %s it could not apply", self._tp.topic)
+            reason = "unprocessable"
+        if reason is not None:
+            self.ignored[reason] += 1
+            IGNORED.labels(reason).inc()
+
+    def _take(self, key: bytes | None, value: bytes | None) -> str | None:
+        """Apply one record; the reason it was ignored, or None."""
+        try:
+            text = None if key is None else key.decode()
+        except UnicodeDecodeError:
+            log.warning("ignoring a record of %s whose key is not UTF-8", self._tp.topic)
+            return "key_not_utf8"
+        if value is None:  # a tombstone: the version was deleted
+            if text:
+                self.catalog.remove(text)
+            return None
+        try:
+            record = self._codec.decode(value)
         except DecodeError as exc:
-            log.error("skipping an unreadable record on %s: %s", MODELS.name, exc.reason)
+            log.error("skipping an unreadable record on %s: %s", self._tp.topic, exc.reason)
+            return "undecodable"
+        if text != record.key:
+            log.warning("ignoring %s keyed %r on %s", record.key, text, self._tp.topic)
+            return "key_mismatch"
+        self.catalog.apply(record)
+        return None

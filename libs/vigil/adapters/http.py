@@ -6,31 +6,43 @@ import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 import uvicorn
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigil.adapters.ports import Unavailable
 from vigil.wire.validation import FieldError, errors_from_pydantic
 
 __all__ = [
+    "BodyLimit",
     "InputRejected",
+    "JsonLimits",
     "OpenAdapters",
+    "answered_or_503",
+    "check_json_shape",
     "create_api",
     "health_router",
     "install_error_handlers",
+    "json_limits",
     "provider",
     "request_body",
     "serve",
     "stored_or_503",
+    "too_large",
 ]
 
 A = TypeVar("A")
+RETRY_LATER = {"Retry-After": "5"}
 T = TypeVar("T")
 # Starts a service's clients, registering how to close each on the stack; returns them.
 OpenAdapters = Callable[[AsyncExitStack], Awaitable[A]]
@@ -57,6 +69,107 @@ def error_body(detail: str, errors: Sequence[FieldError]) -> dict[str, Any]:
     return {"detail": detail, "errors": [e.as_dict() for e in errors]}
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over its limit is answered 413, read no further.
+
+    ``Content-Length`` is checked before anything is read, and the body is counted as it
+    arrives (chunked bodies have no length). Whatever the route answered after the limit was
+    crossed (FastAPI turns a failed read into 400) is replaced by the 413.
+    """
+
+    def __init__(self, app: Any, max_bytes: int | Callable[[str], int]) -> None:
+        self.app = app
+        self.limit = max_bytes if callable(max_bytes) else (lambda _: max_bytes)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit(scope["path"])
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > limit:
+            await _answer(send, too_large("request body", limit, f"{length.decode()} bytes"))
+            return
+        received, over, started = 0, False, False
+
+        async def counted() -> Any:
+            nonlocal received, over
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                over = True
+                raise _BodyTooLarge
+            return message
+
+        async def guarded(message: Any) -> None:
+            nonlocal started
+            if not over:
+                started = True
+                await send(message)
+
+        with suppress(_BodyTooLarge):
+            await self.app(scope, counted, guarded)
+        if over and not started:
+            await _answer(send, too_large("request body", limit, f"more than {limit} bytes"))
+
+
+async def _answer(send: Any, rejected: InputRejected) -> None:
+    response = JSONResponse(
+        error_body(rejected.detail, rejected.errors), status_code=rejected.status_code
+    )
+    await response({"type": "http"}, _no_body, send)
+
+
+async def _no_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """How deep a JSON body may nest, and how many values (objects, arrays, scalars) it holds."""
+
+    max_depth: int = 32
+    max_values: int = 100_000
+
+
+async def json_limits(request: Request) -> None:
+    """A dependency: a JSON body nested too deep or with too many values is refused (413).
+
+    Checked before pydantic sees the body, which FastAPI has already read (within its byte
+    limit) by the time dependencies run.
+    """
+    limits: JsonLimits = request.app.state.json_limits
+    body = await request.body()
+    if not body or "json" not in request.headers.get("content-type", "json"):
+        return
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return  # FastAPI's own parse names the problem
+    check_json_shape(data, limits)
+
+
+def check_json_shape(data: Any, limits: JsonLimits) -> None:
+    """Raise a 413 naming the limit when ``data`` nests or counts beyond ``limits``."""
+    stack = [(data, 1)]
+    values = 0
+    while stack:
+        value, depth = stack.pop()
+        values += 1
+        if values > limits.max_values:
+            raise too_large("JSON body", limits.max_values, "more", "values")
+        if depth > limits.max_depth:
+            raise too_large("JSON nesting", limits.max_depth, f"depth {depth}", "levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every rejected request answers ``{"detail", "errors": [{field, expected, received}]}``."""
 
@@ -72,8 +185,21 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = f"{len(errors)} invalid field(s): " + "; ".join(str(e) for e in errors[:3])
         return JSONResponse(error_body(detail, errors), status_code=422)
 
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own refusals (unreadable JSON, unknown route, wrong method) keep the shape.
+        assert isinstance(exc, StarletteHTTPException)
+        body = error_body(str(exc.detail), [])
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Unavailable)
+        detail = f"{exc}; nothing was changed, retry later"
+        return JSONResponse(error_body(detail, []), status_code=503, headers=RETRY_LATER)
+
     app.add_exception_handler(InputRejected, rejected)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(Unavailable, unavailable)
+    app.add_exception_handler(StarletteHTTPException, http_error)
 
 
 def health_router(service: str) -> APIRouter:
@@ -94,12 +220,15 @@ def create_api(
     adapters: A | None = None,
     routers: Sequence[APIRouter] = (),
     settings: object = None,
+    max_body_bytes: int | Callable[[str], int] = 1024 * 1024,
+    limits: JsonLimits | None = None,
 ) -> FastAPI:
     """A Vigil API: error shape, ``/healthz``, ``/metrics``, the routers, and its adapters.
 
     The adapters are ``adapters`` when given (fakes, say: nothing is opened), else what
     ``open_adapters`` returns, opened for the app's lifetime. ``provider`` serves them, and
-    ``settings``, to routes.
+    ``settings``, to routes. No request body may exceed ``max_body_bytes`` (a number, or one
+    per request path); routes that depend on ``json_limits`` check bodies against ``limits``.
     """
 
     @asynccontextmanager
@@ -110,6 +239,8 @@ def create_api(
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.settings = settings
+    app.state.json_limits = limits or JsonLimits()
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     install_error_handlers(app)
     app.include_router(health_router(service))
 
@@ -135,22 +266,53 @@ def provider(kind: type[T], attribute: str = "adapters") -> Callable[[Request], 
     return provide
 
 
+def too_large(what: str, limit: int, received: str, unit: str = "bytes") -> InputRejected:
+    """The 413 answer for a body over one of its limits, naming the limit."""
+    return InputRejected(
+        f"the {what} is over the limit of {limit} {unit}",
+        [FieldError("<body>", f"{what} of at most {limit} {unit}", received)],
+        413,
+    )
+
+
 async def request_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, gunzipped when sent with ``Content-Encoding: gzip``, at most max_bytes."""
-    body = await request.body()
-    if request.headers.get("content-encoding", "").lower() != "gzip":
-        return body
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    """The request body, gunzipped when sent with ``Content-Encoding: gzip``, at most max_bytes.
+
+    Both the bytes received and the bytes they inflate to are counted as they arrive: a body
+    over the limit is refused (413) without being held whole.
+    """
+    gzip = request.headers.get("content-encoding", "").lower() == "gzip"
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if gzip else None
+    chunks: list[bytes] = []
+    received = size = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > max_bytes:
+            raise too_large("request body", max_bytes, f"more than {max_bytes} bytes")
+        data = chunk if inflater is None else _inflate(inflater, chunk, max_bytes - size)
+        size += len(data)
+        if size > max_bytes:
+            raise too_large("inflated body", max_bytes, f"more than {max_bytes} bytes")
+        chunks.append(data)
+    if inflater is not None and not inflater.eof:
+        raise InputRejected(
+            "the body is not valid gzip",
+            [FieldError("<body>", "gzip data (Content-Encoding: gzip)", "truncated")],
+            400,
+        )
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _inflate(inflater: Any, chunk: bytes, room: int) -> bytes:
+    """What ``chunk`` inflates to, stopping one byte past ``room``."""
     try:
-        data = inflater.decompress(body, max_bytes + 1)
+        data: bytes = inflater.decompress(chunk, room + 1)
     except zlib.error as exc:
         raise InputRejected(
             "the body is not valid gzip",
             [FieldError("<body>", "gzip data (Content-Encoding: gzip)", f"invalid: {exc}")],
             400,
         ) from exc
-    if len(data) > max_bytes:
-        raise InputRejected(f"the body inflates to more than {max_bytes} bytes", [], 413)
     return data
 
 
@@ -172,6 +334,16 @@ async def stored_or_503(write: Awaitable[None], within: float = 10.0) -> None:
             [],
             503,
             {"Retry-After": "5"},
+        ) from exc
+
+
+async def answered_or_503(call: Awaitable[T], backend: str, within: float = 10.0) -> T:
+    """Await a read from Kafka or Redis; if it fails or takes longer, answer 503 + Retry-After."""
+    try:
+        return await asyncio.wait_for(call, within)
+    except (TimeoutError, Unavailable, KafkaError, RedisError, OSError) as exc:
+        raise InputRejected(
+            f"{backend} did not answer ({type(exc).__name__}); retry later", [], 503, RETRY_LATER
         ) from exc
 
 

@@ -3,7 +3,8 @@
 An id is first claimed as ``pending`` for a short time, and marked ``stored`` for the whole
 window only after Kafka acknowledged its event. A crash between the two leaves a pending claim
 that expires, so a retry is stored rather than lost; a resend while the first request is still
-in flight sees ``pending`` and is asked to retry.
+in flight sees ``pending`` and is asked to retry. Callers scope ids (``scoped_id``) so that
+one producer's ids cannot claim another's: the prediction logger scopes them per model.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from redis.exceptions import RedisError
 
 from vigil.adapters.ports import Claim, IdempotencyStore, Unavailable
 
-__all__ = ["Claim", "IdempotencyKeys"]
+__all__ = ["Claim", "IdempotencyKeys", "scoped_id"]
 
 _CLAIMS: tuple[Claim, ...] = ("new", "stored", "pending")
 
@@ -41,6 +42,14 @@ for _, key in ipairs(KEYS) do
 end
 return #KEYS
 """
+
+
+def scoped_id(scope: str, id_: str) -> str:
+    """An id as claimed within a scope (a model): another scope's claims never collide with it.
+
+    The scope is length-prefixed, so no pair of (scope, id) strings maps to the same key.
+    """
+    return f"{len(scope)}:{scope}:{id_}"
 
 
 @asynccontextmanager

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vigil.wire.shapes import MAX_CLOCK_SKEW_SECONDS
 
 __all__ = ["VigilSettings"]
 
@@ -16,3 +19,5 @@ class VigilSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     schema_registry_url: str | None = None
     log_level: str = "INFO"
+    # How far ahead of this server's clock an event time may be; later ones are refused (422).
+    max_clock_skew_seconds: float = Field(default=MAX_CLOCK_SKEW_SECONDS, ge=0)

@@ -9,6 +9,13 @@ once). After a failed flush the stage rewinds to the committed offsets and reloa
 On a rebalance it settles pending work before partitions go, and reloads state (from its
 changelog) when they come. Without a ``transactional_id`` it commits offsets after the logic's
 flush returned (its output is durable elsewhere, e.g. files) and sends dead letters first.
+
+A flush that fails is retried (rewind, reload, re-read) forever only when the cause is an
+outage (Kafka or Redis not answering). Otherwise, after ``max_flush_failures`` failures in a
+row, the logic names the culprit records (``StageLogic.culprits``; Kafka's refusal of one
+output record is passed to it); they are dead-lettered, not absorbed, when read again. If it
+names none, the stage stops with a critical log (``StageStuck``) instead of spinning. A dead
+letter over the dead-letter topic's limit keeps its first bytes (header ``vigil.original.size``).
 """
 
 from __future__ import annotations
@@ -21,22 +28,62 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+from prometheus_client import Counter
 
 from vigil.adapters.bus import new_producer
+from vigil.adapters.ports import Unavailable
 from vigil.adapters.stage_logic import (
     Assigned,
     DeadLetter,
+    FlushFailures,
     Incoming,
     OffsetBook,
+    Outgoing,
     Output,
+    SendFailed,
     StageLogic,
+    StageStuck,
     TopicPartitionKey,
 )
 from vigil.wire.topics import DEADLETTER
 
-__all__ = ["Stage", "StageConfig", "read_changelog"]
+__all__ = ["Stage", "StageConfig", "is_outage", "read_changelog"]
 
 log = logging.getLogger(__name__)
+DEAD_LETTERED = Counter(
+    "vigil_stage_dead_lettered_total", "Records a stream stage dead-lettered.", ["stage"]
+)
+# Under the broker's default message.max.bytes (the dead-letter topic does not raise it).
+DEAD_LETTER_MAX_BYTES = 1_000_000
+
+
+# What Kafka answers about the records themselves: sending them again fails again.
+REFUSALS = (
+    CorruptRecordException,
+    InvalidMessageError,
+    InvalidTimestampError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says a back end misbehaved (retry) rather than refused the data: any
+    Kafka or connection error but a refusal of the records; a logic error is no outage."""
+    cause = exc.cause if isinstance(exc, SendFailed) else exc
+    if isinstance(cause, REFUSALS):
+        return False
+    return isinstance(cause, KafkaError | Unavailable | ConnectionError | TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -56,6 +103,8 @@ class StageConfig:
     fetch_timeout_ms: int = 200
     max_partition_fetch_bytes: int = 8 * 1024 * 1024
     fetch_max_bytes: int = 64 * 1024 * 1024
+    # Failed flushes in a row (not outages) before the culprits are dead-lettered.
+    max_flush_failures: int = 3
 
 
 class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -70,6 +119,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         self.producer: AIOKafkaProducer | None = None
         self.pending_dead: list[DeadLetter] = []  # from on_assigned, sent with the next flush
         self.dead_lettered = 0
+        self.failures = FlushFailures(config.max_flush_failures)
         # Monotonic times of the first record absorbed and of the last commit (throughput).
         self.first_read: float | None = None
         self.last_commit: float | None = None
@@ -132,7 +182,8 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
                 if self.offsets.unknown():
                     await self._pin_start(batches)
                 self.ready = bool(self.assignment)
-                records = self.offsets.fresh(batches)
+                records, quarantined = self.failures.screen(self.offsets.fresh(batches))
+                self.pending_dead.extend(quarantined)
                 if records:
                     if self.first_read is None:
                         self.first_read = time.monotonic()
@@ -163,8 +214,13 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _flush_safely(self) -> None:
         try:
             await self.flush()
-        except Exception:
+        except Exception as exc:
             log.exception("%s: flush failed; re-reading from the last committed offsets", self)
+            try:
+                self.failures.failed(self.logic, exc, is_outage(exc))
+            except StageStuck:
+                log.critical("%s: the same flush keeps failing; stopping the stage", self)
+                raise
             await self._rewind()
 
     async def flush(self) -> None:
@@ -176,10 +232,12 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         await self._commit({TopicPartition(*tp): o for tp, o in commit.items()}, output)
         self.pending_dead.clear()
+        self.failures.succeeded(output.dead_letters)
         self.offsets.done(commit.items())
         self.last_commit = time.monotonic()
         if output.dead_letters:
             self.dead_lettered += len(output.dead_letters)
+            DEAD_LETTERED.labels(self.config.name).inc(len(output.dead_letters))
             log.warning(
                 "%s: dead-lettered %d records; first: %s",
                 self,
@@ -201,19 +259,37 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.producer.send_offsets_to_transaction(offsets, self.config.group_id)
 
     async def _send(self, output: Output) -> None:
+        sends: list[tuple[Outgoing | None, asyncio.Future[object]]]
+        sends = [(r, await self._send_one(r)) for r in output.records]
+        sends += [(None, await self._send_dead(d)) for d in output.dead_letters]
+        for record, future in sends:
+            try:
+                await future
+            except KafkaError as exc:
+                if record is None:
+                    raise
+                raise SendFailed(record, exc) from exc
+
+    async def _send_one(self, r: Outgoing) -> asyncio.Future[object]:
         assert self.producer is not None
-        p = self.producer
-        sends = [
-            await p.send(r.topic, key=r.key, value=r.value, partition=r.partition)
-            for r in output.records
-        ]
-        for d in output.dead_letters:
-            sends.append(
-                await p.send(
-                    DEADLETTER.name, key=d.record.key, value=d.record.value, headers=d.headers()
-                )
+        try:
+            future: asyncio.Future[object] = await self.producer.send(
+                r.topic, key=r.key, value=r.value, partition=r.partition
             )
-        await asyncio.gather(*sends)
+        except KafkaError as exc:  # e.g. over the producer's maximum request size
+            raise SendFailed(r, exc) from exc
+        return future
+
+    async def _send_dead(self, d: DeadLetter) -> asyncio.Future[object]:
+        assert self.producer is not None
+        value, headers = d.record.value, d.headers()
+        if value is not None and len(value) > DEAD_LETTER_MAX_BYTES:
+            headers.append(("vigil.original.size", str(len(value)).encode()))
+            value = value[:DEAD_LETTER_MAX_BYTES]
+        future: asyncio.Future[object] = await self.producer.send(
+            DEADLETTER.name, key=d.record.key, value=value, headers=headers
+        )
+        return future
 
     async def _rewind(self) -> None:
         """Forget what was not committed, reload the state and read it all again."""

@@ -4,6 +4,11 @@ A stage (drift profiler, drift merger, archive, feedback joiner) is a small obje
 methods: it ``absorb``s batches of records, says when it is ``due``, and ``flush``es an
 ``Output`` (records to send, dead letters, which offsets its work covers). ``vigil.adapters.stage``
 runs one against Kafka; ``vigil.adapters.stage_testing`` runs one in memory.
+
+A flush that fails for a reason other than an outage fails again when the same records are
+re-read: ``FlushFailures`` counts such failures in a row and, at its limit, asks the logic
+which absorbed records are the ``culprits``; those are dead-lettered when next read instead of
+absorbed. A logic that cannot tell (returns none) stops the stage with ``StageStuck``.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from typing import Protocol
 __all__ = [
     "Assigned",
     "DeadLetter",
+    "FlushFailures",
     "Incoming",
     "Message",
     "OffsetBook",
     "Outgoing",
     "Output",
+    "SendFailed",
     "StageLogic",
+    "StageStuck",
     "TopicPartitionKey",
 ]
 
@@ -131,6 +139,72 @@ class StageLogic(ABC):
     def on_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
         """Forget the partitions' state: their work is committed, or will be redone."""
         return None
+
+    def culprits(self, failed: Outgoing | None, reason: str) -> list[DeadLetter]:
+        """The records of the last flush to blame for its repeated failure (``failed``: the
+        output record Kafka refused, if known), as dead letters; none if it cannot tell."""
+        return []
+
+
+class SendFailed(Exception):
+    """Kafka refused one record of a flush."""
+
+    def __init__(self, record: Outgoing, cause: BaseException) -> None:
+        super().__init__(f"sending to {record.topic} failed: {type(cause).__name__}: {cause}")
+        self.record = record
+        self.cause = cause
+
+
+class StageStuck(Exception):
+    """A flush keeps failing and the logic cannot say which records cause it."""
+
+
+RecordId = tuple[str, int, int]
+
+
+class FlushFailures:
+    """Flushes that failed in a row for a reason other than an outage, and what to quarantine."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.quarantine: dict[RecordId, str] = {}  # record -> why it is dead-lettered
+
+    def failed(self, logic: StageLogic, exc: Exception, outage: bool) -> None:
+        """Count a failed flush; at the limit quarantine the culprits, or raise StageStuck."""
+        if outage:
+            return
+        self.count += 1
+        if self.count < self.limit:
+            return
+        self.count = 0
+        cause = exc.cause if isinstance(exc, SendFailed) else exc
+        reason = f"flush failed {self.limit} times in a row: {type(cause).__name__}: {cause}"
+        culprits = logic.culprits(exc.record if isinstance(exc, SendFailed) else None, reason)
+        if not culprits:
+            raise StageStuck(f"{reason}; no record to blame, stopping") from exc
+        for d in culprits:
+            self.quarantine[(d.record.topic, d.record.partition, d.record.offset)] = d.reason
+
+    def screen(self, records: Sequence[Incoming]) -> tuple[list[Incoming], list[DeadLetter]]:
+        """The records to absorb, and the quarantined ones to dead-letter instead."""
+        if not self.quarantine:
+            return list(records), []
+        keep: list[Incoming] = []
+        dead: list[DeadLetter] = []
+        for r in records:
+            reason = self.quarantine.get((r.topic, r.partition, r.offset))
+            if reason is None:
+                keep.append(r)
+            else:
+                dead.append(DeadLetter(r, reason))
+        return keep, dead
+
+    def succeeded(self, dead_letters: Iterable[DeadLetter]) -> None:
+        """A flush was committed: the count starts again, the sent culprits are done."""
+        self.count = 0
+        for d in dead_letters:
+            self.quarantine.pop((d.record.topic, d.record.partition, d.record.offset), None)
 
 
 class OffsetBook:

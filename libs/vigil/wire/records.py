@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vigil.wire.shapes import INT64_MAX, FiniteMap, Identifier, Name
+
 __all__ = [
     "Alert",
     "AlertStatus",
@@ -84,11 +86,11 @@ class Outcome(Record):
 
 
 class FeatureSpec(Record):
-    name: str
+    name: Name
     type: FeatureType
     required: bool = True
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
     categories: list[str] | None = None
 
 
@@ -153,18 +155,18 @@ class ReferenceChange(Record):
 
 
 class DriftConfig(Record):
-    window_seconds: float | None = Field(default=None, gt=0)
-    window_events: int | None = Field(default=None, gt=0)
-    lateness_seconds: float | None = Field(default=None, ge=0)
-    min_events: int | None = Field(default=None, ge=1)
-    threshold: float | None = Field(default=None, gt=0)
-    feature_thresholds: dict[str, float] = Field(default_factory=dict)
-    drift_share: float | None = Field(default=None, gt=0, le=1)
+    window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    window_events: int | None = Field(default=None, gt=0, le=INT64_MAX)
+    lateness_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    min_events: int | None = Field(default=None, ge=1, le=INT64_MAX)
+    threshold: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    feature_thresholds: FiniteMap = Field(default_factory=dict)
+    drift_share: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
 
 
 class ModelVersion(Record):
-    model_id: str
-    version: str
+    model_id: Identifier
+    version: Identifier
     task: Literal["binary", "multiclass", "regression"]
     features: list[FeatureSpec]
     positive_label: str | None = None
@@ -172,7 +174,7 @@ class ModelVersion(Record):
     purpose: str = ""
     risk: RiskAssessment
     sensitive_attributes: list[str] = Field(default_factory=list)
-    business_costs: dict[str, float] = Field(default_factory=dict)
+    business_costs: FiniteMap = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
     status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
     reference: ReferenceProfile | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -10,6 +12,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from vigil.wire.records import FeatureSpec
+from vigil.wire.shapes import IDENTIFIER_PATTERN, INT64_MAX, INT64_MIN
 
 __all__ = [
     "FeatureCheck",
@@ -54,7 +57,20 @@ def describe(value: Any, limit: int = 80) -> str:
         text = orjson.dumps(value).decode()
     except TypeError:
         text = repr(value)
+    else:
+        if _non_finite(value):  # orjson writes NaN and infinities as null
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _type_ok(kind: str, value: Any) -> bool:
@@ -104,7 +120,9 @@ class FeatureCheck:
 
     ``passes(features)`` is True only when ``check_features(spec, features)`` finds nothing;
     on False, ``check_features`` names the problems. Values must be exact JSON types (as
-    ``orjson`` or ``json`` decode them): a subclass, such as a numpy float, does not pass.
+    ``orjson`` or ``json`` decode them): a subclass, such as a numpy float, does not pass;
+    neither does an integer beyond Avro's long (the full path reads it as a double). Floats
+    are taken to be finite, as ``orjson`` decodes them.
     """
 
     names: frozenset[str]
@@ -127,9 +145,10 @@ class FeatureCheck:
 
     def passes(self, features: Mapping[str, Any]) -> bool:
         if self.uniform is not None:
-            return features.keys() == self.names and set(map(type, features.values())) <= (
-                self.uniform
-            )
+            if features.keys() != self.names:
+                return False
+            kinds = set(map(type, features.values()))
+            return kinds <= self.uniform and (int not in kinds or _ints_fit(features.values()))
         absent = 0
         for name, allowed, required in self.entries:
             value = features.get(name, _ABSENT)
@@ -137,9 +156,17 @@ class FeatureCheck:
                 if required:
                     return False
                 absent += 1
-            elif type(value) not in allowed:
+            elif type(value) not in allowed or (
+                type(value) is int and not INT64_MIN <= value <= INT64_MAX
+            ):
                 return False
         return len(features) + absent == len(self.entries)
+
+
+def _ints_fit(values: Iterable[Any]) -> bool:
+    """Whether every integer among ``values`` fits Avro's long."""
+    ints = [v for v in values if type(v) is int]
+    return min(ints) >= INT64_MIN and max(ints) <= INT64_MAX
 
 
 def _feature_errors(
@@ -173,6 +200,12 @@ def _feature_errors(
     return errors
 
 
+_SHAPES = {
+    IDENTIFIER_PATTERN: "an id: 1 to 128 characters of A-Z a-z 0-9 . _ : -,"
+    " starting with a letter or digit"
+}
+
+
 def errors_from_pydantic(
     details: Sequence[Mapping[str, Any]], index: int | None = None
 ) -> list[FieldError]:
@@ -190,7 +223,8 @@ def errors_from_pydantic(
         if err["type"] == "missing":
             expected = "a value (the field is required)"
         elif err["type"] == "string_pattern_mismatch":
-            expected = f"a string matching {err.get('ctx', {}).get('pattern')}"
+            pattern = err.get("ctx", {}).get("pattern")
+            expected = _SHAPES.get(pattern, f"a string matching {pattern}")
         elif err["type"] == "too_short":
             expected = f"at least {err.get('ctx', {}).get('min_length', 1)} item(s)"
         else:
@@ -226,8 +260,13 @@ def decode_items(body: bytes, ndjson: bool = False) -> tuple[list[Any], list[Fie
     return items, errors
 
 
-def parse_items(items: Sequence[Any], model: type[M]) -> tuple[list[M | None], list[FieldError]]:
-    """Validate each item as ``model``; invalid items are None and their errors carry the index."""
+def parse_items(
+    items: Sequence[Any], model: type[M], context: Mapping[str, Any] | None = None
+) -> tuple[list[M | None], list[FieldError]]:
+    """Validate each item as ``model``; invalid items are None and their errors carry the index.
+
+    ``context`` goes to the model's validators (e.g. ``{"max_clock_skew": 300.0}``).
+    """
     parsed: list[M | None] = []
     errors: list[FieldError] = []
     for i, item in enumerate(items):
@@ -236,16 +275,18 @@ def parse_items(items: Sequence[Any], model: type[M]) -> tuple[list[M | None], l
             errors.append(FieldError("<item>", "a JSON object", describe(item), i))
             continue
         try:
-            parsed.append(model.model_validate(item))
+            parsed.append(model.model_validate(item, context=context))
         except ValidationError as exc:
             parsed.append(None)
             errors.extend(errors_from_pydantic(exc.errors(), i))
     return parsed, errors
 
 
-def parse_batch(body: bytes, model: type[M]) -> tuple[list[M | None], list[FieldError]]:
+def parse_batch(
+    body: bytes, model: type[M], context: Mapping[str, Any] | None = None
+) -> tuple[list[M | None], list[FieldError]]:
     """Parse a JSON object, array or NDJSON body into models; invalid items are None."""
     items, errors = decode_items(body)
     if errors:
         return [], errors
-    return parse_items(items, model)
+    return parse_items(items, model, context)

@@ -162,5 +162,10 @@ class Maps(Strings):
         slots[miss] = lookup[ids]
         rep = np.empty(len(table), dtype=np.int64)
         rep[ids] = miss
-        keys.learn(h[rep], length[rep], [word[rep] for word in words], lookup)
+        # Keys without a column (not UTF-8, or beyond the cap) fail their messages: not learnt,
+        # so that a flood of them cannot slow every later lookup.
+        useful = np.flatnonzero(lookup != JUNK_SLOT)
+        if useful.size:
+            rep = rep[useful]
+            keys.learn(h[rep], length[rep], [word[rep] for word in words], lookup[useful])
         return slots

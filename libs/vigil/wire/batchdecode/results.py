@@ -133,12 +133,15 @@ class Results(Maps):
         except Exception as exc:  # never raise for bad input
             return (i, f"undecodable: {type(exc).__name__}: {exc}")
         store = self.store
+        slots = [store.slot_for_name(name) for name in event.features]
+        if JUNK_SLOT in slots:  # a name beyond the cap: nothing of the message is stored
+            return (i, store.overflow_reason(list(event.features)[slots.index(JUNK_SLOT)]))
         self.groups[i] = self._group(event.model_id, event.model_version)
         self.timestamps[i] = _micros(event.timestamp)
         self.scores[i] = np.nan if event.score is None else event.score
         store.put(PREDICTION_SLOT, i, event.prediction)
-        for name, value in event.features.items():
-            store.put(store.slot_for_name(name), i, value)
+        for slot, value in zip(slots, event.features.values(), strict=True):
+            store.put(slot, i, value)
         return None
 
     # -- batches ---------------------------------------------------------------------------

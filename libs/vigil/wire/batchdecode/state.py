@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from vigil.wire.batchdecode.store import KeyTable, Store
+from vigil.wire.batchdecode.store import KeyTable, NameLimit, Store
 from vigil.wire.batchdecode.words import PAD, Ints, Slots, Words
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
@@ -19,7 +19,12 @@ __all__ = ["ReaderState"]
 class ReaderState:
     """The buffers and results every stage of the batch reader shares."""
 
-    def __init__(self, values: Sequence[bytes], codec: Codec[PredictionEvent]) -> None:
+    def __init__(
+        self,
+        values: Sequence[bytes],
+        codec: Codec[PredictionEvent],
+        limit: NameLimit,
+    ) -> None:
         self.values = values
         self.codec = codec
         n = self.n = len(values)
@@ -34,7 +39,7 @@ class ReaderState:
         self.ends = np.cumsum(lengths)
         self.starts = self.ends - lengths
         self.bad = np.zeros(n, dtype=np.bool_)  # not (fully) read by the lock-step reader
-        self.store = Store(n)
+        self.store = Store(n, limit)
         self.timestamps = np.zeros(n, dtype=np.int64)
         self.scores = np.full(n, np.nan)
         self.groups = np.full(n, -1, dtype=np.int64)  # index into group_keys; -1: failed

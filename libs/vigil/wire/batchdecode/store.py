@@ -1,8 +1,16 @@
 """Where the batch decoder puts what it reads: a column store by slot (the prediction, then
-each feature), and the table of the map keys seen so far."""
+each feature), and the table of the map keys seen so far.
+
+Every slot is a full-length column (13 bytes a message), so the number of slots is limited
+(``NameLimit``): past ``cap`` names outside ``known`` the store raises ``TooManyNames``, or, once
+the caller has chosen the names to keep (``only_known``), gives the others the junk slot, so that
+the messages carrying them are decoded one by one and fail with ``Store.overflow_reason``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Set
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,7 +18,26 @@ import numpy as np
 from vigil.wire.batchdecode.words import JUNK_SLOT, WIDE, Ints, Words
 from vigil.wire.columns import BOOLEAN, DOUBLE, LONG, MISSING, STRING, Column
 
-__all__ = ["KeyTable", "Store"]
+__all__ = ["KeyTable", "NameLimit", "Store", "TooManyNames"]
+
+
+class TooManyNames(Exception):
+    """More distinct feature names in a batch than its ``NameLimit`` allows."""
+
+
+@dataclass(frozen=True)
+class NameLimit:
+    """Which feature names get a column: ``known`` ones, and up to ``cap`` others unless
+    ``only_known``."""
+
+    cap: int
+    known: Set[str] = frozenset()
+    only_known: bool = False
+
+    @property
+    def most_slots(self) -> int:
+        """Slots the store may ever hold: prediction, junk and the features."""
+        return JUNK_SLOT + 1 + len(self.known) + (0 if self.only_known else self.cap)
 
 
 class Store:
@@ -20,28 +47,52 @@ class Store:
     still count as present); ``codes`` index ``vocabs[slot]``.
     """
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, limit: NameLimit) -> None:
         self.n = n
-        self.kinds = np.full((16, n), -1, dtype=np.int8)
-        self.numbers = np.full((16, n), np.nan)
-        self.codes = np.full((16, n), -1, dtype=np.int32)
+        self.limit = limit
+        self.unknown = 0  # slots taken by names outside ``limit.known``
+        # Only the names to keep are known: room for all of them at once, no copies.
+        rows = limit.most_slots if limit.only_known else min(16, limit.most_slots)
+        self.kinds = np.full((rows, n), -1, dtype=np.int8)
+        self.numbers = np.full((rows, n), np.nan)
+        self.codes = np.full((rows, n), -1, dtype=np.int32)
         self.names: list[str] = ["<prediction>", "<junk>"]
         self.vocabs: list[dict[str, int]] = [{}, {}]
         self._by_name: dict[str, int] = {}
         self.by_raw: dict[bytes, int] = {}  # raw key bytes -> slot, JUNK_SLOT if not UTF-8
 
     def slot_for_name(self, name: str) -> int:
+        """The slot of feature ``name``; JUNK_SLOT for a name the limit leaves out."""
         slot = self._by_name.get(name)
         if slot is None:
+            limit = self.limit
+            if name not in limit.known:
+                if limit.only_known:
+                    return JUNK_SLOT
+                if self.unknown >= limit.cap:
+                    raise TooManyNames(name)
+                self.unknown += 1
             slot = self._by_name[name] = len(self.names)
             self.names.append(name)
             self.vocabs.append({})
             if slot >= self.kinds.shape[0]:
-                grow = self.kinds.shape[0]
-                self.kinds = np.vstack([self.kinds, np.full((grow, self.n), -1, np.int8)])
-                self.numbers = np.vstack([self.numbers, np.full((grow, self.n), np.nan)])
-                self.codes = np.vstack([self.codes, np.full((grow, self.n), -1, np.int32)])
+                self._grow()
         return slot
+
+    def _grow(self) -> None:
+        """Room for more slots: doubles, but never past the most the cap allows."""
+        rows = self.kinds.shape[0]
+        grow, n = max(1, min(rows, self.limit.most_slots - rows)), self.n
+        self.kinds = np.vstack([self.kinds, np.full((grow, n), -1, np.int8)])
+        self.numbers = np.vstack([self.numbers, np.full((grow, n), np.nan)])
+        self.codes = np.vstack([self.codes, np.full((grow, n), -1, np.int32)])
+
+    def overflow_reason(self, name: str) -> str:
+        """Why a message with feature ``name`` (which got no slot) is not decoded."""
+        return (
+            f"features: more than {self.limit.cap} distinct feature names outside the models'"
+            f" specs in one batch; {name[:64]!r} is one of the least used, not decoded"
+        )
 
     def slot_for_raw(self, raw: bytes) -> int:
         slot = self.by_raw.get(raw)
