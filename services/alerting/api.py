@@ -15,7 +15,14 @@ from alerting.config import Settings
 from alerting.handlers import Subscription, SubscriptionIn
 from alerting.ports import AlertStore
 from alerting.store import RedisAlertStore
-from vigil.adapters.http import InputRejected, JsonLimits, create_api, json_limits, provider
+from vigil.adapters.http import (
+    InputRejected,
+    JsonLimits,
+    create_api,
+    error_responses,
+    json_limits,
+    provider,
+)
 from vigil.wire.records import Alert, utcnow
 
 __all__ = ["Alerting", "create_app", "router"]
@@ -45,6 +52,7 @@ router = APIRouter()
     "/v1/subscriptions",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(json_limits)],
+    responses=error_responses(400, 503),
 )
 async def subscribe(body: SubscriptionIn, alerting: AlertingDep) -> Subscription:
     """Subscribe a webhook to the alerts of some models (or "*") from a severity up."""
@@ -53,13 +61,17 @@ async def subscribe(body: SubscriptionIn, alerting: AlertingDep) -> Subscription
     return sub
 
 
-@router.get("/v1/subscriptions")
+@router.get("/v1/subscriptions", responses=error_responses(503))
 async def list_subscriptions(alerting: AlertingDep) -> list[Subscription]:
     """Every subscription."""
     return await alerting.store.subscriptions()
 
 
-@router.delete("/v1/subscriptions/{sub_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/v1/subscriptions/{sub_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 503),
+)
 async def unsubscribe(sub_id: str, alerting: AlertingDep) -> Response:
     """Remove a subscription."""
     if not await alerting.store.remove_subscription(sub_id):
@@ -67,7 +79,7 @@ async def unsubscribe(sub_id: str, alerting: AlertingDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/v1/alerts")
+@router.get("/v1/alerts", responses=error_responses(503))
 async def list_alerts(
     request: Request,
     response: Response,

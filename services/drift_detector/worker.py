@@ -20,6 +20,7 @@ from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.http import create_api
 from vigil.adapters.ports import Catalog
 from vigil.adapters.schema_registry import SchemaRegistryClient
+from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage import Stage, StageConfig
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
@@ -103,6 +104,9 @@ class DriftWorker:
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> DriftWorker:
         await ensure_topics(settings.kafka_bootstrap, drift_topics(settings.drift_app_id))
+        # Before the catalog: a newer registry's records are readable from the first one.
+        await join_schema_topic(settings.kafka_bootstrap)
+        stack.push_async_callback(leave_schema_topic, settings.kafka_bootstrap)
         follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
         profiler, merger = _stages(settings, follower)
         worker = cls(follower, await started(stack, profiler), await started(stack, merger))

@@ -17,7 +17,9 @@ from vigil.adapters.http import (
     JsonLimits,
     check_json_shape,
     create_api,
+    error_responses,
     provider,
+    raw_body_openapi,
     request_body,
     stored_or_503,
     too_large,
@@ -49,7 +51,11 @@ SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
 
 
-@router.post("/v1/feedback")
+@router.post(
+    "/v1/feedback",
+    responses=error_responses(400, 503),
+    openapi_extra=raw_body_openapi(FeedbackIn, batch=True),
+)
 async def give_feedback(
     request: Request, feedback: FeedbackDep, settings: SettingsDep
 ) -> dict[str, Any]:

@@ -28,7 +28,14 @@ from prediction_logger.handlers import (
 )
 from vigil.adapters.bus import KafkaBus, PerMessageBus, started
 from vigil.adapters.catalog import ModelCatalogFollower
-from vigil.adapters.http import InputRejected, create_api, provider, request_body
+from vigil.adapters.http import (
+    InputRejected,
+    create_api,
+    error_responses,
+    provider,
+    raw_body_openapi,
+    request_body,
+)
 from vigil.adapters.idempotency import IdempotencyKeys, scoped_id
 from vigil.adapters.ports import Catalog, IdempotencyStore, Unavailable
 from vigil.wire.codec import Codec
@@ -160,9 +167,15 @@ def unavailable(exc: Unavailable, events: int) -> InputRejected:
 LogDep = Annotated[PredictionLog, Depends(provider(PredictionLog))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
+# NDJSON bodies: one event (a JSON object) per line.
+_NDJSON = {"application/x-ndjson": {"type": "string"}}
 
 
-@router.post("/v1/predictions")
+@router.post(
+    "/v1/predictions",
+    responses=error_responses(400, 404, 503),
+    openapi_extra=raw_body_openapi(PredictionIn, batch=True, others=_NDJSON),
+)
 async def log_predictions(
     request: Request, log: LogDep, settings: SettingsDep, partial: bool = False
 ) -> dict[str, Any]:
@@ -175,7 +188,9 @@ async def log_predictions(
         return await _log(request, log, settings, partial)
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz", responses={503: {"description": "Not ready: the same body, naming what failed"}}
+)
 async def readyz(log: LogDep) -> JSONResponse:
     """Ready when Kafka and Redis both answer."""
     checks = {"kafka": await _check(log.bus.ping()), "redis": await _check(log.keys.ping())}

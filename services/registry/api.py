@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, status
 
 from registry.config import Settings
 from registry.handlers import (
     ModelRegistration,
     model_summary,
     new_version,
+    reference_from_rows,
     reference_summary,
+    revision,
+    revision_conflict,
+    update_time,
     with_drift_config,
-    with_reference,
+    with_new_reference,
 )
 from registry.reference import TooManyRows, parse_reference
 from vigil.adapters.bus import KafkaBus, started
@@ -27,35 +33,46 @@ from vigil.adapters.http import (
     JsonLimits,
     answered_or_503,
     create_api,
+    error_responses,
     json_limits,
     provider,
+    raw_body_openapi,
     request_body,
     stored_or_503,
     too_large,
 )
-from vigil.adapters.ports import Bus, Catalog
+from vigil.adapters.ports import Bus, Catalog, RevisionLocks
+from vigil.adapters.revisions import LocalRevisionLocks, LockBusy, RedisRevisionLocks, held
 from vigil.wire.codec import Codec
-from vigil.wire.records import DriftConfig, ModelVersion, utcnow
+from vigil.wire.records import DriftConfig, ModelVersion, ReferenceProfile, utcnow
 from vigil.wire.topics import MODELS
 from vigil.wire.validation import FieldError, describe
 
 __all__ = ["Registry", "create_app", "router"]
 
 CODEC = Codec(ModelVersion)
+# A change of a model version, given the version as it is now and the time of the change.
+Change = Callable[[ModelVersion, datetime], ModelVersion]
+IfMatch = Annotated[
+    str | None, Header(description="Change the version only if its ETag is still this one.")
+]
 
 
 @dataclass(frozen=True)
 class Registry:
-    """The registry's adapters: the bus to the models topic and the catalog read from it."""
+    """The registry's adapters: the bus to the models topic, the catalog read from it, and the
+    locks that serialise updates of one version across replicas (in-process ones by default)."""
 
     bus: Bus
     catalog: Catalog
+    locks: RevisionLocks = field(default_factory=LocalRevisionLocks)
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Registry:
         return cls(
             await KafkaBus.open(stack, settings.kafka_bootstrap, "vigil-registry"),
             await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)),
+            await RedisRevisionLocks.open(stack, settings.redis_url, "vigil:registry:lock"),
         )
 
     async def publish(self, version: ModelVersion, max_bytes: int) -> None:
@@ -82,27 +99,89 @@ class Registry:
             )
         return found
 
+    @asynccontextmanager
+    async def locked(self, model_id: str, version: str, settings: Settings) -> AsyncIterator[None]:
+        """Hold the version's lock, shared by every replica; 409 if another holds it too long."""
+        ttl, wait = settings.registry_lock_seconds, settings.registry_lock_wait_seconds
+        try:
+            async with held(self.locks, f"{model_id}/{version}", ttl, wait):
+                yield
+        except LockBusy as exc:
+            raise InputRejected(
+                f"model {model_id!r} version {version!r} is being changed by another request"
+                f" (waited {exc.waited:g} s); retry later",
+                [],
+                409,
+                {"Retry-After": "1"},
+            ) from exc
+
+    async def update(
+        self, model_id: str, version: str, if_match: str | None, change: Change, settings: Settings
+    ) -> ModelVersion:
+        """Apply ``change`` to the version as the catalog holds it now, and publish the result.
+
+        One update of a version at a time across replicas: under its lock the catalog catches
+        up with every replica's writes before ``If-Match`` is checked (412 if stale). Redis
+        down is 503.
+        """
+        async with self.locked(model_id, version, settings):
+            await self.catch_up()
+            current = await self.version(model_id, version)
+            check_revision(current, if_match)
+            updated = change(current, update_time(current, utcnow()))
+            await self.publish(updated, settings.registry_max_record_bytes)
+        return updated
+
+
+def check_revision(current: ModelVersion, if_match: str | None) -> None:
+    """412 naming the current ETag if ``If-Match`` names another revision."""
+    conflict = revision_conflict(current, if_match)
+    if conflict is not None:
+        raise InputRejected(
+            f"model {current.model_id!r} version {current.version!r} changed since it was read",
+            [conflict],
+            412,
+            {"ETag": revision(current)},
+        )
+
 
 RegistryDep = Annotated[Registry, Depends(provider(Registry))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
+# A reference sample: rows as JSON objects (feature name to value), CSV with a header row, Parquet.
+_SAMPLES = {
+    "application/json": {"type": "array", "items": {"type": "object"}},
+    "text/csv": {"type": "string"},
+    "application/vnd.apache.parquet": {"type": "string", "format": "binary"},
+}
 
 
-@router.post("/v1/models", status_code=status.HTTP_201_CREATED, dependencies=[Depends(json_limits)])
+@router.post(
+    "/v1/models",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(json_limits)],
+    responses=error_responses(400, 409, 503),
+)
 async def register(
-    registration: ModelRegistration, registry: RegistryDep, settings: SettingsDep
+    registration: ModelRegistration,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> ModelVersion:
     """Register a model version and publish it to every service."""
-    await registry.catch_up()
-    if registry.catalog.get(registration.model_id, registration.version):
-        raise InputRejected(
-            f"model {registration.model_id!r} version {registration.version!r}"
-            " is already registered",
-            [FieldError("version", "a version not yet registered", describe(registration.version))],
-            409,
-        )
-    version = new_version(registration, utcnow())
-    await registry.publish(version, settings.registry_max_record_bytes)
+    model_id, number = registration.model_id, registration.version
+    # Under the version's lock: two replicas registering it at once cannot both succeed.
+    async with registry.locked(model_id, number, settings):
+        await registry.catch_up()
+        if registry.catalog.get(model_id, number):
+            raise InputRejected(
+                f"model {model_id!r} version {number!r} is already registered",
+                [FieldError("version", "a version not yet registered", describe(number))],
+                409,
+            )
+        version = new_version(registration, utcnow())
+        await registry.publish(version, settings.registry_max_record_bytes)
+    response.headers["ETag"] = revision(version)
     return version
 
 
@@ -113,7 +192,7 @@ async def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
     return [model_summary(model_id, catalog.versions(model_id)) for model_id in catalog.model_ids()]
 
 
-@router.get("/v1/models/{model_id}")
+@router.get("/v1/models/{model_id}", responses=error_responses(404))
 async def get_model(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     """A model and all its versions, with their feature specs and reference profiles."""
     versions = registry.catalog.versions(model_id)
@@ -122,15 +201,29 @@ async def get_model(model_id: str, registry: RegistryDep) -> dict[str, Any]:
     return {"model_id": model_id, "versions": versions}
 
 
-@router.get("/v1/models/{model_id}/versions/{version}")
-async def get_version(model_id: str, version: str, registry: RegistryDep) -> ModelVersion:
-    """One model version."""
-    return await registry.version(model_id, version)
+@router.get("/v1/models/{model_id}/versions/{version}", responses=error_responses(404, 503))
+async def get_version(
+    model_id: str, version: str, registry: RegistryDep, response: Response
+) -> ModelVersion:
+    """One model version; its ``ETag`` is the revision to send as ``If-Match`` when changing it."""
+    found = await registry.version(model_id, version)
+    response.headers["ETag"] = revision(found)
+    return found
 
 
-@router.post("/v1/models/{model_id}/versions/{version}/reference")
+@router.post(
+    "/v1/models/{model_id}/versions/{version}/reference",
+    responses=error_responses(400, 404, 409, 412, 503),
+    openapi_extra=raw_body_openapi(None, others=_SAMPLES),
+)
 async def upload_reference(
-    model_id: str, version: str, registry: RegistryDep, settings: SettingsDep, request: Request
+    model_id: str,
+    version: str,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    request: Request,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> dict[str, Any]:
     """Replace the version's reference with the profile of an uploaded sample.
 
@@ -138,51 +231,71 @@ async def upload_reference(
     a Parquet file (``application/vnd.apache.parquet``), gzip-encoded or not.
     """
     current = await registry.version(model_id, version)
+    check_revision(current, if_match)  # before reading a large body for nothing
     body = await request_body(request, settings.registry_max_reference_bytes)
     content_type = request.headers.get("content-type", "")
-    # Parsing and profiling take seconds for large samples: off the event loop.
+    # Parsing and profiling take seconds for large samples: off the event loop, and before
+    # the version is locked (they depend only on its features, which never change).
     rows = settings.registry_max_reference_rows
     try:
-        current = await asyncio.to_thread(_with_sample, current, content_type, body, rows)
+        reference = await asyncio.to_thread(_profile, current, content_type, body, rows)
     except TooManyRows as exc:
         raise too_large("reference sample", exc.limit, exc.received, "rows") from None
-    await registry.publish(current, settings.registry_max_record_bytes)
-    return reference_summary(current)
+    updated = await registry.update(
+        model_id, version, if_match, partial(_numbered, reference), settings
+    )
+    response.headers["ETag"] = revision(updated)
+    return reference_summary(updated)
 
 
-def _with_sample(
+def _numbered(reference: ReferenceProfile, current: ModelVersion, now: datetime) -> ModelVersion:
+    return with_new_reference(current, reference, now)
+
+
+def _profile(
     current: ModelVersion, content_type: str, body: bytes, max_rows: int
-) -> ModelVersion:
-    """The version with the reference profiled from an uploaded sample; 422 if it is invalid."""
+) -> ReferenceProfile:
+    """The reference profile of an uploaded sample; 422 if it is invalid."""
     sample, errors = parse_reference(current.features, content_type, body, max_rows)
     if not errors and not sample.rows:
         raise InputRejected(
             "the reference sample has no rows",
             [FieldError("<body>", "at least one row", "no rows")],
         )
+    reference = None
     if not errors:
-        current, errors = with_reference(
+        reference, errors = reference_from_rows(
             current, sample.rows, utcnow(), sample.predictions, sample.scores
         )
-    if errors:
+    if errors or reference is None:
         raise InputRejected(f"{len(errors)} invalid value(s) in the reference rows", errors)
-    return current
+    return reference
 
 
-@router.put("/v1/models/{model_id}/versions/{version}/drift", dependencies=[Depends(json_limits)])
+@router.put(
+    "/v1/models/{model_id}/versions/{version}/drift",
+    dependencies=[Depends(json_limits)],
+    responses=error_responses(400, 404, 409, 412, 503),
+)
 async def set_drift_config(
     model_id: str,
     version: str,
     config_in: DriftConfig,
     registry: RegistryDep,
     settings: SettingsDep,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> ModelVersion:
     """Set the version's drift settings: window size or count, lateness, thresholds."""
-    current = await registry.version(model_id, version)
-    updated, errors = with_drift_config(current, config_in, utcnow())
-    if errors:
-        raise InputRejected(f"{len(errors)} invalid drift setting(s)", errors)
-    await registry.publish(updated, settings.registry_max_record_bytes)
+
+    def change(current: ModelVersion, now: datetime) -> ModelVersion:
+        updated, errors = with_drift_config(current, config_in, now)
+        if errors:
+            raise InputRejected(f"{len(errors)} invalid drift setting(s)", errors)
+        return updated
+
+    updated = await registry.update(model_id, version, if_match, change, settings)
+    response.headers["ETag"] = revision(updated)
     return updated
 
 

@@ -15,3 +15,7 @@ class Settings(VigilSettings):
     registry_max_json_values: int = 100_000
     # A model version as stored on vigil.models.v1, whose messages Kafka limits to 1 MiB.
     registry_max_record_bytes: int = 1_000_000
+    # Updates of one model version take its lock (in Redis, shared by every replica) for at
+    # most this long; a request waits this long for it before answering 409.
+    registry_lock_seconds: float = 30.0
+    registry_lock_wait_seconds: float = 10.0

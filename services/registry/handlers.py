@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,6 +16,7 @@ from vigil.wire.records import (
     Lineage,
     ModelVersion,
     ReferenceChange,
+    ReferenceProfile,
     RiskAssessment,
     Severity,
 )
@@ -93,6 +94,20 @@ def with_reference(
 
     The reference gets the next version number and the change is added to the history.
     """
+    reference, errors = reference_from_rows(version, rows, now, predictions, scores)
+    if reference is None:
+        return version, errors
+    return with_new_reference(version, reference, now), []
+
+
+def reference_from_rows(
+    version: ModelVersion,
+    rows: Sequence[Any],
+    now: datetime,
+    predictions: Sequence[Any] | None = None,
+    scores: Sequence[float | None] | None = None,
+) -> tuple[ReferenceProfile | None, list[FieldError]]:
+    """The profile of ``rows`` for the version's features (not numbered yet), or their errors."""
     errors: list[FieldError] = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -100,8 +115,7 @@ def with_reference(
         else:
             errors.extend(check_features(version.features, row, i))
     if errors:
-        return version, errors
-    number = version.reference.version + 1 if version.reference else 1
+        return None, errors
     reference = build_reference(
         version.features,
         rows,
@@ -110,17 +124,64 @@ def with_reference(
         predictions=predictions,
         scores=scores,
         task=version.task,
-        version=number,
     )
+    return reference, []
+
+
+def with_new_reference(
+    version: ModelVersion, reference: ReferenceProfile, now: datetime
+) -> ModelVersion:
+    """The version with ``reference`` numbered after its current one, and the change recorded."""
+    number = version.reference.version + 1 if version.reference else 1
     history = [
         h if h.replaced_at is not None else h.model_copy(update={"replaced_at": now})
         for h in version.reference_history
     ]
     history.append(
-        ReferenceChange(version=number, source="uploaded", row_count=len(rows), created_at=now)
+        ReferenceChange(
+            version=number, source=reference.source, row_count=reference.row_count, created_at=now
+        )
     )
-    update = {"reference": reference, "reference_history": history, "updated_at": now}
-    return version.model_copy(update=update), []
+    update = {
+        "reference": reference.model_copy(update={"version": number}),
+        "reference_history": history,
+        "updated_at": now,
+    }
+    return version.model_copy(update=update)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def revision(version: ModelVersion) -> str:
+    """The version's ETag: when it last changed (microseconds) and its reference's number.
+
+    Every write moves ``updated_at`` forward (``update_time``), so each one changes it, and
+    it is read from the record itself: every replica computes the same one.
+    """
+    micros = (version.updated_at - EPOCH) // timedelta(microseconds=1)
+    number = version.reference.version if version.reference else 0
+    return f'"{micros}-{number}"'
+
+
+def update_time(current: ModelVersion, now: datetime) -> datetime:
+    """When an update of ``current`` happens: ``now``, or just after its last change if later."""
+    return max(now, current.updated_at + timedelta(microseconds=1))
+
+
+def revision_conflict(current: ModelVersion, if_match: str | None) -> FieldError | None:
+    """Why an ``If-Match`` header does not name the current revision, or None if it does.
+
+    No header matches (the update is serialised, not checked), as does ``*``; the comparison
+    is strong, so a weak tag (``W/"..."``) never matches.
+    """
+    if if_match is None:
+        return None
+    etag = revision(current)
+    tags = [tag.strip() for tag in if_match.split(",")]
+    if any(tag in ("*", etag) or f'"{tag}"' == etag for tag in tags):
+        return None
+    return FieldError("If-Match", etag, if_match[:200])
 
 
 def model_summary(model_id: str, versions: Sequence[ModelVersion]) -> dict[str, Any]:

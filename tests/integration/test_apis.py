@@ -6,6 +6,7 @@ import asyncio
 import io
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -19,9 +20,11 @@ from alerting.store import RedisAlertStore
 from feedback.api import create_app as feedback_app
 from prediction_logger.api import create_app as prediction_logger_app
 from registry.api import create_app as registry_app
+from registry.config import Settings as RegistrySettings
 from tests.kafka_tools import end_offsets, read_from
 from tests.samples import T0
 from vigil.adapters.ports import Unavailable
+from vigil.adapters.revisions import RedisRevisionLocks
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
 from vigil.wire.records import Alert, FeedbackEvent, PredictionEvent
@@ -306,3 +309,57 @@ def _alert(n: int, model_id: str) -> Alert:
             "updated_at": T0 + timedelta(seconds=n),
         }
     )
+
+
+def test_concurrent_uploads_through_two_registry_replicas_get_consecutive_versions(
+    registry: TestClient,
+) -> None:
+    """Two replicas (own Kafka clients, own catalogs) share only Kafka and Redis's locks."""
+    model_id = f"replicas-{uuid.uuid4().hex[:8]}"
+    assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
+    url = f"/v1/models/{model_id}/versions/1.0.0"
+    rows = [{"income": float(i), "region": "eu" if i % 3 else "us"} for i in range(500)]
+    with TestClient(registry_app()) as a, TestClient(registry_app()) as b:
+        stale = b.get(url).headers["etag"]
+        with ThreadPoolExecutor(4) as pool:
+            uploads = [pool.submit(r.post, f"{url}/reference", json=rows) for r in (a, b, a, b)]
+            answers = [u.result() for u in uploads]
+        assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
+        assert sorted(r.json()["reference_version"] for r in answers) == [1, 2, 3, 4]
+        latest = max(answers, key=lambda r: r.json()["reference_version"]).headers["etag"]
+        assert a.get(url).headers["etag"] == latest == b.get(url).headers["etag"]
+        refused = a.put(f"{url}/drift", json={"window_seconds": 120}, headers={"if-match": stale})
+        assert (refused.status_code, refused.json()["errors"][0]["expected"]) == (412, latest)
+        history = b.get(url).json()["reference_history"]
+        assert [h["version"] for h in history] == [1, 2, 3, 4]
+
+
+def test_a_registry_without_redis_serves_reads_and_refuses_updates_with_503(
+    infra: VigilSettings, model_id: str
+) -> None:
+    settings = RegistrySettings(redis_url="redis://127.0.0.1:1/0")
+    with TestClient(registry_app(settings)) as replica:
+        url = f"/v1/models/{model_id}/versions/1.0.0"
+        assert replica.get(url).status_code == 200
+        refused = replica.put(f"{url}/drift", json={"window_seconds": 120})
+        assert (refused.status_code, refused.headers["retry-after"]) == (503, "5")
+
+
+def test_revision_locks_in_redis_are_freed_only_by_their_holder(infra: VigilSettings) -> None:
+    async def run() -> None:
+        redis = Redis.from_url(infra.redis_url)
+        locks = RedisRevisionLocks(redis, f"test:locks:{uuid.uuid4().hex}")
+        try:
+            assert await locks.acquire("m/1", "mine", 5)
+            assert not await locks.acquire("m/1", "theirs", 5)
+            await locks.release("m/1", "theirs")  # not theirs to free
+            assert not await locks.acquire("m/1", "theirs", 5)
+            await locks.release("m/1", "mine")
+            assert await locks.acquire("m/1", "theirs", 0.05)
+            await asyncio.sleep(0.1)  # a holder that died: the lock expires
+            assert await locks.acquire("m/1", "mine", 5)
+            await locks.release("m/1", "mine")
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from alerting.handlers import Subscription
 from alerting.ports import AlertPage, AlertStore, Notifier
 from vigil.adapters.bus import PerMessageBus
-from vigil.adapters.ports import Catalog, Claim, IdempotencyStore, Unavailable
+from vigil.adapters.ports import Catalog, Claim, IdempotencyStore, RevisionLocks, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec
 from vigil.wire.records import Alert, ModelVersion, Record
@@ -188,3 +188,32 @@ class FakeNotifier(Notifier):
     async def send(self, subscription: Subscription, alerts: Sequence[Alert]) -> bool:
         self.sent.append((subscription.name, list(alerts)))
         return True
+
+
+class FakeRevisionLocks(RevisionLocks):
+    """Locks in a dict (no expiry); while ``down``, every call raises Unavailable.
+
+    ``taken`` counts acquisitions; ``busy`` counts attempts that found the lock held.
+    """
+
+    def __init__(self) -> None:
+        self.holders: dict[str, str] = {}
+        self.down = False
+        self.taken = 0
+        self.busy = 0
+
+    async def acquire(self, key: str, token: str, ttl_seconds: float) -> bool:
+        if self.down:
+            raise Unavailable("Redis", "ConnectionError")
+        if key in self.holders:
+            self.busy += 1
+            return False
+        self.holders[key] = token
+        self.taken += 1
+        return True
+
+    async def release(self, key: str, token: str) -> None:
+        if self.down:
+            raise Unavailable("Redis", "ConnectionError")
+        if self.holders.get(key) == token:
+            del self.holders[key]

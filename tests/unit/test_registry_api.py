@@ -1,20 +1,23 @@
-"""The registry API on fakes: registration, duplicates, 404s and reference uploads."""
+"""The registry API on fakes: registration, duplicates, 404s, reference uploads, and If-Match."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from registry.api import Registry, create_app
 from registry.config import Settings
 from tests.samples import MODEL, one_feature_model
-from tests.unit.fakes import FakeBus, FakeCatalog
+from tests.unit.fakes import FakeBus, FakeCatalog, FakeRevisionLocks
 from vigil.wire.codec import Codec
 from vigil.wire.records import ModelVersion
 from vigil.wire.topics import MODELS
@@ -254,3 +257,140 @@ def test_unreadable_bodies_are_400_in_the_house_shape(client: TestClient) -> Non
     assert truncated.status_code == 400
     assert truncated.json()["errors"][0]["received"] == "truncated"
     assert set(client.get("/v1/nowhere").json()) == {"detail", "errors"}
+
+
+# Optimistic concurrency: every version has an ETag; updates honour If-Match and are
+# serialised per version by the revision locks (shared by every replica in production).
+
+VERSION_URL = f"/v1/models/{MODEL.model_id}/versions/{MODEL.version}"
+DRIFT = f"{VERSION_URL}/drift"
+ROWS = [{"income": float(i), "region": "eu" if i % 3 else "us"} for i in range(200)]
+
+
+class SlowBus(FakeBus):
+    """A bus whose writes take a while, as Kafka's acknowledgements do: concurrent requests
+    overlap in the read-modify-write window that the locks must protect."""
+
+    async def send(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        await asyncio.sleep(0.05)
+        await super().send(topic, messages)
+
+
+@pytest.fixture
+def locks() -> FakeRevisionLocks:
+    return FakeRevisionLocks()
+
+
+@pytest.fixture
+def locked(bus: FakeBus, catalog: FakeCatalog, locks: FakeRevisionLocks) -> Iterator[TestClient]:
+    settings = Settings(registry_lock_wait_seconds=0.05)
+    with TestClient(create_app(settings, Registry(bus, catalog, locks))) as client:
+        yield client
+
+
+def test_each_write_answers_a_new_etag_that_reads_then_serve(locked: TestClient) -> None:
+    first = locked.get(VERSION_URL).headers["etag"]
+    drift = locked.put(DRIFT, json={"window_seconds": 120}, headers={"if-match": first})
+    assert drift.status_code == 200, drift.text
+    second = drift.headers["etag"]
+    upload = locked.post(f"{VERSION_URL}/reference", json=ROWS, headers={"if-match": second})
+    assert upload.status_code == 200, upload.text
+    third = upload.headers["etag"]
+    assert len({first, second, third}) == 3
+    assert locked.get(VERSION_URL).headers["etag"] == third
+    again = locked.put(DRIFT, json={"window_seconds": 120})  # no If-Match: still accepted
+    assert again.status_code == 200
+    assert again.headers["etag"] != third  # the same settings again are still a new revision
+
+
+def test_a_stale_etag_is_412_naming_the_current_one_and_changes_nothing(
+    locked: TestClient, bus: FakeBus
+) -> None:
+    stale = locked.get(VERSION_URL).headers["etag"]
+    assert locked.put(DRIFT, json={"window_seconds": 120}).status_code == 200
+    current = locked.get(VERSION_URL).headers["etag"]
+    published = len(bus.messages[MODELS.name])
+    for refused in (
+        locked.put(DRIFT, json={"window_seconds": 300}, headers={"if-match": stale}),
+        locked.post(f"{VERSION_URL}/reference", json=ROWS, headers={"if-match": stale}),
+        locked.put(DRIFT, json={"window_seconds": 300}, headers={"if-match": f"W/{current}"}),
+    ):
+        assert refused.status_code == 412, refused.text
+        assert refused.headers["etag"] == current
+        assert refused.json()["errors"] == [
+            {
+                "field": "If-Match",
+                "expected": current,
+                "received": refused.request.headers["if-match"],
+            }
+        ]
+    assert len(bus.messages[MODELS.name]) == published
+    assert locked.get(VERSION_URL).json()["drift"]["window_seconds"] == 120
+    star = locked.put(DRIFT, json={"window_seconds": 300}, headers={"if-match": "*"})
+    assert star.status_code == 200
+
+
+async def test_concurrent_uploads_get_consecutive_reference_versions(
+    catalog: FakeCatalog, locks: FakeRevisionLocks
+) -> None:
+    bus = SlowBus()
+    app = create_app(adapters=Registry(bus, catalog, locks))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        before = (await client.get(VERSION_URL)).json()["reference"]
+        n = before["version"] if before else 0
+        uploads = [client.post(f"{VERSION_URL}/reference", json=ROWS) for _ in range(2)]
+        answers = await asyncio.gather(*uploads)
+    assert [a.status_code for a in answers] == [200, 200]
+    assert sorted(a.json()["reference_version"] for a in answers) == [n + 1, n + 2]
+    assert len({a.headers["etag"] for a in answers}) == 2
+    history = max(answers, key=lambda a: a.json()["reference_version"]).json()["history"]
+    assert [h["version"] for h in history][-2:] == [n + 1, n + 2]
+    assert locks.holders == {}  # every lock given back
+
+
+async def test_concurrent_writes_from_one_revision_one_wins_the_other_is_412(
+    catalog: FakeCatalog, locks: FakeRevisionLocks
+) -> None:
+    app = create_app(adapters=Registry(SlowBus(), catalog, locks))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        etag = (await client.get(VERSION_URL)).headers["etag"]
+        writes = [
+            client.put(DRIFT, json={"window_seconds": s}, headers={"if-match": etag})
+            for s in (120, 300)
+        ]
+        answers = await asyncio.gather(*writes)
+        final = (await client.get(VERSION_URL)).json()["drift"]["window_seconds"]
+    assert sorted(a.status_code for a in answers) == [200, 412]
+    (winner,) = [a for a in answers if a.status_code == 200]
+    assert final == winner.json()["drift"]["window_seconds"]
+
+
+def test_a_version_locked_elsewhere_too_long_is_409_and_redis_down_is_503(
+    locked: TestClient, bus: FakeBus, locks: FakeRevisionLocks
+) -> None:
+    locks.holders[f"{MODEL.model_id}/{MODEL.version}"] = "another replica"
+    busy = locked.put(DRIFT, json={"window_seconds": 120})
+    assert (busy.status_code, busy.headers["retry-after"]) == (409, "1")
+    assert "being changed by another request" in busy.json()["detail"]
+    locks.holders.clear()
+    locks.down = True
+    down = locked.post(f"{VERSION_URL}/reference", json=ROWS)
+    assert (down.status_code, down.headers["retry-after"]) == (503, "5")
+    assert locked.get(VERSION_URL).status_code == 200  # reads do not need Redis
+    assert bus.messages == {}
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry")
+
+
+async def test_a_version_registered_twice_at_once_is_stored_once(
+    catalog: FakeCatalog, locks: FakeRevisionLocks
+) -> None:
+    bus = SlowBus()
+    app = create_app(adapters=Registry(bus, catalog, locks))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        posts = [client.post("/v1/models", json=one_feature_model("twice")) for _ in range(2)]
+        answers = await asyncio.gather(*posts)
+    assert sorted(a.status_code for a in answers) == [201, 409]
+    assert bus.keys(MODELS) == ["twice/1"]

@@ -236,6 +236,12 @@ class KafkaBus(PerMessageBus):
         cls, stack: AsyncExitStack, bootstrap: str, client_id: str, max_batch_size: int = 16_384
     ) -> KafkaBus:
         """A bus on a new producer, started now and stopped when ``stack`` closes."""
+        # Imported here: the schema topic's adapter writes with this module's producer.
+        from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
+
+        # Before anything is written or read: our schemas registered, newer ones followed.
+        await join_schema_topic(bootstrap)
+        stack.push_async_callback(leave_schema_topic, bootstrap)
         producer = new_producer(bootstrap, client_id, max_batch_size=max_batch_size)
         return cls(await started(stack, producer))
 

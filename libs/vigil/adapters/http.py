@@ -20,21 +20,25 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vigil.adapters.openapi import ErrorBody, error_responses, raw_body_openapi
 from vigil.adapters.ports import Unavailable
 from vigil.wire.validation import FieldError, errors_from_pydantic
 
 __all__ = [
     "BodyLimit",
+    "ErrorBody",
     "InputRejected",
     "JsonLimits",
     "OpenAdapters",
     "answered_or_503",
     "check_json_shape",
     "create_api",
+    "error_responses",
     "health_router",
     "install_error_handlers",
     "json_limits",
     "provider",
+    "raw_body_openapi",
     "request_body",
     "serve",
     "stored_or_503",
@@ -249,8 +253,9 @@ def create_api(
         """Prometheus metrics of this process."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    # Every route may be refused for its body's size or an invalid field; say so, in our shape.
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=error_responses(413, 422))
     return app
 
 

@@ -15,7 +15,7 @@ from vigil.wire.codec import Codec
 from vigil.wire.records import ModelVersion, Record
 from vigil.wire.topics import Topic
 
-__all__ = ["Bus", "Catalog", "Claim", "IdempotencyStore", "Unavailable", "keyed"]
+__all__ = ["Bus", "Catalog", "Claim", "IdempotencyStore", "RevisionLocks", "Unavailable", "keyed"]
 
 R = TypeVar("R", bound=Record)
 # What claiming an id found: free (now the caller's), stored already, or being stored elsewhere.
@@ -110,3 +110,19 @@ class Catalog(ABC):
             await self.catch_up()
             found = self.get(model_id, version)
         return found
+
+
+class RevisionLocks(ABC):
+    """Short locks shared by every replica of a writer, one per key (a model version).
+
+    They serialise read-modify-write updates of one record; they hold no state that cannot be
+    lost: the record's revision lives with the record.
+    """
+
+    @abstractmethod
+    async def acquire(self, key: str, token: str, ttl_seconds: float) -> bool:
+        """Take ``key`` for ``token`` for at most ``ttl_seconds``; False if another holds it."""
+
+    @abstractmethod
+    async def release(self, key: str, token: str) -> None:
+        """Give ``key`` back if ``token`` still holds it (an expired lock is left alone)."""

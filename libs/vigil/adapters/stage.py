@@ -41,6 +41,7 @@ from prometheus_client import Counter
 
 from vigil.adapters.bus import new_producer
 from vigil.adapters.ports import Unavailable
+from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage_logic import (
     Assigned,
     DeadLetter,
@@ -126,11 +127,14 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         # True once partitions are assigned and their start positions known: records produced
         # from then on are read, even by a new group that starts at the end ("latest").
         self.ready = False
+        self.joined = False  # to the schema topic (vigil.adapters.schema_topic)
 
     # -- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         c = self.config
+        await join_schema_topic(c.bootstrap)  # our schemas registered, newer ones followed
+        self.joined = True
         if c.transactional_id is None:
             self.producer = new_producer(c.bootstrap, f"{c.group_id}-{c.name}")
         else:
@@ -166,6 +170,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
+        if self.joined:
+            self.joined = False
+            await leave_schema_topic(self.config.bootstrap)
 
     @property
     def assignment(self) -> set[TopicPartition]:

@@ -1,8 +1,10 @@
 """Bytes <-> records for every Vigil topic.
 
 Writes Avro single-object encoding (``C3 01`` + 8-byte schema fingerprint + body). Reads that,
-JSON objects (so any Kafka client can produce), and Confluent-framed Avro (``00`` + 4-byte
-schema id) when a schema-registry URL is configured.
+with Avro schema resolution from any writer schema it knows (this tree's, its history's, or one
+a newer producer registered: ``vigil.wire.avro.register_writer_schema``), JSON objects (so any
+Kafka client can produce), and Confluent-framed Avro (``00`` + 4-byte schema id) when a
+schema-registry URL is configured.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ import orjson
 from fastavro import schemaless_reader, schemaless_writer
 from pydantic import ValidationError
 
-from vigil.wire.avro import avro_schema, known_writer_schemas
+from vigil.wire.avro import (
+    AvroSchema,
+    avro_schema,
+    known_writer_schemas,
+    registered_writer_schema,
+)
 from vigil.wire.fastencode import encode_prediction_body
 from vigil.wire.records import PredictionEvent, Record
 
@@ -108,12 +115,22 @@ class Codec(Generic[R]):
     def _read_single_object(self, data: bytes) -> dict[str, Any]:
         if len(data) < 10:
             raise DecodeError("truncated single-object header")
-        writer = self._writers.get(data[2:10])
+        writer = self._writers.get(data[2:10]) or self._registered_writer(data[2:10])
+        return self._read_body(data[10:], writer.parsed)
+
+    def _registered_writer(self, fingerprint: bytes) -> AvroSchema:
+        """A writer schema this tree does not have (a newer producer's), if it was registered."""
+        writer = registered_writer_schema(fingerprint)
         if writer is None:
             raise DecodeError(
-                f"unknown writer schema fingerprint {data[2:10].hex()} for {self.model.__name__}"
+                f"unknown writer schema fingerprint {fingerprint.hex()} for"
+                f" {self.model.__name__}: neither in schemas/ nor registered on vigil.schemas.v1"
             )
-        return self._read_body(data[10:], writer.parsed)
+        if writer.name != self.schema.name:
+            raise DecodeError(
+                f"writer schema {fingerprint.hex()} is {writer.name}, not {self.schema.name}"
+            )
+        return writer
 
     def _read_confluent(self, data: bytes) -> dict[str, Any]:
         schema_id = int.from_bytes(data[1:5], "big")

@@ -25,6 +25,7 @@ __all__ = [
     "MODELS",
     "OUTCOMES",
     "PREDICTIONS",
+    "SCHEMAS",
     "Topic",
     "drift_topics",
 ]
@@ -58,6 +59,9 @@ MODELS = Topic(
 )
 # Original bytes as the value; the reason and origin travel in headers.
 DEADLETTER = Topic("vigil.deadletter.v1", 3, "original key", None)
+# Writer schemas by fingerprint (hex), value the schema's JSON: a reader learns a newer
+# producer's schema here. One partition, compacted: every reader wants all of it.
+SCHEMAS = Topic("vigil.schemas.v1", 1, "fingerprint (hex)", None, {"cleanup.policy": "compact"})
 CATALOGUE: tuple[Topic, ...] = (
     PREDICTIONS,
     FEEDBACK,
@@ -66,6 +70,7 @@ CATALOGUE: tuple[Topic, ...] = (
     ALERTS,
     MODELS,
     DEADLETTER,
+    SCHEMAS,
 )
 
 
