@@ -9,14 +9,11 @@ shadow the real one) and ``unprocessable`` (anything else). The follower always 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections import Counter
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter as PrometheusCounter
 
+from vigil.adapters.follower import TopicFollower
 from vigil.adapters.ports import Catalog
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.records import ModelVersion
@@ -65,43 +62,16 @@ class ModelCatalog(Catalog):
         return len(self._versions)
 
 
-class ModelCatalogFollower(Catalog):
+class ModelCatalogFollower(TopicFollower, Catalog):
     """Keeps a ModelCatalog in step with ``vigil.models.v1``, reading it from the beginning."""
 
     def __init__(
         self, bootstrap: str, catalog: ModelCatalog | None = None, topic: str = MODELS.name
     ) -> None:
-        self.catalog = ModelCatalog() if catalog is None else catalog
-        self._tp = TopicPartition(topic, 0)
         # The drift detector publishes references it builds in transactions.
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            isolation_level="read_committed",
-            # A catch-up's offset request waits behind the idle fetch: keep that wait short.
-            fetch_max_wait_ms=100,
-        )
+        super().__init__(bootstrap, topic, "model-catalog", IGNORED, read_committed=True)
+        self.catalog = ModelCatalog() if catalog is None else catalog
         self._codec = Codec(ModelVersion)
-        self._task: asyncio.Task[None] | None = None
-        self._position = 0
-        self._advanced = asyncio.Event()
-        self.ignored: Counter[str] = Counter()  # records ignored, by reason
-
-    async def start(self) -> None:
-        """Start following and return once the catalog holds everything published so far."""
-        await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
-        self._task = asyncio.create_task(self._follow(), name="model-catalog")
-        await self.catch_up()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
 
     def get(self, model_id: str, version: str) -> ModelVersion | None:
         return self.catalog.get(model_id, version)
@@ -115,22 +85,6 @@ class ModelCatalogFollower(Catalog):
     def apply(self, record: ModelVersion) -> None:
         self.catalog.apply(record)
 
-    async def catch_up(self) -> None:
-        """Wait (up to 10 s) until every record published before this call has been applied."""
-        end = (await self._consumer.end_offsets([self._tp]))[self._tp]
-        async with asyncio.timeout(10):
-            while self._position < end:
-                self._advanced.clear()
-                await self._advanced.wait()
-
-    async def _follow(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(self._tp, timeout_ms=500)
-            for message in batches.get(self._tp, []):
-                self._apply(message.key, message.value)
-            self._position = await self._consumer.position(self._tp)
-            self._advanced.set()
-
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         try:
             reason = self._take(key, value)
@@ -138,8 +92,7 @@ class ModelCatalogFollower(Catalog):
             log.exception("ignoring a record of %s it could not apply", self._tp.topic)
             reason = "unprocessable"
         if reason is not None:
-            self.ignored[reason] += 1
-            IGNORED.labels(reason).inc()
+            self._ignore(reason)
 
     def _take(self, key: bytes | None, value: bytes | None) -> str | None:
         """Apply one record; the reason it was ignored, or None."""

@@ -15,15 +15,13 @@ A record the follower cannot trust is ignored and counted by reason (``ignored``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import Counter
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter as PrometheusCounter
 
 from vigil.adapters.bus import ensure_topics, new_producer, send_keyed
+from vigil.adapters.follower import TopicFollower
 from vigil.wire.avro import AvroSchema, current_schemas, register_writer_schema
 from vigil.wire.topics import SCHEMAS
 
@@ -61,52 +59,11 @@ async def register_writer_schemas(
         await producer.stop()
 
 
-class SchemaTopicFollower:
+class SchemaTopicFollower(TopicFollower):
     """Reads ``vigil.schemas.v1`` from the beginning into the process's writer schemas."""
 
     def __init__(self, bootstrap: str, topic: str = SCHEMAS.name) -> None:
-        self._tp = TopicPartition(topic, 0)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            fetch_max_wait_ms=100,
-        )
-        self._task: asyncio.Task[None] | None = None
-        self._position = 0
-        self._advanced = asyncio.Event()
-        self.ignored: Counter[str] = Counter()  # records ignored, by reason
-
-    async def start(self) -> None:
-        """Start following and return once every schema registered so far is known."""
-        await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
-        self._task = asyncio.create_task(self._follow(), name="schema-topic")
-        await self.catch_up()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._consumer.stop()
-
-    async def catch_up(self) -> None:
-        """Wait (up to 10 s) until every schema registered before this call is known."""
-        end = (await self._consumer.end_offsets([self._tp]))[self._tp]
-        async with asyncio.timeout(10):
-            while self._position < end:
-                self._advanced.clear()
-                await self._advanced.wait()
-
-    async def _follow(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(self._tp, timeout_ms=500)
-            for message in batches.get(self._tp, []):
-                self._apply(message.key, message.value)
-            self._position = await self._consumer.position(self._tp)
-            self._advanced.set()
+        super().__init__(bootstrap, topic, "schema-topic", IGNORED)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:  # a tombstone: a schema once known stays readable
@@ -121,10 +78,6 @@ class SchemaTopicFollower:
             log.warning("a record of %s is keyed %r, not its fingerprint", self._tp.topic, key)
             self._ignore("key_mismatch")
         return None
-
-    def _ignore(self, reason: str) -> None:
-        self.ignored[reason] += 1
-        IGNORED.labels(reason).inc()
 
 
 # One follower per event loop and bootstrap, shared by every adapter that joins.
