@@ -120,7 +120,9 @@ def main() -> None:
     model_id = asyncio.run(_register(settings))
     with tempfile.TemporaryDirectory() as logs:
         workers = DriftWorkers(
-            Path(logs), {"VIGIL_DRIFT_AUTO_OFFSET_RESET": "earliest", "VIGIL_LOG_LEVEL": "WARNING"}
+            Path(logs),
+            {"VIGIL_DRIFT_AUTO_OFFSET_RESET": "earliest", "VIGIL_LOG_LEVEL": "WARNING"},
+            predictions=PREDICTIONS.name,  # the events below go to the real topic
         )
         asyncio.run(_start_group_at_end(settings, workers.app_id))
         print(f"drift worker ({machine()}): 20 numeric + 5 categorical features, Avro")
