@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from alerting.handlers import Subscription
 from alerting.ports import AlertPage, AlertStore, Notifier
 from vigil.adapters.bus import PerMessageBus
-from vigil.adapters.ports import Catalog, Claim, IdempotencyStore, RevisionLocks, Unavailable
+from vigil.adapters.catalog import ModelCatalog
+from vigil.adapters.ports import Claim, IdempotencyStore, RevisionLocks, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec
 from vigil.wire.records import Alert, ModelVersion, Record
@@ -84,34 +85,20 @@ class FakeIdempotencyStore(IdempotencyStore):
         """Always answers."""
 
 
-class FakeCatalog(Catalog):
-    """Versions in a dict; ``elsewhere`` ones (published by another process) arrive on catch-up.
-
-    While ``down``, catching up raises Unavailable (Kafka does not answer).
-    """
+class FakeCatalog(ModelCatalog):
+    """The in-memory catalog; ``elsewhere`` versions (published by another process) arrive on
+    catch-up, which is counted. While ``down``, catching up raises Unavailable (Kafka does not
+    answer)."""
 
     def __init__(
         self, versions: Iterable[ModelVersion] = (), elsewhere: Iterable[ModelVersion] = ()
     ) -> None:
-        self._versions: dict[tuple[str, str], ModelVersion] = {}
+        super().__init__()
         self.elsewhere = list(elsewhere)
         self.catch_ups = 0
         self.down = False
         for version in versions:
             self.apply(version)
-
-    def get(self, model_id: str, version: str) -> ModelVersion | None:
-        return self._versions.get((model_id, version))
-
-    def versions(self, model_id: str) -> list[ModelVersion]:
-        mine = [v for (m, _), v in self._versions.items() if m == model_id]
-        return sorted(mine, key=lambda v: v.created_at)
-
-    def model_ids(self) -> list[str]:
-        return sorted({m for m, _ in self._versions})
-
-    def apply(self, record: ModelVersion) -> None:
-        self._versions[(record.model_id, record.version)] = record
 
     async def catch_up(self) -> None:
         if self.down:
