@@ -51,9 +51,39 @@ def applicants(rng: np.random.Generator, n: int, income_factor: float) -> list[d
     ]
 
 
+def admin_key() -> str:
+    """The admin key `make up` wrote (or VIGIL_API_KEY)."""
+    if os.environ.get("VIGIL_API_KEY"):
+        return os.environ["VIGIL_API_KEY"]
+    path = os.path.join(os.environ.get("VIGIL_RUN_DIR", ".run"), "admin.key")
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        raise SystemExit(
+            f"no admin key in {path}: an admin key existed before this stack first started."
+            " Set VIGIL_API_KEY to an admin key (or restart with VIGIL_BOOTSTRAP_ADMIN_KEY)."
+        ) from None
+
+
+def key_for(admin: httpx.Client, role: str, name: str) -> httpx.Client:
+    """A client holding a new key of ``role`` for credit-risk, made with the admin key."""
+    made = admin.post(
+        f"{REGISTRY}/v1/keys",
+        json={"name": name, "roles": [role], "models": ["credit-risk"], "expires_in_days": 1},
+    )
+    made.raise_for_status()
+    return httpx.Client(timeout=30, headers={"authorization": f"Bearer {made.json()['key']}"})
+
+
 def main() -> None:
     rng = np.random.default_rng(2026)
-    http = httpx.Client(timeout=30)
+    admin = httpx.Client(timeout=30, headers={"authorization": f"Bearer {admin_key()}"})
+    # One key per role, as the people and the application behind them would hold.
+    http = key_for(admin, "data_scientist", "demo-data-scientist")
+    app = key_for(admin, "producer", "demo-credit-app")
+    oncall = key_for(admin, "oncall", "demo-oncall")
+    print("made keys for a data scientist, the credit application and on-call (admin key)")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Webhook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_port}/alerts"
@@ -81,7 +111,7 @@ def main() -> None:
         json=applicants(rng, 5000, 1.0),
     ).raise_for_status()
     print("uploaded a reference sample of 5,000 applicants")
-    http.post(
+    oncall.post(
         f"{ALERTING}/v1/subscriptions",
         json={
             "name": "demo on-call",
@@ -108,7 +138,7 @@ def main() -> None:
             }
             for i, row in enumerate(rows)
         ]
-        http.post(f"{LOGGER}/v1/predictions", json=events).raise_for_status()
+        app.post(f"{LOGGER}/v1/predictions", json=events).raise_for_status()
         print(
             f"  minute {minute + 1:2d}: sent {PER_MINUTE} predictions"
             + ("  (income +40 %)" if drifted else "")

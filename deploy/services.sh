@@ -9,6 +9,10 @@ RUN_DIR=${VIGIL_RUN_DIR:-"$root/.run"}
 mkdir -p "$RUN_DIR"
 cd "$root"
 PY=${VIGIL_PYTHON:-"$root/.venv/bin/python"}
+# The prediction logger's de-duplication keys go to their own Redis (deploy/redis.sh, 6380).
+export VIGIL_IDEMPOTENCY_REDIS_URL=${VIGIL_IDEMPOTENCY_REDIS_URL:-redis://127.0.0.1:6380/0}
+# Where the registry writes the first admin key when none exists (mode 0600).
+export VIGIL_ADMIN_KEY_FILE=${VIGIL_ADMIN_KEY_FILE:-$RUN_DIR/admin.key}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
 SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:-"
@@ -43,6 +47,13 @@ start() {
     healthy "$port" || { echo "$name: no /healthz answer on port $port within 60 s; see $RUN_DIR/$name.log" >&2; exit 1; }
     echo "$name: healthy on http://127.0.0.1:$port (pid $(cat "$RUN_DIR/$name.pid"), log $RUN_DIR/$name.log)"
   done
+  if [ -f "$VIGIL_ADMIN_KEY_FILE" ]; then
+    echo "admin API key: $VIGIL_ADMIN_KEY_FILE (use it to make keys: .venv/bin/vigil keys create --help)"
+  elif [ -n "${VIGIL_BOOTSTRAP_ADMIN_KEY:-}" ]; then
+    echo "admin API key: the one in VIGIL_BOOTSTRAP_ADMIN_KEY"
+  else
+    echo "admin API key: an admin key existed already (made by an earlier start); $VIGIL_ADMIN_KEY_FILE is not there" >&2
+  fi
 }
 
 stop() {

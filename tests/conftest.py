@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 from vigil.adapters.bus import ensure_topics
+
+# A registry started by the tests that finds no admin key writes a new one here, never over
+# the admin key of the stack `make up` runs (.run/admin.key).
+os.environ.setdefault("VIGIL_ADMIN_KEY_FILE", os.path.join(tempfile.mkdtemp(), "admin.key"))
 from vigil.adapters.settings import VigilSettings
 
 
@@ -40,3 +45,19 @@ def infra() -> Iterator[VigilSettings]:
     settings = VigilSettings()
     asyncio.run(ensure_topics(settings.kafka_bootstrap))
     yield settings
+
+
+@pytest.fixture(scope="session")
+def session_admin(infra: VigilSettings) -> Iterator[str]:
+    """``tests.access.SESSION_KEY``, an admin key stored on the real keys topic for the run
+    and revoked at its end (services started by the tests know it from the topic)."""
+    from tests.access import SESSION_KEY, SESSION_RECORD, publish_keys, revoked
+
+    asyncio.run(publish_keys(infra.kafka_bootstrap, SESSION_RECORD))
+    yield SESSION_KEY
+    asyncio.run(publish_keys(infra.kafka_bootstrap, revoked(SESSION_RECORD)))
+
+
+@pytest.fixture(scope="session")
+def admin_key(session_admin: str) -> str:
+    return session_admin

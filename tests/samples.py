@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.records import (
     Alert,
     FeatureDrift,
@@ -137,6 +138,29 @@ SAMPLES: dict[type[Record], Record] = {
     ModelVersion: MODEL,
     WindowReport: REPORT,
     Alert: ALERT,
+    ApiKey: ApiKey(
+        id="0123456789abcdef",
+        principal="credit-app",
+        roles=["producer"],
+        models=["credit-risk"],
+        key_hash="ab" * 32,
+        created_at=T0,
+        created_by="admin",
+        expires_at=T0 + timedelta(days=90),
+    ),
+    AuditEvent: AuditEvent(
+        event_id="e-1",
+        time=T0,
+        service="registry",
+        key_id="0123456789abcdef",
+        principal="ana",
+        roles=["data_scientist"],
+        action="PUT /v1/models/{model_id}/versions/{version}/drift",
+        resource="/v1/models/credit-risk/versions/1.0.0/drift",
+        model_id="credit-risk",
+        status=200,
+        request_id="r-1",
+    ),
 }
 
 

@@ -1,6 +1,10 @@
 """The alerting service's settings (``VIGIL_*`` environment variables)."""
 
+from pydantic import Field
+
 from vigil.adapters.settings import VigilSettings
+
+__all__ = ["Settings"]
 
 
 class Settings(VigilSettings):
@@ -13,3 +17,7 @@ class Settings(VigilSettings):
     alerting_max_body_bytes: int = 64 * 1024
     alerting_max_json_depth: int = 32
     alerting_max_json_values: int = 10_000
+    # Resolved alerts not updated for this long are forgotten (firing ones are always kept),
+    # checked at start and then every alerting_prune_interval_seconds.
+    alerting_retention_days: float = Field(default=30, gt=0)
+    alerting_prune_interval_seconds: float = Field(default=3600, gt=0)

@@ -5,34 +5,73 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
 from vigil.wire.records import Alert, FeatureDrift, Severity, WindowReport
+from vigil.wire.shapes import Name, is_identifier
+
+__all__ = [
+    "ALL_MODELS",
+    "FEATURE_DRIFT",
+    "MAX_MODELS",
+    "SEVERITY_RANK",
+    "ModelRef",
+    "Subscription",
+    "SubscriptionIn",
+    "evaluate",
+    "fingerprint",
+    "in_utc",
+    "route",
+    "webhook_body",
+]
 
 FEATURE_DRIFT = "feature_drift"
 SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+ALL_MODELS = "*"
+MAX_MODELS = 1000  # model ids one subscription names
+
+
+def _model_ref(value: str) -> str:
+    if value != ALL_MODELS and not is_identifier(value):
+        raise ValueError(
+            "a model id (1 to 128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or"
+            ' digit) or "*"'
+        )
+    return value
+
+
+ModelRef = Annotated[str, AfterValidator(_model_ref)]
 
 
 class SubscriptionIn(BaseModel):
     """Who wants to hear about which models, from which severity up."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     channel: Literal["webhook"]
     url: HttpUrl
-    models: list[str] = Field(min_length=1, description='Model ids, or ["*"] for every model.')
+    models: list[ModelRef] = Field(
+        min_length=1,
+        max_length=MAX_MODELS,
+        description=f'Model ids, or ["*"] for every model (at most {MAX_MODELS}).',
+    )
     min_severity: Severity = "low"
 
 
 class Subscription(SubscriptionIn):
+    """A stored subscription, read as it was written: one an earlier release stored with a
+    longer name or model ids it did not check still loads (and matches real model ids only)."""
+
+    name: str
+    models: list[str]
     id: str
     created_at: datetime
 
     def wants(self, alert: Alert) -> bool:
         """Whether this subscription is told about ``alert``."""
-        model_ok = "*" in self.models or alert.model_id in self.models
+        model_ok = ALL_MODELS in self.models or alert.model_id in self.models
         return model_ok and SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[self.min_severity]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from alerting.handlers import Subscription
 from vigil.wire.records import Alert
@@ -43,6 +44,13 @@ class AlertStore(ABC):
     @abstractmethod
     async def save_alerts(self, alerts: Iterable[Alert]) -> None:
         """Store alerts, replacing those with the same fingerprints."""
+
+    @abstractmethod
+    async def prune(self, before: datetime) -> int:
+        """Forget resolved alerts last updated before ``before``; how many were forgotten.
+
+        Firing and acknowledged alerts are kept however old they are.
+        """
 
     @abstractmethod
     async def subscriptions(self) -> list[Subscription]:

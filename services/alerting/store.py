@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
@@ -18,13 +20,33 @@ from vigil.wire.records import Alert
 
 __all__ = ["RedisAlertStore"]
 
+# Forgets each alert (ARGV: fingerprint, JSON as read) unless it changed since it was read; an
+# index entry without an alert (JSON "") goes too. Deletions need no memory: this runs even
+# when Redis is at its maxmemory and refuses writes.
+_PRUNE = """
+local removed = 0
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if current == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    removed = removed + 1
+  elseif current == false and ARGV[i + 1] == '' then
+    redis.call('ZREM', KEYS[2], ARGV[i])
+  end
+end
+return removed
+"""
+_PRUNE_PAGE = 500
+
 
 @asynccontextmanager
 async def _redis_unavailable() -> AsyncIterator[None]:
-    """Redis not answering becomes Unavailable (503 in the API, a retry in the worker)."""
+    """Redis not answering, or full, becomes Unavailable (503 in the API, a retry in the
+    worker): alert state is never dropped, nor a report dead-lettered, for want of memory."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, OutOfMemoryError) as exc:
         raise Unavailable("Redis", type(exc).__name__) from exc
 
 
@@ -39,6 +61,7 @@ class RedisAlertStore(AlertStore):
         self._alerts = f"{prefix}:alerts"
         self._by_update = f"{prefix}:alerts:by_update"
         self._subscriptions = f"{prefix}:subscriptions"
+        self._prune_script = redis.register_script(_PRUNE)
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, url: str, prefix: str) -> RedisAlertStore:
@@ -98,6 +121,31 @@ class RedisAlertStore(AlertStore):
                 pipe.hset(self._alerts, mapping=mapping)
                 pipe.zadd(self._by_update, {a.fingerprint: _score(a) for a in chosen})
                 await pipe.execute()
+
+    async def prune(self, before: datetime) -> int:
+        removed, position = 0, 0
+        async with _redis_unavailable():
+            while True:
+                fps = cast(
+                    list[str],
+                    await self.redis.zrangebyscore(
+                        self._by_update, "-inf", f"({before.timestamp()}", position, _PRUNE_PAGE
+                    ),
+                )
+                if not fps:
+                    return removed
+                values = await self.redis.hmget(self._alerts, fps)
+                args: list[str | bytes] = []
+                for fp, value in zip(fps, values, strict=True):
+                    if value is None:
+                        args += [fp, ""]
+                    elif Alert.model_validate_json(value).status == "resolved":
+                        args += [fp, value]
+                keys = [self._alerts, self._by_update]
+                gone = int(await self._prune_script(keys=keys, args=args)) if args else 0
+                removed += gone
+                # The entries kept in this page are still ahead of the next page.
+                position += len(fps) - gone - values.count(None)
 
     async def subscriptions(self) -> list[Subscription]:
         async with _redis_unavailable():

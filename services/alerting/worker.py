@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import datetime, timedelta
 
 import httpx
 from aiokafka import AIOKafkaConsumer
@@ -21,13 +23,14 @@ from alerting.ports import AlertStore, Notifier
 from alerting.webhooks import WebhookSender
 from vigil.adapters.bus import KafkaBus, started
 from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.kafka_security import client_options
 from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.records import Alert, Severity, WindowReport, utcnow
 from vigil.wire.topics import ALERTS, METRICS
 
-__all__ = ["Alerter", "ReportConsumer", "run_forever", "start"]
+__all__ = ["Alerter", "ReportConsumer", "prune_forever", "run_forever", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +140,40 @@ async def run_forever(consumer: ReportConsumer) -> None:
             await consumer.consumer.seek_to_committed()
 
 
+async def prune_forever(
+    store: AlertStore,
+    retention: timedelta,
+    every_seconds: float,
+    clock: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Forget resolved alerts older than ``retention`` now, then every ``every_seconds``.
+
+    Without it the alerts hash grows with every feature that ever drifted; a store that does
+    not answer is tried again at the next round.
+    """
+    while True:
+        try:
+            removed = await store.prune(clock() - retention)
+        except OUTAGES as exc:
+            log.warning("could not prune resolved alerts (%s); trying again later", exc)
+        except Exception:
+            log.exception("pruning resolved alerts failed; trying again later")
+        else:
+            if removed:
+                log.info("forgot %d resolved alert(s) older than %s", removed, retention)
+        await sleep(every_seconds)
+
+
 async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) -> None:
     """Open the worker's clients and run it in a task until ``stack`` closes."""
     client = httpx.AsyncClient(timeout=settings.alerting_webhook_timeout_seconds)
     stack.push_async_callback(client.aclose)
-    bus = await KafkaBus.open(stack, settings.kafka_bootstrap, "vigil-alerting")
-    follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
+    bus = await KafkaBus.open(stack, settings.kafka, "vigil-alerting")
+    follower = await started(stack, ModelCatalogFollower(settings.kafka))
     consumer = AIOKafkaConsumer(
         METRICS.name,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings.kafka),
         group_id=settings.alerting_group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -155,11 +183,19 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
     await started(stack, consumer)
     notifier = WebhookSender(client, settings.alerting_webhook_attempts)
     alerter = Alerter(bus, follower, store, notifier)
-    task = asyncio.create_task(run_forever(ReportConsumer(consumer, alerter)))
+    retention = timedelta(days=settings.alerting_retention_days)
+    tasks = [
+        asyncio.create_task(run_forever(ReportConsumer(consumer, alerter))),
+        asyncio.create_task(
+            prune_forever(store, retention, settings.alerting_prune_interval_seconds)
+        ),
+    ]
 
     async def cancel() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     stack.push_async_callback(cancel)

@@ -17,7 +17,7 @@ def archive_stage(settings: Settings) -> Stage:
     """The archive as a stage without transactions: its output is files, not records."""
     config = StageConfig(
         name="archive",
-        bootstrap=settings.kafka_bootstrap,
+        kafka=settings.kafka,
         group_id=settings.archive_group_id,
         topics=(settings.archive_topic,),
         transactional_id=None,

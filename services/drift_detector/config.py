@@ -29,6 +29,9 @@ class Settings(VigilSettings):
     drift_max_future_seconds: float = 300.0
     # Failed flushes in a row (not outages) before their culprit records are dead-lettered.
     drift_max_flush_failures: int = 3
+    # The registry's lock of a model version (the same setting as the registry's), held while
+    # a production reference built here is published: at most this long.
+    registry_lock_seconds: float = 30.0
 
     @property
     def worker_id(self) -> str:

@@ -8,6 +8,7 @@ Its state goes to the changelog as a ``vigil.DriftState`` Avro record (``snapsho
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,14 +25,13 @@ from drift_detector.partials import (
 from vigil.drift.reference import build_reference_from_batch
 from vigil.drift.sequential import SequentialDetectors
 from vigil.drift.verdicts import judge
-from vigil.drift.window import WindowProfile
+from vigil.drift.window import CorruptProfile, WindowProfile
 from vigil.wire.codec import Codec
 from vigil.wire.columns import Batch, concat_batches
 from vigil.wire.records import (
     DriftOpenWindow,
     DriftState,
     ModelVersion,
-    ReferenceChange,
     ReferenceProfile,
     WindowReport,
 )
@@ -75,7 +75,8 @@ class ModelWindows:
         self.sequence = 0
         self.baseline: list[Batch] = []
         self.sequential = SequentialDetectors()
-        # A reference built here from the first events, to be published to the registry.
+        # A reference built here from the first events, used at once and published to the
+        # models topic under the registry's revision rule (``drift_detector.references``).
         self.built_reference: ReferenceProfile | None = None
 
     @property
@@ -98,12 +99,20 @@ class ModelWindows:
             return 0
         return min(self.marks.values())
 
+    @property
+    def baseline_events(self) -> int:
+        """Events held to build the reference from, not yet in any window."""
+        return sum(len(b) for b in self.baseline)
+
     def update_version(self, version: ModelVersion) -> None:
         """The registry changed the version (e.g. a new reference): later partials use it.
 
         Windows already open keep the reference they were counted with; partials counted
         against the new one still count in their event totals (``stale``), not in statistics.
+        A reference built here and not published yet stays in use over a version without one.
         """
+        if version.reference is None and self.built_reference is not None:
+            version = version.model_copy(update={"reference": self.built_reference})
         old, new = self.reference, version.reference
         if new is not None and (
             old is None or (old.version, old.created_at) != (new.version, new.created_at)
@@ -111,33 +120,56 @@ class ModelWindows:
             self.sequential = SequentialDetectors()  # PSI against new bins: a new baseline
         self.version = version
 
+    def settle_reference(self, version: ModelVersion) -> None:
+        """The built reference's fate is decided: ``version`` is the record that won, with the
+        built reference as published or with the reference the registry had meanwhile."""
+        self.built_reference = None
+        self.update_version(version)
+
     # -- merging ----------------------------------------------------------------------------
 
     def add(self, partial: Partial, now: float) -> None:
-        """Merge one partial."""
+        """Merge one partial; CorruptProfile, with nothing of it merged, if a window profile in
+        it is not one at all."""
+        profiles = self._profiles(partial)
         self.partitions = max(self.partitions, partial.partitions)
         for partition, mark in partial.marks.items():
             self.marks[partition] = max(self.marks.get(partition, mark), mark)
         if partial.baseline is not None and len(partial.baseline):
             self._add_events(partial.baseline, now)
-        reference = self.reference
-        for pw in partial.windows:
+        for pw, profile in zip(partial.windows, profiles, strict=True):
             window = self._window_for(pw.start, now)
             if window is None:
                 continue
-            if not (
-                reference is not None
-                and partial.reference_version == reference.version
-                and self._merge(window, pw.profile, reference)
-            ):
+            if not (profile is not None and self._merge(window, profile)):
                 window.stale += pw.events
             self._counted(window, pw.start, pw.events, pw.first, pw.last)
 
-    def _merge(self, window: OpenWindow, data: bytes, reference: ReferenceProfile) -> bool:
-        """Merge a partial's window profile; False if it was counted against other bins (e.g.
-        another detector published a different production reference meanwhile)."""
+    def _profiles(self, partial: Partial) -> list[WindowProfile | None]:
+        """The partial's window profiles, decoded before anything of it is merged: None for one
+        counted against other bins (e.g. another detector published a different production
+        reference meanwhile); CorruptProfile if one is undecodable."""
+        reference = self.reference
+        if reference is None or partial.reference_version != reference.version:
+            return [None] * len(partial.windows)
+        profiles: list[WindowProfile | None] = []
+        for pw in partial.windows:
+            try:
+                profiles.append(
+                    WindowProfile.from_bytes(pw.profile, reference, self.version.features)
+                )
+            except CorruptProfile:
+                raise
+            except ValueError:
+                profiles.append(None)
+        return profiles
+
+    @staticmethod
+    def _merge(window: OpenWindow, profile: WindowProfile) -> bool:
+        """Merge a partial's window profile; False if the window was opened with other bins
+        (its reference was replaced since)."""
         try:
-            window.profile.merge(WindowProfile.from_bytes(data, reference, self.version.features))
+            window.profile.merge(profile)
         except ValueError:
             return False
         return True
@@ -179,25 +211,21 @@ class ModelWindows:
         self.profile_events(batch, now)
 
     def _build_reference(self, now: float) -> None:
+        """Build the reference from the first events and use it here; the record to publish is
+        made later, from the registry's latest one (``drift_detector.references``)."""
         events = concat_batches(self.baseline)
         self.baseline = []
         first = events.take(np.arange(self.policy.reference_size, dtype=np.intp))
-        created = datetime.now(UTC)
         reference = build_reference_from_batch(
-            self.version.features, first, "production", created, task=self.version.task
+            self.version.features,
+            first,
+            "production",
+            datetime.now(UTC),
+            task=self.version.task,
+            # One past any the version had (it has none now, as the registry numbers them).
+            version=max((h.version for h in self.version.reference_history), default=0) + 1,
         )
-        history = [
-            *self.version.reference_history,
-            ReferenceChange(
-                version=reference.version,
-                source="production",
-                row_count=reference.row_count,
-                created_at=created,
-            ),
-        ]
-        self.version = self.version.model_copy(
-            update={"reference": reference, "reference_history": history, "updated_at": created}
-        )
+        self.version = self.version.model_copy(update={"reference": reference})
         self.built_reference = reference
         self.profile_events(events, now)
 
@@ -215,6 +243,12 @@ class ModelWindows:
             self._counted(window, start, len(part), int(stamps.min()), int(stamps.max()))
 
     # -- closing ----------------------------------------------------------------------------
+
+    def close_all(self) -> list[OpenWindow]:
+        """Every open window, oldest first, for their last reports (the version is retired)."""
+        due = sorted(self.windows.values(), key=lambda w: w.key)
+        self.windows = {}
+        return due
 
     def close_due(self, now: float) -> list[OpenWindow]:
         """Windows to publish now, oldest first; they are removed from the open ones."""
@@ -299,6 +333,16 @@ class ModelWindows:
         )
         return STATE_CODEC.encode(record)
 
+    @staticmethod
+    def held_events(data: bytes) -> int:
+        """Events a saved state holds in open windows and baseline (0 if it is not a state)."""
+        try:
+            state = STATE_CODEC.decode(data)
+        except ValueError:
+            return 0
+        baseline = sum(len(b.timestamps) // 8 for b in state.baseline)
+        return sum(w.events for w in state.windows) + baseline
+
     @classmethod
     def restore(
         cls, data: bytes, version: ModelVersion, policy: WindowPolicy, now: float
@@ -316,19 +360,23 @@ class ModelWindows:
         ]
         self.sequential = SequentialDetectors.restore(state.sequential)
         built = state.built_reference
-        if built is not None and (self.reference is None or self.reference.version < built.version):
-            # Built and about to be published when the worker stopped: use it.
+        if built is not None and self.reference is None:
+            # Built and not published yet when the worker stopped: use it, publish it later.
+            # Had the registry a reference meanwhile (its upload, or this one published), that
+            # one wins.
             self.version = version.model_copy(update={"reference": built})
             self.built_reference = built
         reference = self.reference
         for w in state.windows:
             if reference is None:
                 continue
-            stale = w.stale
+            profile, stale = WindowProfile(reference, self.version.features), w.events
             if reference.version == state.reference_version:
-                profile = WindowProfile.from_bytes(w.profile, reference, self.version.features)
-            else:
-                profile, stale = WindowProfile(reference, self.version.features), w.events
+                # Counted against another reference of the same number (one built here and the
+                # registry's that won): counted, not compared, as any replaced reference.
+                with contextlib.suppress(ValueError):
+                    profile = WindowProfile.from_bytes(w.profile, reference, self.version.features)
+                    stale = w.stale
             self.windows[w.key] = OpenWindow(
                 w.key, profile, now, w.first, w.last, w.events, w.late, stale
             )

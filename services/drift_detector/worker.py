@@ -18,7 +18,8 @@ from drift_detector.handlers import Merging, Profiling, WindowPolicy
 from vigil.adapters.bus import ensure_topics, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.http import create_api
-from vigil.adapters.ports import Catalog
+from vigil.adapters.ports import Catalog, RevisionLocks
+from vigil.adapters.revisions import MODEL_VERSION_LOCKS, RedisRevisionLocks
 from vigil.adapters.schema_registry import SchemaRegistryClient
 from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage import Stage, StageConfig
@@ -40,7 +41,7 @@ def policy(settings: Settings) -> WindowPolicy:
     )
 
 
-def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
+def _stages(settings: Settings, versions: Catalog, locks: RevisionLocks) -> tuple[Stage, Stage]:
     app, worker = settings.drift_app_id, settings.worker_id
     partials, state = drift_topics(app)
     url = settings.schema_registry_url
@@ -58,7 +59,7 @@ def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
     )
     profiler = StageConfig(
         name="profiler",
-        bootstrap=settings.kafka_bootstrap,
+        kafka=settings.kafka,
         group_id=app,
         topics=(settings.drift_predictions_topic,),
         transactional_id=f"{app}-{worker}-profiler",
@@ -68,7 +69,7 @@ def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
     )
     merger = StageConfig(
         name="merger",
-        bootstrap=settings.kafka_bootstrap,
+        kafka=settings.kafka,
         group_id=f"{app}-merge",
         topics=(partials.name,),
         transactional_id=f"{app}-{worker}-merger",
@@ -80,7 +81,12 @@ def _stages(settings: Settings, versions: Catalog) -> tuple[Stage, Stage]:
         max_flush_failures=settings.drift_max_flush_failures,
     )
     merging = Merging(
-        versions, rules, state.name, max_future_seconds=settings.drift_max_future_seconds
+        versions,
+        locks,
+        rules,
+        state.name,
+        max_future_seconds=settings.drift_max_future_seconds,
+        lock_seconds=settings.registry_lock_seconds,
     )
     return Stage(profiler, profiling), Stage(merger, merging)
 
@@ -103,12 +109,14 @@ class DriftWorker:
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> DriftWorker:
-        await ensure_topics(settings.kafka_bootstrap, drift_topics(settings.drift_app_id))
+        await ensure_topics(settings.kafka, drift_topics(settings.drift_app_id))
         # Before the catalog: a newer registry's records are readable from the first one.
-        await join_schema_topic(settings.kafka_bootstrap)
-        stack.push_async_callback(leave_schema_topic, settings.kafka_bootstrap)
-        follower = await started(stack, ModelCatalogFollower(settings.kafka_bootstrap))
-        profiler, merger = _stages(settings, follower)
+        await join_schema_topic(settings.kafka)
+        stack.push_async_callback(leave_schema_topic, settings.kafka)
+        follower = await started(stack, ModelCatalogFollower(settings.kafka))
+        # The registry's locks: a production reference is published as a registry change is.
+        locks = await RedisRevisionLocks.open(stack, settings.redis_url, MODEL_VERSION_LOCKS)
+        profiler, merger = _stages(settings, follower, locks)
         worker = cls(follower, await started(stack, profiler), await started(stack, merger))
         tasks = [
             asyncio.create_task(worker.profiler.run(), name="drift-profiler"),
@@ -169,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "dead_lettered": profiler.dead_lettered + merger.dead_lettered,
             "quarantined_events": worker.profiling.quarantined,
             "merge_failures": dict(worker.merging.failed),
+            "references": dict(worker.merging.publisher.counts),
+            "evicted": dict(worker.merging.evicted),
             "model_versions": [
                 {
                     "model_id": m.version.model_id,

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from feedback.config import Settings
-from feedback.handlers import FeedbackIn, to_events
+from feedback.handlers import FeedbackIn, not_the_author, refused, to_events
+from vigil.adapters.auth import Guard, allowed
 from vigil.adapters.bus import KafkaBus
 from vigil.adapters.http import (
     InputRejected,
@@ -25,6 +26,7 @@ from vigil.adapters.http import (
     too_large,
 )
 from vigil.adapters.ports import Bus
+from vigil.wire.access import Caller, Permission
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeedbackEvent, utcnow
 from vigil.wire.topics import FEEDBACK
@@ -43,10 +45,12 @@ class Feedback:
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Feedback:
-        return cls(await KafkaBus.open(stack, settings.kafka_bootstrap, "vigil-feedback"))
+        return cls(await KafkaBus.open(stack, settings.kafka, "vigil-feedback"))
 
 
 FeedbackDep = Annotated[Feedback, Depends(provider(Feedback))]
+# Experts (sme) send reviews and flags; producers send true outcomes.
+Author = Annotated[Caller, Depends(allowed(Permission.FEEDBACK_REVIEW, Permission.FEEDBACK_TRUTH))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
 
@@ -57,26 +61,36 @@ router = APIRouter()
     openapi_extra=raw_body_openapi(FeedbackIn, batch=True),
 )
 async def give_feedback(
-    request: Request, feedback: FeedbackDep, settings: SettingsDep
+    request: Request, caller: Author, feedback: FeedbackDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    """Record feedback on one prediction, or a JSON array of feedback."""
+    """Record feedback on one prediction, or a JSON array of feedback. Its author (``reviewer``)
+    is the key's principal."""
     items, errors = decode_items(await request_body(request, settings.feedback_max_body_bytes))
+    if errors:  # not JSON, or nothing in it: unreadable, as the OpenAPI says
+        raise InputRejected(f"{len(errors)} unreadable part(s) of the body", errors, 400)
     if len(items) > settings.feedback_max_items:
         raise too_large("batch", settings.feedback_max_items, str(len(items)), "items")
     limits = JsonLimits(settings.feedback_max_json_depth, settings.feedback_max_json_values)
     check_json_shape(items, limits)
     skew = {"max_clock_skew": settings.max_clock_skew_seconds}
-    parsed, more_errors = parse_items(items, FeedbackIn, skew) if not errors else ([], [])
-    errors += more_errors
+    parsed, errors = parse_items(items, FeedbackIn, skew)
+    forbidden = refused(parsed, caller)
+    if forbidden:
+        raise InputRejected(
+            f"{len(forbidden)} item(s) this key may not send; nothing was stored", forbidden, 403
+        )
+    errors += not_the_author(parsed, caller)
     if errors:
         raise InputRejected(f"{len(errors)} invalid field(s); nothing was stored", errors)
-    events = to_events([p for p in parsed if p is not None], utcnow())
+    events = to_events([p for p in parsed if p is not None], utcnow(), caller.principal)
     await stored_or_503(feedback.bus.publish(FEEDBACK, CODEC, events, lambda e: e.prediction_id))
     return {"accepted": len(events), "feedback_ids": [e.feedback_id for e in events]}
 
 
-def create_app(settings: Settings | None = None, adapters: Feedback | None = None) -> FastAPI:
-    """The feedback API; on ``adapters`` when given, else on Kafka opened at start-up."""
+def create_app(
+    settings: Settings | None = None, adapters: Feedback | None = None, guard: Guard | None = None
+) -> FastAPI:
+    """The feedback API; on ``adapters`` and ``guard`` when given, else on Kafka."""
     config = settings or Settings()
     opener = partial(Feedback.open, settings=config)
     return create_api(
@@ -87,4 +101,5 @@ def create_app(settings: Settings | None = None, adapters: Feedback | None = Non
         [router],
         config,
         max_body_bytes=config.feedback_max_body_bytes,
+        guard=guard,
     )

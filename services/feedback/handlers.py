@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
+from vigil.wire.access import ALL_MODELS, Caller, Permission
 from vigil.wire.records import FeedbackEvent, utcnow
 from vigil.wire.shapes import (
     MAX_CLOCK_SKEW_SECONDS,
@@ -19,6 +20,16 @@ from vigil.wire.shapes import (
     Timestamp,
     ahead_of,
 )
+from vigil.wire.validation import FieldError
+
+__all__ = ["FeedbackIn", "not_the_author", "refused", "to_events"]
+
+# The permission each source of feedback needs.
+_SOURCES = {
+    "sme": Permission.FEEDBACK_REVIEW,
+    "ground_truth": Permission.FEEDBACK_TRUTH,
+    "system": Permission.FEEDBACK_TRUTH,
+}
 
 
 class FeedbackIn(BaseModel):
@@ -53,12 +64,50 @@ class FeedbackIn(BaseModel):
         return self
 
 
-def to_events(items: Sequence[FeedbackIn], now: datetime) -> list[FeedbackEvent]:
-    """FeedbackEvents with ids and time filled in."""
+def refused(items: Sequence[FeedbackIn | None], caller: Caller) -> list[FieldError]:
+    """Items the caller may not send: a source its roles do not allow (``sme`` feedback needs
+    the sme role, ``ground_truth``/``system`` the producer role), or a model outside its scope
+    (a key scoped to some models must name the model)."""
+    errors = []
+    sources = [s for s, p in _SOURCES.items() if caller.may(p)]
+    for i, item in enumerate(items):
+        if item is None:
+            continue
+        if not caller.may(_SOURCES[item.source]):
+            expected = f"a source the key's roles allow ({', '.join(sources) or 'none'})"
+            errors.append(FieldError("source", expected, repr(item.source), i))
+        elif ALL_MODELS not in caller.models and (
+            item.model_id is None or not caller.covers(item.model_id)
+        ):
+            scope = ", ".join(sorted(caller.models))
+            received = "missing" if item.model_id is None else repr(item.model_id)
+            errors.append(
+                FieldError("model_id", f"a model in the key's scope ({scope})", received, i)
+            )
+    return errors
+
+
+def not_the_author(items: Sequence[FeedbackIn | None], caller: Caller) -> list[FieldError]:
+    """Items naming a reviewer other than the key's principal (the author is the key's)."""
+    return [
+        FieldError(
+            "reviewer",
+            f"omitted, or {caller.principal!r} (the key's principal)",
+            repr(item.reviewer),
+            i,
+        )
+        for i, item in enumerate(items)
+        if item is not None and item.reviewer is not None and item.reviewer != caller.principal
+    ]
+
+
+def to_events(items: Sequence[FeedbackIn], now: datetime, author: str) -> list[FeedbackEvent]:
+    """FeedbackEvents with ids and time filled in, by ``author`` (the key's principal)."""
     events = []
     for item in items:
         fields = item.model_dump()
         fields["feedback_id"] = item.feedback_id or uuid.uuid4().hex
         fields["timestamp"] = item.timestamp or now
+        fields["reviewer"] = author
         events.append(FeedbackEvent.model_validate(fields))
     return events

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from collections.abc import Awaitable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any
 
@@ -14,7 +11,6 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
 from pydantic import TypeAdapter, ValidationError
-from redis.asyncio import Redis
 
 from prediction_logger import metrics
 from prediction_logger.config import Settings
@@ -22,12 +18,14 @@ from prediction_logger.handlers import (
     Event,
     PredictionIn,
     check_batch,
+    event_key,
     first_occurrences,
     has_unregistered,
+    out_of_scope,
     valid_events,
 )
-from vigil.adapters.bus import KafkaBus, PerMessageBus, started
-from vigil.adapters.catalog import ModelCatalogFollower
+from prediction_logger.store import Message, PredictionLog
+from vigil.adapters.auth import Guard, allowed
 from vigil.adapters.http import (
     InputRejected,
     create_api,
@@ -36,135 +34,18 @@ from vigil.adapters.http import (
     raw_body_openapi,
     request_body,
 )
-from vigil.adapters.idempotency import IdempotencyKeys, scoped_id
-from vigil.adapters.ports import Catalog, IdempotencyStore, Unavailable
+from vigil.wire.access import ALL_MODELS, Caller, Permission
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent, utcnow
-from vigil.wire.topics import PREDICTIONS
 from vigil.wire.validation import FieldError, decode_items, parse_items
 
 __all__ = ["PredictionLog", "create_app", "router"]
 
 CODEC = Codec(PredictionEvent)
-# One record batch per partition per request: 1,000 events of 20 features take ~330 kB in all.
-# Below the broker's default 1 MB message.max.bytes.
-MAX_BATCH_BYTES = 512 * 1024
-Message = tuple[bytes, bytes]
-
-
-@dataclass(frozen=True)
-class PredictionLog:
-    """The logger's adapters: the predictions bus, the model catalog, idempotency keys."""
-
-    bus: PerMessageBus
-    catalog: Catalog
-    keys: IdempotencyStore
-    _settling: set[asyncio.Future[None]] = field(default_factory=set)
-
-    @classmethod
-    async def open(cls, stack: AsyncExitStack, settings: Settings) -> PredictionLog:
-        redis = Redis.from_url(settings.redis_url)
-        stack.push_async_callback(redis.aclose)
-        keys = IdempotencyKeys(
-            redis,
-            settings.prediction_logger_redis_prefix,
-            settings.prediction_logger_dedup_window_seconds,
-            pending_seconds=settings.prediction_logger_pending_seconds,
-        )
-        bus = await KafkaBus.open(
-            stack, settings.kafka_bootstrap, "vigil-prediction-logger", MAX_BATCH_BYTES
-        )
-        return cls(bus, await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)), keys)
-
-    async def store_once(
-        self, events: list[Event], messages: list[Message], wait_seconds: float
-    ) -> list[Event]:
-        """Store the events (encoded as ``messages``) whose ids were not stored within the
-        window; returns those.
-
-        Answers 503 if Kafka has not acknowledged them all within ``wait_seconds``; the ids
-        of those it did acknowledge are confirmed all the same, so a resend stores the others.
-        """
-        keys = [scoped_id(e["model_id"], e["prediction_id"]) for e in events]
-        new = await self._claim(keys)
-        keys = [keys[i] for i in new]
-        write = asyncio.ensure_future(
-            self.bus.send_each(PREDICTIONS.name, [messages[i] for i in new])
-        )
-        try:
-            stored = await asyncio.wait_for(asyncio.shield(write), wait_seconds)
-        except TimeoutError:
-            # The producer keeps retrying; its outcome settles the keys, so a resend of these
-            # ids meanwhile is told to retry, and afterwards is stored or reported a duplicate.
-            write.add_done_callback(lambda done: self._settle_later(keys, done))
-            metrics.REJECTED.labels("kafka_unavailable").inc(len(keys))
-            raise InputRejected(
-                f"Kafka has not acknowledged the write within {wait_seconds:g} s; resend the same"
-                " prediction_ids after Retry-After: they are stored at most once",
-                [],
-                503,
-                {"Retry-After": "5"},
-            ) from None
-        except Unavailable as exc:
-            await self.keys.release(keys)
-            raise unavailable(exc, len(keys)) from exc
-        await self._settle(keys, stored)
-        if not all(stored):
-            raise partly_stored(stored.count(False), len(stored))
-        return [events[i] for i in new]
-
-    async def _claim(self, keys: list[str]) -> list[int]:
-        """Which keys are now this request's to store, by index; 503 if any is in flight."""
-        try:
-            claims = await self.keys.claim(keys)
-        except Unavailable as exc:
-            raise unavailable(exc, len(keys)) from exc
-        new = [i for i, c in enumerate(claims) if c == "new"]
-        if "pending" in claims:
-            await self.keys.release([keys[i] for i in new])
-            raise InputRejected(
-                "some prediction ids are being stored by another request; retry shortly",
-                [],
-                503,
-                {"Retry-After": "1"},
-            )
-        return new
-
-    async def _settle(self, keys: list[str], stored: list[bool]) -> None:
-        """Confirm the keys of the events Kafka stored; give back the others'."""
-        if all(stored):
-            await self.keys.confirm(keys)
-            return
-        await self.keys.confirm([k for k, ok in zip(keys, stored, strict=True) if ok])
-        await self.keys.release([k for k, ok in zip(keys, stored, strict=True) if not ok])
-
-    def _settle_later(self, keys: list[str], write: asyncio.Future[list[bool]]) -> None:
-        failed = write.cancelled() or write.exception() is not None
-        stored = [False] * len(keys) if failed else write.result()
-        task = asyncio.ensure_future(self._settle(keys, stored))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-
-def partly_stored(failed: int, sent: int) -> InputRejected:
-    """The 503 answer when Kafka stored only some of the events, counted."""
-    metrics.REJECTED.labels("kafka_unavailable").inc(failed)
-    return InputRejected(
-        f"Kafka did not store {failed} of {sent} event(s); resend the same prediction_ids"
-        " after Retry-After: those already stored are counted as duplicates",
-        [],
-        503,
-        {"Retry-After": "5"},
-    )
-
-
-def unavailable(exc: Unavailable, events: int) -> InputRejected:
-    """The 503 answer when Kafka or Redis is down, counted."""
-    metrics.REJECTED.labels(f"{exc.backend.lower()}_unavailable").inc(events)
-    return InputRejected(f"{exc}; nothing was stored, retry later", [], 503, {"Retry-After": "5"})
 
 
 LogDep = Annotated[PredictionLog, Depends(provider(PredictionLog))]
+Producer = Annotated[Caller, Depends(allowed(Permission.PREDICTIONS_WRITE))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
 # NDJSON bodies: one event (a JSON object) per line.
@@ -177,7 +58,7 @@ _NDJSON = {"application/x-ndjson": {"type": "string"}}
     openapi_extra=raw_body_openapi(PredictionIn, batch=True, others=_NDJSON),
 )
 async def log_predictions(
-    request: Request, log: LogDep, settings: SettingsDep, partial: bool = False
+    request: Request, caller: Producer, log: LogDep, settings: SettingsDep, partial: bool = False
 ) -> dict[str, Any]:
     """Log predictions: one JSON object, a JSON array or NDJSON, gzip or not.
 
@@ -185,7 +66,7 @@ async def log_predictions(
     the invalid ones listed; otherwise one invalid event rejects the whole batch.
     """
     with metrics.LATENCY.time():
-        return await _log(request, log, settings, partial)
+        return await _log(request, caller, log, settings, partial)
 
 
 @router.get(
@@ -207,7 +88,7 @@ async def _check(probe: Awaitable[None]) -> str:
 
 
 async def _log(
-    request: Request, log: PredictionLog, settings: Settings, partial: bool
+    request: Request, caller: Caller, log: PredictionLog, settings: Settings, partial: bool
 ) -> dict[str, Any]:
     limit = settings.prediction_logger_max_batch
     body = await request_body(request, settings.prediction_logger_max_body_bytes)
@@ -217,11 +98,14 @@ async def _log(
     if not errors and len(items) <= limit:
         # The usual batch, all valid, takes one quick pass; anything else the checks below.
         events = valid_events(items, log.catalog, utcnow(), settings.max_clock_skew_seconds)
-        if events is not None:
+        if events is not None and _in_scope(caller, events):
             return await _stored(log, settings, events, [], partial)
     parsed = None if ndjson else _parse_valid_array(body, limit)
     if parsed is not None:
-        return await _store(log, settings, parsed, [], partial)
+        outside: list[FieldError] = []
+        return await _store(
+            log, settings, _scoped(caller, parsed, outside, partial), outside, partial
+        )
     if errors:
         metrics.REJECTED.labels("invalid_body").inc()
         raise InputRejected(
@@ -235,7 +119,32 @@ async def _log(
             413,
         )
     parsed, errors = parse_items(items, PredictionIn)
-    return await _store(log, settings, parsed, errors, partial)
+    return await _store(log, settings, _scoped(caller, parsed, errors, partial), errors, partial)
+
+
+def _in_scope(caller: Caller, events: list[Event]) -> bool:
+    return ALL_MODELS in caller.models or all(caller.covers(e["model_id"]) for e in events)
+
+
+def _scoped(
+    caller: Caller, parsed: list[PredictionIn | None], errors: list[FieldError], partial: bool
+) -> list[PredictionIn | None]:
+    """The items the caller may log for; the others refuse the batch (403), or with
+    ``partial`` are reported in ``errors`` like other invalid items."""
+    outside = out_of_scope(caller, parsed)
+    if not outside:
+        return parsed
+    if not partial:
+        metrics.REJECTED.labels("out_of_scope").inc(len(outside))
+        raise InputRejected(
+            f"{len(outside)} event(s) for models outside the key's scope; nothing was stored",
+            outside,
+            403,
+        )
+    errors.extend(outside)
+    metrics.REJECTED.labels("out_of_scope").inc(len(outside))
+    refused = {e.index for e in outside}
+    return [None if i in refused else item for i, item in enumerate(parsed)]
 
 
 async def _store(
@@ -313,7 +222,7 @@ def _without_oversized(
     request_index = [i for i in range(len(events) + len(rejected)) if i not in rejected]
     position = {id(e): k for k, e in enumerate(events)}
     big = {
-        e["prediction_id"]: FieldError(
+        event_key(e): FieldError(
             "<event>",
             f"an event of at most {limit} bytes once encoded",
             f"{len(value)} bytes",
@@ -329,9 +238,9 @@ def _without_oversized(
             list(big.values()),
             413,
         )
-    kept = [k for k, e in enumerate(unique) if e["prediction_id"] not in big]
+    kept = [k for k, e in enumerate(unique) if event_key(e) not in big]
     return (
-        [e for e in events if e["prediction_id"] not in big],
+        [e for e in events if event_key(e) not in big],
         [unique[k] for k in kept],
         [messages[k] for k in kept],
         sorted([*problems, *big.values()], key=lambda p: p.index or 0),
@@ -358,12 +267,18 @@ def _parse_valid_array(body: bytes, limit: int) -> list[PredictionIn | None] | N
 
 def _count(counter: Counter, per_model: collections.Counter[str]) -> None:
     for model_id, n in per_model.items():
-        counter.labels(model_id).inc(n)
+        counter.labels(metrics.MODEL_IDS(model_id)).inc(n)
 
 
-def create_app(settings: Settings | None = None, adapters: PredictionLog | None = None) -> FastAPI:
-    """The prediction logger API; on ``adapters`` when given, else on Kafka and Redis."""
+def create_app(
+    settings: Settings | None = None,
+    adapters: PredictionLog | None = None,
+    guard: Guard | None = None,
+) -> FastAPI:
+    """The prediction logger API; on ``adapters`` and ``guard`` when given, else on Kafka and
+    Redis."""
     config = settings or Settings()
+    metrics.MODEL_IDS.limit = config.metrics_max_model_labels
     opener = partial(PredictionLog.open, settings=config)
     return create_api(
         "Vigil prediction logger",
@@ -373,4 +288,5 @@ def create_app(settings: Settings | None = None, adapters: PredictionLog | None 
         [router],
         config,
         max_body_bytes=config.prediction_logger_max_body_bytes,
+        guard=guard,
     )

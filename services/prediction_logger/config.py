@@ -2,6 +2,8 @@
 
 from vigil.adapters.settings import VigilSettings
 
+__all__ = ["Settings"]
+
 
 class Settings(VigilSettings):
     prediction_logger_host: str = "127.0.0.1"
@@ -16,3 +18,8 @@ class Settings(VigilSettings):
     prediction_logger_pending_seconds: int = 300
     # One encoded event (Avro), well under Kafka's 1 MB message limit: larger ones get 413.
     prediction_logger_max_event_bytes: int = 256 * 1024
+
+    @property
+    def idempotency_url(self) -> str:
+        """The Redis that keeps the de-duplication keys: its own, else the shared one."""
+        return self.idempotency_redis_url or self.redis_url

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from vigil.adapters.ports import Catalog
+from vigil.wire.access import ALL_MODELS, Caller
 from vigil.wire.shapes import (
     EARLIEST,
     LATEST,
@@ -35,6 +36,19 @@ from vigil.wire.shapes import (
     is_text,
 )
 from vigil.wire.validation import FeatureCheck, FieldError, check_features, describe
+
+__all__ = [
+    "CheckedBatch",
+    "Event",
+    "PredictionIn",
+    "check_batch",
+    "event_key",
+    "first_occurrences",
+    "has_unregistered",
+    "out_of_scope",
+    "too_far_ahead",
+    "valid_events",
+]
 
 # A PredictionEvent as a plain dict: every field of the record, with its validated value.
 Event = dict[str, Any]
@@ -90,6 +104,16 @@ def check_batch(
                     "model_version",
                     f"a registered version of model {item.model_id!r}",
                     describe(item.model_version),
+                    i,
+                )
+            )
+            continue
+        if version.status == "retired":
+            checked.errors.append(
+                FieldError(
+                    "model_version",
+                    f"a version of model {item.model_id!r} that is not retired",
+                    f"{describe(item.model_version)} (retired)",
                     i,
                 )
             )
@@ -217,7 +241,11 @@ def _quick_event(
     check = checks.get((model_id, model_version))
     if check is None:
         version = catalog.get(model_id, model_version)
-        if version is None or not (is_identifier(model_id) and is_identifier(model_version)):
+        if (
+            version is None
+            or version.status == "retired"
+            or not (is_identifier(model_id) and is_identifier(model_version))
+        ):
             raise _Unsure
         check = checks[(model_id, model_version)] = FeatureCheck.of(version.features)
     if not check.passes(features):
@@ -264,13 +292,34 @@ def has_unregistered(parsed: Sequence[PredictionIn | None], catalog: Catalog) ->
     return any(p is not None and catalog.get(p.model_id, p.model_version) is None for p in parsed)
 
 
+def event_key(event: Event) -> tuple[str, str]:
+    """What identifies an event: its prediction_id within its model (models may share ids)."""
+    return event["model_id"], event["prediction_id"]
+
+
 def first_occurrences(events: Sequence[Event]) -> list[Event]:
-    """Each prediction_id's first event in the batch; later ones are duplicates."""
-    seen: set[str] = set()
+    """Each (model_id, prediction_id)'s first event in the batch; later ones are duplicates."""
+    seen: set[tuple[str, str]] = set()
     unique = []
     for event in events:
-        prediction_id = event["prediction_id"]
-        if prediction_id not in seen:
-            seen.add(prediction_id)
+        key = event_key(event)
+        if key not in seen:
+            seen.add(key)
             unique.append(event)
     return unique
+
+
+def out_of_scope(caller: Caller, parsed: Sequence[PredictionIn | None]) -> list[FieldError]:
+    """An error for each item of a model outside the caller's scope."""
+    if ALL_MODELS in caller.models:
+        return []
+    return [
+        FieldError(
+            "model_id",
+            f"a model in the key's scope ({', '.join(sorted(caller.models))})",
+            repr(item.model_id),
+            i,
+        )
+        for i, item in enumerate(parsed)
+        if item is not None and not caller.covers(item.model_id)
+    ]

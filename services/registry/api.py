@@ -8,16 +8,17 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, status
+from pydantic import BaseModel, ConfigDict
 
+from registry.access import access_router, bootstrap_admin
 from registry.config import Settings
 from registry.handlers import (
     ModelRegistration,
     model_summary,
     new_version,
-    reference_from_rows,
     reference_summary,
     revision,
     revision_conflict,
@@ -25,9 +26,11 @@ from registry.handlers import (
     with_drift_config,
     with_new_reference,
 )
-from registry.reference import TooManyRows, parse_reference
+from registry.reference import TooManyRows, profile_sample
+from vigil.adapters.audit_log import KafkaAuditLog
+from vigil.adapters.auth import Guard, allowed, refuse_model
 from vigil.adapters.bus import KafkaBus, started
-from vigil.adapters.catalog import ModelCatalogFollower
+from vigil.adapters.catalog import ModelCatalog, ModelCatalogFollower
 from vigil.adapters.http import (
     InputRejected,
     JsonLimits,
@@ -41,8 +44,15 @@ from vigil.adapters.http import (
     stored_or_503,
     too_large,
 )
-from vigil.adapters.ports import Bus, Catalog, RevisionLocks
-from vigil.adapters.revisions import LocalRevisionLocks, LockBusy, RedisRevisionLocks, held
+from vigil.adapters.ports import AuditLog, Bus, Catalog, RevisionLocks
+from vigil.adapters.revisions import (
+    MODEL_VERSION_LOCKS,
+    LocalRevisionLocks,
+    LockBusy,
+    RedisRevisionLocks,
+    held,
+)
+from vigil.wire.access import Caller, Permission
 from vigil.wire.codec import Codec
 from vigil.wire.records import DriftConfig, ModelVersion, ReferenceProfile, utcnow
 from vigil.wire.topics import MODELS
@@ -66,13 +76,18 @@ class Registry:
     bus: Bus
     catalog: Catalog
     locks: RevisionLocks = field(default_factory=LocalRevisionLocks)
+    audit_log: AuditLog | None = None
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Registry:
         return cls(
-            await KafkaBus.open(stack, settings.kafka_bootstrap, "vigil-registry"),
-            await started(stack, ModelCatalogFollower(settings.kafka_bootstrap)),
-            await RedisRevisionLocks.open(stack, settings.redis_url, "vigil:registry:lock"),
+            await KafkaBus.open(stack, settings.kafka, "vigil-registry"),
+            # The registry serves and changes full records, retired versions' too.
+            await started(
+                stack, ModelCatalogFollower(settings.kafka, ModelCatalog(keep_retired=True))
+            ),
+            await RedisRevisionLocks.open(stack, settings.redis_url, MODEL_VERSION_LOCKS),
+            await started(stack, KafkaAuditLog(settings.kafka)),
         )
 
     async def publish(self, version: ModelVersion, max_bytes: int) -> None:
@@ -146,8 +161,44 @@ def check_revision(current: ModelVersion, if_match: str | None) -> None:
 
 
 RegistryDep = Annotated[Registry, Depends(provider(Registry))]
+Reader = Annotated[Caller, Depends(allowed(Permission.MODELS_READ))]
+Writer = Annotated[Caller, Depends(allowed(Permission.MODELS_WRITE))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
+
+
+@dataclass(frozen=True)
+class VersionUpdate:
+    """A change of one version through the API: If-Match checked, the new ETag answered."""
+
+    model_id: str
+    version: str
+    registry: Registry
+    settings: Settings
+    response: Response
+    if_match: str | None
+
+    async def apply(self, change: Change) -> ModelVersion:
+        updated = await self.registry.update(
+            self.model_id, self.version, self.if_match, change, self.settings
+        )
+        self.response.headers["ETag"] = revision(updated)
+        return updated
+
+
+async def version_update(
+    model_id: str,
+    version: str,
+    _: Writer,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> VersionUpdate:
+    return VersionUpdate(model_id, version, registry, settings, response, if_match)
+
+
+Update = Annotated[VersionUpdate, Depends(version_update)]
 # A reference sample: rows as JSON objects (feature name to value), CSV with a header row, Parquet.
 _SAMPLES = {
     "application/json": {"type": "array", "items": {"type": "object"}},
@@ -164,12 +215,17 @@ _SAMPLES = {
 )
 async def register(
     registration: ModelRegistration,
+    caller: Writer,
     registry: RegistryDep,
     settings: SettingsDep,
+    request: Request,
     response: Response,
 ) -> ModelVersion:
     """Register a model version and publish it to every service."""
     model_id, number = registration.model_id, registration.version
+    request.state.model_id = model_id
+    if not caller.covers(model_id):
+        raise refuse_model(caller, model_id)
     # Under the version's lock: two replicas registering it at once cannot both succeed.
     async with registry.locked(model_id, number, settings):
         await registry.catch_up()
@@ -186,14 +242,18 @@ async def register(
 
 
 @router.get("/v1/models")
-async def list_models(registry: RegistryDep) -> list[dict[str, Any]]:
-    """Every model with its owner, risk tier and versions."""
+async def list_models(caller: Reader, registry: RegistryDep) -> list[dict[str, Any]]:
+    """Every model in the key's scope with its owner, risk tier and versions."""
     catalog = registry.catalog
-    return [model_summary(model_id, catalog.versions(model_id)) for model_id in catalog.model_ids()]
+    return [
+        model_summary(model_id, catalog.versions(model_id))
+        for model_id in catalog.model_ids()
+        if caller.covers(model_id)
+    ]
 
 
 @router.get("/v1/models/{model_id}", responses=error_responses(404))
-async def get_model(model_id: str, registry: RegistryDep) -> dict[str, Any]:
+async def get_model(model_id: str, _: Reader, registry: RegistryDep) -> dict[str, Any]:
     """A model and all its versions, with their feature specs and reference profiles."""
     versions = registry.catalog.versions(model_id)
     if not versions:
@@ -203,7 +263,7 @@ async def get_model(model_id: str, registry: RegistryDep) -> dict[str, Any]:
 
 @router.get("/v1/models/{model_id}/versions/{version}", responses=error_responses(404, 503))
 async def get_version(
-    model_id: str, version: str, registry: RegistryDep, response: Response
+    model_id: str, version: str, _: Reader, registry: RegistryDep, response: Response
 ) -> ModelVersion:
     """One model version; its ``ETag`` is the revision to send as ``If-Match`` when changing it."""
     found = await registry.version(model_id, version)
@@ -219,6 +279,7 @@ async def get_version(
 async def upload_reference(
     model_id: str,
     version: str,
+    _: Writer,
     registry: RegistryDep,
     settings: SettingsDep,
     request: Request,
@@ -238,7 +299,7 @@ async def upload_reference(
     # the version is locked (they depend only on its features, which never change).
     rows = settings.registry_max_reference_rows
     try:
-        reference = await asyncio.to_thread(_profile, current, content_type, body, rows)
+        reference = await asyncio.to_thread(profile_sample, current, content_type, body, rows)
     except TooManyRows as exc:
         raise too_large("reference sample", exc.limit, exc.received, "rows") from None
     updated = await registry.update(
@@ -252,40 +313,12 @@ def _numbered(reference: ReferenceProfile, current: ModelVersion, now: datetime)
     return with_new_reference(current, reference, now)
 
 
-def _profile(
-    current: ModelVersion, content_type: str, body: bytes, max_rows: int
-) -> ReferenceProfile:
-    """The reference profile of an uploaded sample; 422 if it is invalid."""
-    sample, errors = parse_reference(current.features, content_type, body, max_rows)
-    if not errors and not sample.rows:
-        raise InputRejected(
-            "the reference sample has no rows",
-            [FieldError("<body>", "at least one row", "no rows")],
-        )
-    reference = None
-    if not errors:
-        reference, errors = reference_from_rows(
-            current, sample.rows, utcnow(), sample.predictions, sample.scores
-        )
-    if errors or reference is None:
-        raise InputRejected(f"{len(errors)} invalid value(s) in the reference rows", errors)
-    return reference
-
-
 @router.put(
     "/v1/models/{model_id}/versions/{version}/drift",
     dependencies=[Depends(json_limits)],
     responses=error_responses(400, 404, 409, 412, 503),
 )
-async def set_drift_config(
-    model_id: str,
-    version: str,
-    config_in: DriftConfig,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    response: Response,
-    if_match: IfMatch = None,
-) -> ModelVersion:
+async def set_drift_config(config_in: DriftConfig, update: Update) -> ModelVersion:
     """Set the version's drift settings: window size or count, lateness, thresholds."""
 
     def change(current: ModelVersion, now: datetime) -> ModelVersion:
@@ -294,13 +327,36 @@ async def set_drift_config(
             raise InputRejected(f"{len(errors)} invalid drift setting(s)", errors)
         return updated
 
-    updated = await registry.update(model_id, version, if_match, change, settings)
-    response.headers["ETag"] = revision(updated)
-    return updated
+    return await update.apply(change)
 
 
-def create_app(settings: Settings | None = None, adapters: Registry | None = None) -> FastAPI:
-    """The registry API; on ``adapters`` when given, else on Kafka opened at start-up."""
+class StatusChange(BaseModel):
+    """A version's new role: serving (champion), compared (challenger, shadow) or retired."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["champion", "challenger", "shadow", "retired"]
+
+
+@router.put(
+    "/v1/models/{model_id}/versions/{version}/status",
+    dependencies=[Depends(json_limits)],
+    responses=error_responses(400, 404, 409, 412, 503),
+)
+async def set_status(body: StatusChange, update: Update) -> ModelVersion:
+    """Promote, demote or retire a version. Services keep a retired version only as a marker:
+    its events are refused and its drift state is closed with last reports."""
+
+    def change(current: ModelVersion, now: datetime) -> ModelVersion:
+        return current.model_copy(update={"status": body.status, "updated_at": now})
+
+    return await update.apply(change)
+
+
+def create_app(
+    settings: Settings | None = None, adapters: Registry | None = None, guard: Guard | None = None
+) -> FastAPI:
+    """The registry API; on ``adapters`` (and ``guard``) when given, else on Kafka and Redis
+    opened at start-up. It makes sure an admin key exists once started."""
     config = settings or Settings()
     opener = partial(Registry.open, settings=config)
     limits = JsonLimits(config.registry_max_json_depth, config.registry_max_json_values)
@@ -309,10 +365,12 @@ def create_app(settings: Settings | None = None, adapters: Registry | None = Non
         "registry",
         opener,
         adapters,
-        [router],
+        [router, access_router],
         config,
         max_body_bytes=partial(_max_body_bytes, config),
         limits=limits,
+        guard=guard,
+        on_start=partial(bootstrap_admin, settings=config),
     )
 
 

@@ -1,5 +1,7 @@
 """The registry's settings (``VIGIL_*`` environment variables)."""
 
+from pydantic import SecretStr
+
 from vigil.adapters.settings import VigilSettings
 
 
@@ -19,3 +21,7 @@ class Settings(VigilSettings):
     # most this long; a request waits this long for it before answering 409.
     registry_lock_seconds: float = 30.0
     registry_lock_wait_seconds: float = 10.0
+    # The first admin key: this one if set, else a new one written to admin_key_file (0600)
+    # when no active admin key exists.
+    bootstrap_admin_key: SecretStr | None = None
+    admin_key_file: str = ".run/admin.key"

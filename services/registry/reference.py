@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from vigil.wire.records import FeatureSpec
+from registry.handlers import reference_from_rows
+from vigil.adapters.http import InputRejected
+from vigil.wire.records import FeatureSpec, ModelVersion, ReferenceProfile, utcnow
 from vigil.wire.validation import FieldError, describe
 
-__all__ = ["ReferenceSample", "TooManyRows", "parse_reference"]
+__all__ = ["ReferenceSample", "TooManyRows", "parse_reference", "profile_sample"]
 
 PARQUET_MAGIC = b"PAR1"
+NON_FINITE = "a finite number, or null for a missing value"
 OUTPUTS = ("prediction", "score")
 
 
@@ -64,7 +69,8 @@ def _records(fmt: str, body: bytes, max_rows: int) -> tuple[list[Any], list[Fiel
     """The uploaded rows as Python objects, or why the body cannot be read."""
     try:
         if fmt == "parquet":
-            return _parquet_rows(body, max_rows), []
+            rows, non_finite = _parquet_rows(body, max_rows)
+            return ([], non_finite) if non_finite else (rows, [])
         if fmt == "csv":
             return _csv_rows(body, max_rows), []
         data = orjson.loads(body)
@@ -80,13 +86,30 @@ def _records(fmt: str, body: bytes, max_rows: int) -> tuple[list[Any], list[Fiel
     return data, []
 
 
-def _parquet_rows(body: bytes, max_rows: int) -> list[Any]:
-    """The rows of a Parquet file, its row count checked (from the footer) before reading."""
+def _parquet_rows(body: bytes, max_rows: int) -> tuple[list[Any], list[FieldError]]:
+    """The rows of a Parquet file, its row count checked (from the footer) before reading, and
+    its NaN or infinite numbers (numbers are finite; a missing value is null)."""
     file = pq.ParquetFile(pa.BufferReader(body))
     if file.metadata.num_rows > max_rows:
         raise TooManyRows(max_rows, f"{file.metadata.num_rows} rows")
-    rows: list[Any] = file.read().to_pylist()
-    return rows
+    table = file.read()
+    errors = [
+        error
+        for name, kind in zip(table.column_names, table.schema.types, strict=True)
+        if pa.types.is_floating(kind) and (error := _non_finite(name, table.column(name)))
+    ]
+    rows: list[Any] = [] if errors else table.to_pylist()
+    return rows, errors
+
+
+def _non_finite(name: str, column: pa.ChunkedArray) -> FieldError | None:
+    """The first NaN or infinite value of a float column, as an error; None if it has none."""
+    bad = pc.invert(pc.fill_null(pc.is_finite(column), True))
+    if not pc.any(bad).as_py():
+        return None
+    index = pc.index(bad, True).as_py()
+    field = name if name in OUTPUTS else f"features.{name}"
+    return FieldError(field, NON_FINITE, describe(column[index].as_py()), index)
 
 
 def _csv_rows(body: bytes, max_rows: int) -> list[Any]:
@@ -112,6 +135,8 @@ def _from_text(value: str, kind: str) -> Any:
         try:
             number = float(text)
         except ValueError:
+            return value
+        if not math.isfinite(number):  # "nan", "inf": refused as text (a missing value is empty)
             return value
         return (
             int(number)
@@ -179,3 +204,24 @@ def parse_reference(
     if any(s is not None for s in scores):
         sample.scores = scores
     return sample, errors
+
+
+def profile_sample(
+    current: ModelVersion, content_type: str, body: bytes, max_rows: int
+) -> ReferenceProfile:
+    """The reference profile of an uploaded sample; 422 if it is invalid (on a worker thread:
+    parsing and profiling a large sample take seconds)."""
+    sample, errors = parse_reference(current.features, content_type, body, max_rows)
+    if not errors and not sample.rows:
+        raise InputRejected(
+            "the reference sample has no rows",
+            [FieldError("<body>", "at least one row", "no rows")],
+        )
+    reference = None
+    if not errors:
+        reference, errors = reference_from_rows(
+            current, sample.rows, utcnow(), sample.predictions, sample.scores
+        )
+    if errors or reference is None:
+        raise InputRejected(f"{len(errors)} invalid value(s) in the reference rows", errors)
+    return reference

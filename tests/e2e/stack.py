@@ -15,6 +15,8 @@ import httpx
 from tests.drift_workers import free_port
 
 SERVICES = ("registry", "prediction_logger", "feedback", "alerting", "drift_detector")
+# Services without an HTTP port, started on request (``Stack.workers``).
+WORKERS = ("archive",)
 PORT_SETTING = {
     "registry": "VIGIL_REGISTRY_PORT",
     "prediction_logger": "VIGIL_PREDICTION_LOGGER_PORT",
@@ -26,25 +28,44 @@ PORT_SETTING = {
 
 @dataclass
 class Stack:
+    """The HTTP services, plus ``workers`` (e.g. ``("archive",)``); every process runs in
+    ``cwd`` when given (else the caller's directory)."""
+
     logs: Path
     env: dict[str, str]
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: tuple[str, ...] = ()
+    cwd: Path | None = None
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def start(self) -> None:
-        for service in SERVICES:
-            self.ports[service] = free_port()
-            env = {**self.env, PORT_SETTING[service]: str(self.ports[service])}
+        for service in (*SERVICES, *self.workers):
+            env = dict(self.env)
+            if service in PORT_SETTING:
+                self.ports[service] = free_port()
+                env[PORT_SETTING[service]] = str(self.ports[service])
             log = (self.logs / f"{service}.log").open("wb")
             self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", service], env=env, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", service],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.cwd,
             )
         for service in SERVICES:
             self._wait_ready(service, "/healthz")
         self._wait_ready("drift_detector", "/readyz")  # its partitions are assigned
+        for service in self.workers:
+            if self.processes[service].poll() is not None:
+                raise RuntimeError(f"{service} exited:\n{self.tail(service)}")
+
+    def exited(self) -> dict[str, int]:
+        """The services that are no longer running, with their exit codes."""
+        codes = {name: process.poll() for name, process in self.processes.items()}
+        return {name: code for name, code in codes.items() if code is not None}
 
     def _wait_ready(self, service: str, path: str) -> None:
         deadline = time.monotonic() + 90
@@ -59,13 +80,16 @@ class Stack:
             time.sleep(0.3)
         raise RuntimeError(f"{service} never became healthy:\n{self.tail(service)}")
 
+    def log(self, service: str) -> str:
+        return (self.logs / f"{service}.log").read_text(errors="replace")
+
     def tail(self, service: str, lines: int = 40) -> str:
-        text = (self.logs / f"{service}.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log(service).splitlines()[-lines:])
 
     def stop(self) -> None:
         for process in self.processes.values():
-            process.terminate()
+            if process.poll() is None:
+                process.terminate()
         for process in self.processes.values():
             try:
                 process.wait(timeout=15)
@@ -81,6 +105,7 @@ def stack_env(**overrides: str) -> dict[str, str]:
         "VIGIL_DRIFT_APP_ID": f"e2e-drift-{run}",
         "VIGIL_ALERTING_GROUP_ID": f"e2e-alerting-{run}",
         "VIGIL_ALERTING_REDIS_PREFIX": f"e2e:{run}",
+        "VIGIL_ARCHIVE_GROUP_ID": f"e2e-archive-{run}",
         # A new group reads only what is produced once it is ready, not the topic's history.
         "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",
         **overrides,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.access import SESSION, SESSION_KEY, bearer
 from tests.e2e.stack import Stack, stack_env
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
@@ -46,6 +50,31 @@ def stack(infra: VigilSettings, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def inbox() -> Iterator[WebhookInbox]:
     with webhook_inbox() as hook:
         yield hook
+
+
+def _vigil_key(stack: Stack, role: str, model_id: str) -> str:
+    """A key made with the installed `vigil` command, as the README shows."""
+    made = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "vigil"),
+            "--url",
+            stack.url("registry"),
+            "keys",
+            "create",
+            "--name",
+            f"{role}-{model_id}",
+            "--role",
+            role,
+            "--model",
+            model_id,
+        ],
+        env={**os.environ, "VIGIL_API_KEY": SESSION_KEY},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    key: str = json.loads(made.stdout)["key"]
+    return key
 
 
 def _rows(rng: np.random.Generator, n: int, income_shift: float = 0.0) -> list[dict[str, object]]:
@@ -87,7 +116,11 @@ def test_a_shifted_feature_raises_one_alert_for_exactly_that_feature(
 ) -> None:
     rng = np.random.default_rng(7)
     model_id = f"e2e-credit-{uuid.uuid4().hex[:8]}"
-    http = httpx.Client(timeout=30)
+    # Keys as an operator makes them, with the `vigil` command: one per role, for this model.
+    keys = {
+        role: _vigil_key(stack, role, model_id) for role in ("data_scientist", "producer", "oncall")
+    }
+    http = httpx.Client(timeout=30, headers=bearer(keys["data_scientist"]))
     registered = http.post(
         stack.url("registry") + "/v1/models",
         json={
@@ -112,6 +145,7 @@ def test_a_shifted_feature_raises_one_alert_for_exactly_that_feature(
     assert reference.status_code == 200, reference.text
     subscribed = http.post(
         stack.url("alerting") + "/v1/subscriptions",
+        headers=bearer(keys["oncall"]),
         json={
             "name": "risk on-call",
             "channel": "webhook",
@@ -128,7 +162,11 @@ def test_a_shifted_feature_raises_one_alert_for_exactly_that_feature(
     shifted = _predictions(model_id, _rows(rng, 2000, income_shift=0.5), window0 + MINUTE)
     for batch_start in range(0, 4000, 500):
         batch = (normal + shifted)[batch_start : batch_start + 500]
-        response = http.post(stack.url("prediction_logger") + "/v1/predictions", json=batch)
+        response = http.post(
+            stack.url("prediction_logger") + "/v1/predictions",
+            json=batch,
+            headers=bearer(keys["producer"]),
+        )
         assert response.status_code == 200, response.text
         assert response.json()["accepted"] == 500
 
@@ -171,7 +209,7 @@ def test_json_from_any_kafka_client_reaches_a_report_and_garbage_is_dead_lettere
     infra: VigilSettings, stack: Stack
 ) -> None:
     model_id = f"e2e-json-{uuid.uuid4().hex[:8]}"
-    http = httpx.Client(timeout=30)
+    http = httpx.Client(timeout=30, headers=SESSION)
     registered = http.post(
         stack.url("registry") + "/v1/models", json=one_feature_model(model_id, "1.0.0")
     )
@@ -232,12 +270,16 @@ def test_the_sdk_logs_through_the_http_endpoint(infra: VigilSettings, stack: Sta
     from vigil.sdk import PredictionLogger
 
     model_id = f"e2e-sdk-{uuid.uuid4().hex[:8]}"
-    http = httpx.Client(timeout=30)
+    http = httpx.Client(timeout=30, headers=SESSION)
     http.post(
         stack.url("registry") + "/v1/models", json=one_feature_model(model_id)
     ).raise_for_status()
     start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
-    logger = PredictionLogger(stack.url("prediction_logger"), spool_max_bytes=0)
+    producer = http.post(
+        stack.url("registry") + "/v1/keys",
+        json={"name": f"app-{model_id}", "roles": ["producer"], "models": [model_id]},
+    ).json()["key"]
+    logger = PredictionLogger(stack.url("prediction_logger"), spool_max_bytes=0, api_key=producer)
 
     @logger.monitor(model_id, "1", feature_names=["x"])
     def predict(rows: list[list[float]]) -> list[bool]:
@@ -257,3 +299,18 @@ def test_the_sdk_logs_through_the_http_endpoint(infra: VigilSettings, stack: Sta
         read_from(infra.kafka_bootstrap, start, lambda ms: len(mine(ms)) >= 1000, 30)
     )
     assert len(mine(messages)) == 1000
+
+
+def test_the_sdk_keeps_its_events_while_its_key_is_refused(stack: Stack, tmp_path: Path) -> None:
+    from vigil.sdk import PredictionLogger
+
+    logger = PredictionLogger(
+        stack.url("prediction_logger"), spool_dir=tmp_path, api_key="vgl_revoked_or_wrong"
+    )
+    logger.log("any-model", "1", {"x": 1.0}, True)
+    assert not logger.flush(within=3)
+    stats = logger.stats()
+    assert stats.sent == 0 and stats.dropped == 0
+    assert stats.last_error is not None and "KeyRefused" in stats.last_error
+    assert "401" in stats.last_error
+    logger.close(within=1)

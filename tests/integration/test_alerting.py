@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from alerting.api import create_app
 from alerting.config import Settings
+from tests.access import SESSION
 from tests.kafka_tools import end_offsets, read_from
 from tests.samples import report_at
 from tests.webhook import webhook_inbox
@@ -38,7 +39,7 @@ def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
         alerting_group_id=f"test-{model_id}", alerting_redis_prefix=f"test:{model_id}"
     )
     dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
-    with webhook_inbox() as inbox, TestClient(create_app(settings)) as client:
+    with webhook_inbox() as inbox, TestClient(create_app(settings), headers=SESSION) as client:
         for models, severity in (([model_id], "low"), (["*"], "critical"), (["other"], "low")):
             response = client.post(
                 "/v1/subscriptions",

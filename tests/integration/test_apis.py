@@ -21,6 +21,7 @@ from feedback.api import create_app as feedback_app
 from prediction_logger.api import create_app as prediction_logger_app
 from registry.api import create_app as registry_app
 from registry.config import Settings as RegistrySettings
+from tests.access import SESSION
 from tests.kafka_tools import end_offsets, read_from
 from tests.samples import T0
 from vigil.adapters.ports import Unavailable
@@ -33,13 +34,13 @@ from vigil.wire.topics import FEEDBACK, PREDICTIONS
 
 @pytest.fixture(scope="module")
 def registry(infra: VigilSettings) -> Iterator[TestClient]:
-    with TestClient(registry_app()) as client:
+    with TestClient(registry_app(), headers=SESSION) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def logger(infra: VigilSettings) -> Iterator[TestClient]:
-    with TestClient(prediction_logger_app()) as client:
+    with TestClient(prediction_logger_app(), headers=SESSION) as client:
         yield client
 
 
@@ -211,7 +212,7 @@ def test_unknown_model_is_404(logger: TestClient) -> None:
 def test_feedback_is_validated_and_published(infra: VigilSettings) -> None:
     start = asyncio.run(end_offsets(infra.kafka_bootstrap, FEEDBACK.name))
     prediction_id = uuid.uuid4().hex
-    with TestClient(feedback_app()) as client:
+    with TestClient(feedback_app(), headers=SESSION) as client:
         empty = client.post("/v1/feedback", json={"prediction_id": prediction_id})
         assert empty.status_code == 422
         assert "actual" in empty.json()["errors"][0]["expected"]
@@ -221,7 +222,7 @@ def test_feedback_is_validated_and_published(infra: VigilSettings) -> None:
                 "prediction_id": prediction_id,
                 "actual": True,
                 "flag": "incorrect",
-                "reviewer": "ana",
+                "reviewer": "tests",
                 "comment": "good customer",
             },
         )
@@ -237,7 +238,8 @@ def test_feedback_is_validated_and_published(infra: VigilSettings) -> None:
     (event,) = [
         Codec(FeedbackEvent).decode(m.value) for m in messages if m.key == prediction_id.encode()
     ]
-    assert (event.actual, event.flag, event.reviewer) == (True, "incorrect", "ana")
+    # The author is the key's principal (the session's admin key is "tests").
+    assert (event.actual, event.flag, event.reviewer) == (True, "incorrect", "tests")
 
 
 def test_a_reference_too_large_for_the_models_topic_is_413_and_the_version_unchanged(
@@ -319,7 +321,10 @@ def test_concurrent_uploads_through_two_registry_replicas_get_consecutive_versio
     assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
     url = f"/v1/models/{model_id}/versions/1.0.0"
     rows = [{"income": float(i), "region": "eu" if i % 3 else "us"} for i in range(500)]
-    with TestClient(registry_app()) as a, TestClient(registry_app()) as b:
+    with (
+        TestClient(registry_app(), headers=SESSION) as a,
+        TestClient(registry_app(), headers=SESSION) as b,
+    ):
         stale = b.get(url).headers["etag"]
         with ThreadPoolExecutor(4) as pool:
             uploads = [pool.submit(r.post, f"{url}/reference", json=rows) for r in (a, b, a, b)]
@@ -338,7 +343,7 @@ def test_a_registry_without_redis_serves_reads_and_refuses_updates_with_503(
     infra: VigilSettings, model_id: str
 ) -> None:
     settings = RegistrySettings(redis_url="redis://127.0.0.1:1/0")
-    with TestClient(registry_app(settings)) as replica:
+    with TestClient(registry_app(settings), headers=SESSION) as replica:
         url = f"/v1/models/{model_id}/versions/1.0.0"
         assert replica.get(url).status_code == 200
         refused = replica.put(f"{url}/drift", json={"window_seconds": 120})

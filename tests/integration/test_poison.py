@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from alerting.api import create_app
 from alerting.config import Settings
 from drift_detector.partials import MICROS, Partial, PartialWindow
+from tests.access import SESSION
 from tests.drift_workers import DriftWorkers
 from tests.integration.test_drift_worker import (
     MINUTE,
@@ -227,7 +228,7 @@ def test_alerting_dead_letters_poison_reports_and_keeps_alerting(infra: VigilSet
         (absurd.key.encode(), codec.encode(absurd)),
     ]
     dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SESSION) as client:
         messages = [(fired.key.encode(), codec.encode(fired)), *poison]
         good = report_at(later, 0, drifted=True)
         messages.append((good.key.encode(), codec.encode(good)))

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from prediction_logger.api import create_app
 from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
+from tests.access import SESSION
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
 from vigil.adapters.idempotency import IdempotencyKeys, scoped_id
@@ -28,12 +29,12 @@ MODEL = f"ingest-{uuid.uuid4().hex[:8]}"
 
 @pytest.fixture(scope="module")
 def client(infra: VigilSettings) -> Iterator[TestClient]:
-    with TestClient(registry_app()) as registry:
+    with TestClient(registry_app(), headers=SESSION) as registry:
         registry.post("/v1/models", json=one_feature_model(MODEL)).raise_for_status()
     settings = Settings(
         prediction_logger_max_batch=100, prediction_logger_redis_prefix=f"test:{MODEL}"
     )
-    with TestClient(create_app(settings)) as logger:
+    with TestClient(create_app(settings), headers=SESSION) as logger:
         yield logger
 
 
@@ -134,7 +135,7 @@ def test_readiness_and_metrics(client: TestClient) -> None:
 
 def test_redis_down_means_503_with_retry_after_and_nothing_stored(infra: VigilSettings) -> None:
     settings = Settings(redis_url="redis://127.0.0.1:1/0")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SESSION) as client:
         response = client.post("/v1/predictions", json=_event("redis-down"))
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
@@ -177,7 +178,7 @@ def test_an_event_kafka_refuses_leaves_the_others_stored_once_across_resends(
     batch = [_event(f"partly-{i}") for i in range(30)] + [big]
     ids = {f"{MODEL}-partly-{i}" for i in range(30)}
     start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=SESSION) as client:
         first = client.post("/v1/predictions", json=batch)
         assert (first.status_code, first.headers["retry-after"]) == (503, "5"), first.text
         again = client.post("/v1/predictions", json=batch)

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from registry.api import create_app as registry_app
+from tests.access import SESSION
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
 from tests.unit.test_sdk import FAST, FlakyTransport
@@ -36,7 +37,7 @@ def _read_ids(infra: VigilSettings, start: dict, prefix: str, n: int) -> list[st
 @pytest.fixture(scope="module", autouse=True)
 def sdk_model(infra: VigilSettings) -> None:
     """Register the model these tests log for, so other consumers take its events as valid."""
-    with TestClient(registry_app()) as registry:
+    with TestClient(registry_app(), headers=SESSION) as registry:
         response = registry.post("/v1/models", json=one_feature_model("sdk-model"))
         assert response.status_code in (201, 409)
 

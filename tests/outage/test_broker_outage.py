@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from prediction_logger.api import create_app as logger_app
 from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
+from tests.access import SESSION
 from tests.kafka_tools import Message, end_offsets, read_from
 from tests.samples import one_feature_model
 from vigil.adapters.settings import VigilSettings
@@ -61,7 +62,7 @@ def test_sdk_and_http_ingest_through_a_broker_restart(
     infra: VigilSettings, tmp_path: Path, broker_outage: None
 ) -> None:
     model = f"outage-{uuid.uuid4().hex[:8]}"
-    with TestClient(registry_app()) as registry:
+    with TestClient(registry_app(), headers=SESSION) as registry:
         registry.post("/v1/models", json=one_feature_model(model)).raise_for_status()
     start = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
     policy = DeliveryPolicy(
@@ -76,7 +77,7 @@ def test_sdk_and_http_ingest_through_a_broker_restart(
         ]
 
     settings = Settings(prediction_logger_write_timeout_seconds=3)
-    with TestClient(logger_app(settings)) as http:
+    with TestClient(logger_app(settings), headers=SESSION) as http:
         ids = log("a", 2000)
         assert http.post("/v1/predictions", json=_prediction(model, "h1")).status_code == 200
         assert sdk.flush(within=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from alerting.handlers import Subscription
@@ -88,12 +89,15 @@ class FakeIdempotencyStore(IdempotencyStore):
 class FakeCatalog(ModelCatalog):
     """The in-memory catalog; ``elsewhere`` versions (published by another process) arrive on
     catch-up, which is counted. While ``down``, catching up raises Unavailable (Kafka does not
-    answer)."""
+    answer). Retired versions are kept as markers unless ``keep_retired`` (as the registry's)."""
 
     def __init__(
-        self, versions: Iterable[ModelVersion] = (), elsewhere: Iterable[ModelVersion] = ()
+        self,
+        versions: Iterable[ModelVersion] = (),
+        elsewhere: Iterable[ModelVersion] = (),
+        keep_retired: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(keep_retired)
         self.elsewhere = list(elsewhere)
         self.catch_ups = 0
         self.down = False
@@ -143,6 +147,18 @@ class FakeAlertStore(AlertStore):
 
     async def save_alerts(self, alerts: Iterable[Alert]) -> None:
         self.alerts_by_fingerprint.update({a.fingerprint: a for a in alerts})
+
+    async def prune(self, before: datetime) -> int:
+        if self.down:
+            raise Unavailable("Redis", "ConnectionError")
+        old = [
+            fp
+            for fp, a in self.alerts_by_fingerprint.items()
+            if a.status == "resolved" and a.updated_at < before
+        ]
+        for fp in old:
+            del self.alerts_by_fingerprint[fp]
+        return len(old)
 
     async def subscriptions(self) -> list[Subscription]:
         return sorted(self.subscriptions_by_id.values(), key=lambda s: s.created_at)

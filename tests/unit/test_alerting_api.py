@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from alerting.api import Alerting, create_app
 from alerting.worker import Alerter
+from tests.access import ADMIN, fake_guard
 from tests.samples import MODEL, REPORT
 from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier
 from vigil.adapters.stage_logic import Message
@@ -27,7 +28,9 @@ def store() -> FakeAlertStore:
 
 @pytest.fixture
 def client(store: FakeAlertStore) -> Iterator[TestClient]:
-    with TestClient(create_app(adapters=Alerting(store))) as client:
+    with TestClient(
+        create_app(adapters=Alerting(store), guard=fake_guard()), headers=ADMIN
+    ) as client:
         yield client
 
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
-import drift_detector.handlers
+import drift_detector.merging
 from drift_detector.handlers import Merging
 from drift_detector.partials import MICROS, Partial, PartialBuilder, WindowPolicy
+from tests.unit.fakes import FakeRevisionLocks
 from tests.unit.test_stages import (
     EVENTS,
     PARTIALS,
@@ -120,13 +121,14 @@ async def test_a_failing_model_version_is_dead_lettered_and_the_others_go_on() -
 async def test_a_reference_too_large_for_the_models_topic_is_kept_here_not_published(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(drift_detector.handlers, "MODELS_MAX_BYTES", 2_000)
+    monkeypatch.setattr(drift_detector.merging, "MODELS_MAX_BYTES", 2_000)
     catalog = _catalog()
     version = catalog.get("m", "1")
     assert version is not None
     catalog.apply(version.model_copy(update={"reference": None}))
     policy = WindowPolicy(size_seconds=60, lateness_seconds=0, reference_size=200)
-    harness = StageHarness(Merging(catalog, policy, STATE, Clock()), {PARTIALS: 2}, STATE)
+    logic = Merging(catalog, FakeRevisionLocks(), policy, STATE, Clock())
+    harness = StageHarness(logic, {PARTIALS: 2}, STATE)
     await harness.assign([(PARTIALS, 0)])
     await harness.put(PARTIALS, 0, await _partials(catalog, range(1), 300), _keys(1))
     await harness.flush()

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from feedback.api import Feedback, create_app
 from feedback.config import Settings
+from tests.access import ADMIN, api_key, bearer, fake_guard
 from tests.unit.fakes import FakeBus
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeedbackEvent
@@ -24,7 +25,9 @@ def bus() -> FakeBus:
 
 @pytest.fixture
 def client(bus: FakeBus) -> Iterator[TestClient]:
-    with TestClient(create_app(adapters=Feedback(bus))) as client:
+    with TestClient(
+        create_app(adapters=Feedback(bus), guard=fake_guard()), headers=ADMIN
+    ) as client:
         yield client
 
 
@@ -35,7 +38,7 @@ def test_feedback_is_accepted_and_published_keyed_by_prediction(
         "/v1/feedback",
         json=[
             {"prediction_id": "p1", "actual": True, "feedback_id": "f1"},
-            {"prediction_id": "p2", "flag": "harmful", "comment": "rude", "reviewer": "ana"},
+            {"prediction_id": "p2", "flag": "harmful", "comment": "rude", "reviewer": "admin"},
         ],
     )
     assert response.status_code == 200, response.text
@@ -43,9 +46,9 @@ def test_feedback_is_accepted_and_published_keyed_by_prediction(
     assert body["accepted"] == 2
     assert body["feedback_ids"][0] == "f1"
     published = bus.records(FEEDBACK, EVENTS)
-    assert [(e.feedback_id, e.actual, e.flag) for e in published] == [
-        ("f1", True, None),
-        (body["feedback_ids"][1], None, "harmful"),
+    assert [(e.feedback_id, e.actual, e.flag, e.reviewer) for e in published] == [
+        ("f1", True, None, "admin"),
+        (body["feedback_ids"][1], None, "harmful", "admin"),
     ]
     assert bus.keys(FEEDBACK) == ["p1", "p2"]
 
@@ -71,7 +74,9 @@ def test_a_bus_that_fails_means_503(client: TestClient, bus: FakeBus) -> None:
 
 def test_oversized_batches_and_deep_nesting_are_413_naming_the_limit(bus: FakeBus) -> None:
     settings = Settings(feedback_max_body_bytes=5_000, feedback_max_items=3)
-    with TestClient(create_app(settings, Feedback(bus))) as client:
+    with TestClient(
+        create_app(settings, Feedback(bus), guard=fake_guard()), headers=ADMIN
+    ) as client:
         too_big = client.post("/v1/feedback", json={"prediction_id": "p", "comment": "x" * 6_000})
         assert too_big.status_code == 413
         assert too_big.json()["detail"] == "the request body is over the limit of 5000 bytes"
@@ -85,3 +90,35 @@ def test_oversized_batches_and_deep_nesting_are_413_naming_the_limit(bus: FakeBu
         assert nested.status_code == 413
         assert nested.json()["errors"][0]["expected"] == "JSON nesting of at most 32 levels"
     assert bus.messages == {}
+
+
+def test_the_author_is_the_keys_principal_and_sources_follow_roles(bus: FakeBus) -> None:
+    ana, ana_key = api_key("ana", ["sme"], ["credit-risk"])
+    app_secret, app_key = api_key("label-pipeline", ["producer"], ["credit-risk"])
+    guard = fake_guard(ana_key, app_key)
+    with TestClient(create_app(adapters=Feedback(bus), guard=guard)) as client:
+        review = {"prediction_id": "p1", "model_id": "credit-risk", "flag": "incorrect"}
+        assert client.post("/v1/feedback", json=review, headers=bearer(ana)).status_code == 200
+        forged = client.post(
+            "/v1/feedback", json={**review, "reviewer": "bob"}, headers=bearer(ana)
+        )
+        assert forged.status_code == 422 and forged.json()["errors"][0]["field"] == "reviewer"
+        truth = {"prediction_id": "p1", "model_id": "credit-risk", "actual": 1}
+        as_sme = client.post(
+            "/v1/feedback", json={**truth, "source": "ground_truth"}, headers=bearer(ana)
+        )
+        assert as_sme.status_code == 403 and as_sme.json()["errors"][0]["field"] == "source"
+        as_producer = client.post(
+            "/v1/feedback", json={**truth, "source": "ground_truth"}, headers=bearer(app_secret)
+        )
+        assert as_producer.status_code == 200
+        unscoped = client.post(
+            "/v1/feedback", json={"prediction_id": "p2", "flag": "ok"}, headers=bearer(ana)
+        )
+        assert unscoped.status_code == 403 and unscoped.json()["errors"][0]["received"] == "missing"
+        mixed = client.post(
+            "/v1/feedback", json=[review, {**review, "model_id": "other"}], headers=bearer(ana)
+        )
+        assert mixed.status_code == 403 and mixed.json()["errors"][0]["index"] == 1
+    authors = [(e.reviewer, e.source) for e in bus.records(FEEDBACK, EVENTS)]
+    assert authors == [("ana", "sme"), ("label-pipeline", "ground_truth")]

@@ -30,6 +30,7 @@ from prediction_logger.api import PredictionLog
 from prediction_logger.api import create_app as prediction_logger_app
 from registry.api import Registry
 from registry.api import create_app as registry_app
+from tests.access import ADMIN, FakeAuditLog, fake_guard
 from tests.samples import MODEL
 from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeIdempotencyStore
 
@@ -48,13 +49,16 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 
 def _apps() -> dict[str, FastAPI]:
+    audited = FakeBus()
+    registry = Registry(FakeBus(), FakeCatalog([MODEL]), audit_log=FakeAuditLog(audited))
     return {
-        "registry": registry_app(adapters=Registry(FakeBus(), FakeCatalog([MODEL]))),
+        "registry": registry_app(adapters=registry, guard=fake_guard(audit=audited)),
         "prediction_logger": prediction_logger_app(
-            adapters=PredictionLog(FakeBus(), FakeCatalog([MODEL]), FakeIdempotencyStore())
+            adapters=PredictionLog(FakeBus(), FakeCatalog([MODEL]), FakeIdempotencyStore()),
+            guard=fake_guard(),
         ),
-        "feedback": feedback_app(adapters=Feedback(FakeBus())),
-        "alerting": alerting_app(adapters=Alerting(FakeAlertStore())),
+        "feedback": feedback_app(adapters=Feedback(FakeBus()), guard=fake_guard()),
+        "alerting": alerting_app(adapters=Alerting(FakeAlertStore()), guard=fake_guard()),
     }
 
 
@@ -114,6 +118,6 @@ def test_no_operation_answers_5xx_or_an_undocumented_status(
         suppress_health_check=list(HealthCheck),
     )
     def fuzz(case: Any) -> None:
-        case.call_and_validate(checks=CHECKS)
+        case.call_and_validate(checks=CHECKS, headers=ADMIN)
 
     fuzz()

@@ -27,6 +27,7 @@ from prediction_logger.config import Settings
 from prediction_logger.handlers import PredictionIn, check_batch, valid_events
 from registry.api import Registry
 from registry.api import create_app as registry_app
+from tests.access import ADMIN, fake_guard
 from tests.samples import MODEL, one_feature_model
 from tests.unit.fakes import FakeBus, FakeCatalog, FakeIdempotencyStore
 from vigil.adapters.settings import VigilSettings
@@ -44,7 +45,10 @@ GOOD_NAMES = ["income", "income (€)", "<b>bold</b> is text", "a b", "x" * 128,
 
 @pytest.fixture
 def registry() -> Iterator[TestClient]:
-    with TestClient(registry_app(adapters=Registry(FakeBus(), FakeCatalog([MODEL])))) as client:
+    with TestClient(
+        registry_app(adapters=Registry(FakeBus(), FakeCatalog([MODEL])), guard=fake_guard()),
+        headers=ADMIN,
+    ) as client:
         yield client
 
 
@@ -56,13 +60,15 @@ def bus() -> FakeBus:
 @pytest.fixture
 def logger(bus: FakeBus) -> Iterator[TestClient]:
     log = PredictionLog(bus, FakeCatalog([MODEL]), FakeIdempotencyStore())
-    with TestClient(logger_app(Settings(), log)) as client:
+    with TestClient(logger_app(Settings(), log, guard=fake_guard()), headers=ADMIN) as client:
         yield client
 
 
 @pytest.fixture
 def feedback(bus: FakeBus) -> Iterator[TestClient]:
-    with TestClient(feedback_app(adapters=Feedback(bus))) as client:
+    with TestClient(
+        feedback_app(adapters=Feedback(bus), guard=fake_guard()), headers=ADMIN
+    ) as client:
         yield client
 
 
@@ -239,14 +245,18 @@ def test_the_services_use_the_configured_clock_skew(bus: FakeBus) -> None:
     log = PredictionLog(bus, FakeCatalog([MODEL]), FakeIdempotencyStore())
     ahead = _at(timedelta(minutes=30))
     given = {"prediction_id": "p-9", "flag": "ok", "timestamp": ahead["timestamp"]}
-    with TestClient(logger_app(Settings(max_clock_skew_seconds=3600), log)) as client:
+    with TestClient(
+        logger_app(Settings(max_clock_skew_seconds=3600), log, guard=fake_guard()), headers=ADMIN
+    ) as client:
         assert client.post("/v1/predictions", json=ahead).status_code == 200
-    with TestClient(logger_app(Settings(), log)) as client:
+    with TestClient(logger_app(Settings(), log, guard=fake_guard()), headers=ADMIN) as client:
         assert (
             client.post("/v1/predictions", json={**ahead, "prediction_id": "q"}).status_code == 422
         )
     lenient = FeedbackSettings(max_clock_skew_seconds=3600)
-    with TestClient(feedback_app(lenient, adapters=Feedback(bus))) as client:
+    with TestClient(
+        feedback_app(lenient, adapters=Feedback(bus), guard=fake_guard()), headers=ADMIN
+    ) as client:
         assert client.post("/v1/feedback", json=given).status_code == 200
 
 

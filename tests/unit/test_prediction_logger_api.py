@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from prediction_logger.api import PredictionLog, create_app
 from prediction_logger.config import Settings
+from tests.access import ADMIN, fake_guard
 from tests.unit.fakes import FakeBus, FakeCatalog, FakeIdempotencyStore
 from vigil.adapters.idempotency import scoped_id
 from vigil.wire.codec import Codec
@@ -41,7 +42,7 @@ def log() -> PredictionLog:
 @pytest.fixture
 def client(log: PredictionLog) -> Iterator[TestClient]:
     settings = Settings(prediction_logger_max_batch=10)
-    with TestClient(create_app(settings, log)) as client:
+    with TestClient(create_app(settings, log, guard=fake_guard()), headers=ADMIN) as client:
         yield client
 
 
@@ -166,7 +167,7 @@ def test_bodies_over_the_limit_are_413_compressed_inflated_or_chunked(log: Predi
     settings = Settings(prediction_logger_max_body_bytes=10_000)
     body = orjson.dumps([_event(str(i)) for i in range(200)])
     json_headers = {"content-type": "application/json"}
-    with TestClient(create_app(settings, log)) as client:
+    with TestClient(create_app(settings, log, guard=fake_guard()), headers=ADMIN) as client:
         plain = client.post("/v1/predictions", content=body, headers=json_headers)
         assert plain.status_code == 413
         assert plain.json()["detail"] == "the request body is over the limit of 10000 bytes"
@@ -182,7 +183,7 @@ def test_bodies_over_the_limit_are_413_compressed_inflated_or_chunked(log: Predi
 def test_an_event_over_the_size_limit_is_refused_up_front_naming_it(log: PredictionLog) -> None:
     settings = Settings(prediction_logger_max_event_bytes=1_000)
     big = {**_event("big"), "tags": {f"t{i}": "x" * 500 for i in range(4)}}
-    with TestClient(create_app(settings, log)) as client:
+    with TestClient(create_app(settings, log, guard=fake_guard()), headers=ADMIN) as client:
         refused = client.post("/v1/predictions", json=[_event("a"), big, _event("c")])
         assert refused.status_code == 413
         ((error),) = refused.json()["errors"]
@@ -206,7 +207,7 @@ def test_a_partly_stored_write_keeps_the_stored_ids_so_a_resend_writes_only_the_
     log.bus.max_message_bytes = 300  # Kafka refuses the big event, stores the others
     big = {**_event("big"), "tags": {"note": "x" * 500}}  # under the logger's own limit
     batch = [_event("a"), big, _event("c")]
-    with TestClient(create_app(Settings(), log)) as client:
+    with TestClient(create_app(Settings(), log, guard=fake_guard()), headers=ADMIN) as client:
         first = client.post("/v1/predictions", json=batch)
         assert (first.status_code, first.headers["retry-after"]) == (503, "5")
         assert "did not store 1 of 3" in first.json()["detail"]

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from registry.api import Registry, create_app
 from registry.config import Settings
+from tests.access import ADMIN, fake_guard
 from tests.samples import MODEL, one_feature_model
 from tests.unit.fakes import FakeBus, FakeCatalog, FakeRevisionLocks
 from vigil.wire.codec import Codec
@@ -32,12 +33,14 @@ def bus() -> FakeBus:
 
 @pytest.fixture
 def catalog() -> FakeCatalog:
-    return FakeCatalog([MODEL])
+    return FakeCatalog([MODEL], keep_retired=True)
 
 
 @pytest.fixture
 def client(bus: FakeBus, catalog: FakeCatalog) -> Iterator[TestClient]:
-    with TestClient(create_app(adapters=Registry(bus, catalog))) as client:
+    with TestClient(
+        create_app(adapters=Registry(bus, catalog), guard=fake_guard()), headers=ADMIN
+    ) as client:
         yield client
 
 
@@ -120,7 +123,9 @@ def strict(bus: FakeBus, catalog: FakeCatalog) -> Iterator[TestClient]:
         registry_max_record_bytes=20_000,
         registry_max_reference_bytes=100_000,
     )
-    with TestClient(create_app(settings, Registry(bus, catalog))) as client:
+    with TestClient(
+        create_app(settings, Registry(bus, catalog), guard=fake_guard()), headers=ADMIN
+    ) as client:
         yield client
 
 
@@ -284,7 +289,9 @@ def locks() -> FakeRevisionLocks:
 @pytest.fixture
 def locked(bus: FakeBus, catalog: FakeCatalog, locks: FakeRevisionLocks) -> Iterator[TestClient]:
     settings = Settings(registry_lock_wait_seconds=0.05)
-    with TestClient(create_app(settings, Registry(bus, catalog, locks))) as client:
+    with TestClient(
+        create_app(settings, Registry(bus, catalog, locks), guard=fake_guard()), headers=ADMIN
+    ) as client:
         yield client
 
 
@@ -334,7 +341,7 @@ async def test_concurrent_uploads_get_consecutive_reference_versions(
     catalog: FakeCatalog, locks: FakeRevisionLocks
 ) -> None:
     bus = SlowBus()
-    app = create_app(adapters=Registry(bus, catalog, locks))
+    app = create_app(adapters=Registry(bus, catalog, locks), guard=fake_guard())
     async with app.router.lifespan_context(app), _client(app) as client:
         before = (await client.get(VERSION_URL)).json()["reference"]
         n = before["version"] if before else 0
@@ -351,7 +358,7 @@ async def test_concurrent_uploads_get_consecutive_reference_versions(
 async def test_concurrent_writes_from_one_revision_one_wins_the_other_is_412(
     catalog: FakeCatalog, locks: FakeRevisionLocks
 ) -> None:
-    app = create_app(adapters=Registry(SlowBus(), catalog, locks))
+    app = create_app(adapters=Registry(SlowBus(), catalog, locks), guard=fake_guard())
     async with app.router.lifespan_context(app), _client(app) as client:
         etag = (await client.get(VERSION_URL)).headers["etag"]
         writes = [
@@ -381,16 +388,32 @@ def test_a_version_locked_elsewhere_too_long_is_409_and_redis_down_is_503(
 
 
 def _client(app: FastAPI) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registry")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://registry", headers=ADMIN
+    )
 
 
 async def test_a_version_registered_twice_at_once_is_stored_once(
     catalog: FakeCatalog, locks: FakeRevisionLocks
 ) -> None:
     bus = SlowBus()
-    app = create_app(adapters=Registry(bus, catalog, locks))
+    app = create_app(adapters=Registry(bus, catalog, locks), guard=fake_guard())
     async with app.router.lifespan_context(app), _client(app) as client:
         posts = [client.post("/v1/models", json=one_feature_model("twice")) for _ in range(2)]
         answers = await asyncio.gather(*posts)
     assert sorted(a.status_code for a in answers) == [201, 409]
     assert bus.keys(MODELS) == ["twice/1"]
+
+
+def test_a_version_is_retired_with_if_match_and_keeps_its_record(client: TestClient) -> None:
+    etag = client.get(VERSION_URL).headers["etag"]
+    retired = client.put(
+        f"{VERSION_URL}/status", json={"status": "retired"}, headers={"if-match": etag}
+    )
+    assert retired.status_code == 200 and retired.json()["status"] == "retired"
+    assert client.get(VERSION_URL).json()["features"]  # the registry serves the full record
+    stale = client.put(
+        f"{VERSION_URL}/status", json={"status": "champion"}, headers={"if-match": etag}
+    )
+    assert stale.status_code == 412
+    assert client.put(f"{VERSION_URL}/status", json={"status": "gone"}).status_code == 422

@@ -12,6 +12,7 @@ from archive.handlers import ArchiveFiles, Archiving
 from drift_detector.handlers import Merging, Profiling
 from drift_detector.partials import Partial, WindowPolicy
 from tests.samples import PREDICTION
+from tests.unit.fakes import FakeRevisionLocks
 from vigil.adapters.catalog import ModelCatalog
 from vigil.adapters.stage_logic import Message, OffsetBook, Output
 from vigil.adapters.stage_testing import StageHarness
@@ -178,7 +179,8 @@ def _keys(n: int) -> list[bytes | None]:
 
 
 def _merger(catalog: ModelCatalog, clock: Clock) -> StageHarness:
-    return StageHarness(Merging(catalog, POLICY, STATE, clock), {PARTIALS: 2}, changelog=STATE)
+    logic = Merging(catalog, FakeRevisionLocks(), POLICY, STATE, clock)
+    return StageHarness(logic, {PARTIALS: 2}, changelog=STATE)
 
 
 def _reports(harness: StageHarness) -> list[WindowReport]:

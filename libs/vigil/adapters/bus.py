@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from vigil.adapters.kafka_security import Kafka, client_options, start_client
 from vigil.adapters.ports import Bus, Unavailable, keyed
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 def new_producer(
-    bootstrap: str, client_id: str, linger_ms: int = 5, max_batch_size: int = 16_384
+    kafka: Kafka, client_id: str, linger_ms: int = 5, max_batch_size: int = 16_384
 ) -> AIOKafkaProducer:
     """A producer whose acknowledged writes are on every in-sync replica, without duplicates.
 
@@ -61,7 +62,7 @@ def new_producer(
     wants them large, one per partition per call.
     """
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_options(kafka),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -153,10 +154,13 @@ async def _send_batches(
     return sent
 
 
-async def ensure_topics(bootstrap: str, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
-    """Create the catalogue's missing topics; returns the names created. Safe to run twice."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="vigil-topics")
-    await admin.start()
+async def ensure_topics(kafka: Kafka, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
+    """Create the catalogue's missing topics; returns the names created. Safe to run twice.
+
+    Every service calls it first: a client Kafka refuses fails here, saying why.
+    """
+    admin = AIOKafkaAdminClient(**client_options(kafka), client_id="vigil-topics")
+    await start_client(admin, kafka)
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t.name not in existing]
@@ -233,16 +237,16 @@ class KafkaBus(PerMessageBus):
 
     @classmethod
     async def open(
-        cls, stack: AsyncExitStack, bootstrap: str, client_id: str, max_batch_size: int = 16_384
+        cls, stack: AsyncExitStack, kafka: Kafka, client_id: str, max_batch_size: int = 16_384
     ) -> KafkaBus:
         """A bus on a new producer, started now and stopped when ``stack`` closes."""
         # Imported here: the schema topic's adapter writes with this module's producer.
         from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 
         # Before anything is written or read: our schemas registered, newer ones followed.
-        await join_schema_topic(bootstrap)
-        stack.push_async_callback(leave_schema_topic, bootstrap)
-        producer = new_producer(bootstrap, client_id, max_batch_size=max_batch_size)
+        await join_schema_topic(kafka)
+        stack.push_async_callback(leave_schema_topic, kafka)
+        producer = new_producer(kafka, client_id, max_batch_size=max_batch_size)
         return cls(await started(stack, producer))
 
     async def send(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
@@ -277,7 +281,7 @@ async def _main() -> None:
     settings = VigilSettings()
     for attempt in range(30):
         try:
-            created = await ensure_topics(settings.kafka_bootstrap)
+            created = await ensure_topics(settings.kafka)
             break
         except Exception as exc:  # the broker may still be electing its controller
             if attempt == 29:

@@ -5,6 +5,12 @@ Prometheus counter ``vigil_catalog_records_ignored_total{reason}``): ``key_not_u
 tombstone with a binary key), ``undecodable`` (not a ``ModelVersion``), ``key_mismatch`` (the
 Kafka key is not the record's ``model_id/version``: such a record would survive compaction and
 shadow the real one) and ``unprocessable`` (anything else). The follower always goes on.
+
+A retired version is kept only as a marker (``retirement_marker``): its record without the
+features, reference profile and reference history that make up nearly all of its size, so
+that every service can still tell "retired" from "never registered" while the memory goes.
+The registry, which serves and changes full records, keeps them (``keep_retired``). A
+tombstone removes a version altogether.
 """
 
 from __future__ import annotations
@@ -13,13 +19,14 @@ import logging
 
 from prometheus_client import Counter as PrometheusCounter
 
-from vigil.adapters.follower import TopicFollower
+from vigil.adapters.follower import RecordFollower
+from vigil.adapters.kafka_security import Kafka
 from vigil.adapters.ports import Catalog
-from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.codec import Codec
 from vigil.wire.records import ModelVersion
 from vigil.wire.topics import MODELS
 
-__all__ = ["ModelCatalog", "ModelCatalogFollower"]
+__all__ = ["ModelCatalog", "ModelCatalogFollower", "retirement_marker"]
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +37,25 @@ IGNORED = PrometheusCounter(
 )
 
 
-class ModelCatalog(Catalog):
-    """The latest record of every model version, by (model_id, version), in memory."""
+def retirement_marker(record: ModelVersion) -> ModelVersion:
+    """What a catalog keeps of a retired version: its record without features, reference
+    profile or reference history (status, risk, owner and drift settings stay)."""
+    return record.model_copy(update={"features": [], "reference": None, "reference_history": []})
 
-    def __init__(self) -> None:
+
+class ModelCatalog(Catalog):
+    """The latest record of every model version, by (model_id, version), in memory.
+
+    Retired versions are kept as markers (``retirement_marker``) unless ``keep_retired``.
+    """
+
+    def __init__(self, keep_retired: bool = False) -> None:
         self._versions: dict[tuple[str, str], ModelVersion] = {}
+        self.keep_retired = keep_retired
 
     def apply(self, record: ModelVersion) -> None:
+        if record.status == "retired" and not self.keep_retired:
+            record = retirement_marker(record)
         self._versions[(record.model_id, record.version)] = record
 
     def remove(self, key: str) -> None:
@@ -62,16 +81,16 @@ class ModelCatalog(Catalog):
         return len(self._versions)
 
 
-class ModelCatalogFollower(TopicFollower, Catalog):
+class ModelCatalogFollower(RecordFollower[ModelVersion], Catalog):
     """Keeps a ModelCatalog in step with ``vigil.models.v1``, reading it from the beginning."""
 
     def __init__(
-        self, bootstrap: str, catalog: ModelCatalog | None = None, topic: str = MODELS.name
+        self, kafka: Kafka, catalog: ModelCatalog | None = None, topic: str = MODELS.name
     ) -> None:
         # The drift detector publishes references it builds in transactions.
-        super().__init__(bootstrap, topic, "model-catalog", IGNORED, read_committed=True)
+        codec = Codec(ModelVersion)
+        super().__init__(kafka, topic, "model-catalog", IGNORED, codec, read_committed=True)
         self.catalog = ModelCatalog() if catalog is None else catalog
-        self._codec = Codec(ModelVersion)
 
     def get(self, model_id: str, version: str) -> ModelVersion | None:
         return self.catalog.get(model_id, version)
@@ -85,33 +104,11 @@ class ModelCatalogFollower(TopicFollower, Catalog):
     def apply(self, record: ModelVersion) -> None:
         self.catalog.apply(record)
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> None:
-        try:
-            reason = self._take(key, value)
-        except Exception:  # one record must never stop the catalog of every service
-            log.exception("ignoring a record of %s it could not apply", self._tp.topic)
-            reason = "unprocessable"
-        if reason is not None:
-            self._ignore(reason)
+    def record_key(self, record: ModelVersion) -> str:
+        return record.key
 
-    def _take(self, key: bytes | None, value: bytes | None) -> str | None:
-        """Apply one record; the reason it was ignored, or None."""
-        try:
-            text = None if key is None else key.decode()
-        except UnicodeDecodeError:
-            log.warning("ignoring a record of %s whose key is not UTF-8", self._tp.topic)
-            return "key_not_utf8"
-        if value is None:  # a tombstone: the version was deleted
-            if text:
-                self.catalog.remove(text)
-            return None
-        try:
-            record = self._codec.decode(value)
-        except DecodeError as exc:
-            log.error("skipping an unreadable record on %s: %s", self._tp.topic, exc.reason)
-            return "undecodable"
-        if text != record.key:
-            log.warning("ignoring %s keyed %r on %s", record.key, text, self._tp.topic)
-            return "key_mismatch"
+    def _put(self, record: ModelVersion) -> None:
         self.catalog.apply(record)
-        return None
+
+    def _remove(self, key: str) -> None:
+        self.catalog.remove(key)

@@ -1,16 +1,31 @@
-"""A compacted single-partition topic read from the beginning and followed, record by record."""
+"""A compacted single-partition topic read from the beginning and followed, record by record.
+
+``RecordFollower`` is the common case: Avro records keyed by their own id, where a record
+the follower cannot trust is ignored and counted by reason — ``key_not_utf8``, ``undecodable``,
+``key_mismatch`` (the Kafka key is not the record's own: such a record would survive
+compaction and shadow the real one), ``unprocessable`` — and the follower always goes on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from abc import ABC, abstractmethod
 from collections import Counter
+from typing import Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter as Metric
 
-__all__ = ["TopicFollower"]
+from vigil.adapters.kafka_security import Kafka, client_options, start_client
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.records import Record
+
+__all__ = ["RecordFollower", "TopicFollower"]
+
+log = logging.getLogger(__name__)
+R = TypeVar("R", bound=Record)
 
 
 class TopicFollower(ABC):
@@ -20,11 +35,12 @@ class TopicFollower(ABC):
     """
 
     def __init__(
-        self, bootstrap: str, topic: str, name: str, ignored: Metric, read_committed: bool = False
+        self, kafka: Kafka, topic: str, name: str, ignored: Metric, read_committed: bool = False
     ) -> None:
         self._tp = TopicPartition(topic, 0)
+        self._kafka = kafka
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **client_options(kafka),
             enable_auto_commit=False,
             group_id=None,
             isolation_level="read_committed" if read_committed else "read_uncommitted",
@@ -40,7 +56,15 @@ class TopicFollower(ABC):
 
     async def start(self) -> None:
         """Start following and return once everything published so far is applied."""
-        await self._consumer.start()
+        await start_client(self._consumer, self._kafka)
+        partitions = self._consumer.partitions_for_topic(self._tp.topic)
+        if partitions is not None and len(partitions) != 1:
+            await self._consumer.stop()
+            raise RuntimeError(
+                f"{self._tp.topic} has {len(partitions)} partitions where Vigil reads one: it"
+                " was probably created by a write before `make topics` (python -m"
+                " vigil.adapters.bus) created it; recreate it with one partition"
+            )
         self._consumer.assign([self._tp])
         await self._consumer.seek_to_beginning(self._tp)
         self._task = asyncio.create_task(self._follow(), name=self._name)
@@ -77,3 +101,62 @@ class TopicFollower(ABC):
     def _ignore(self, reason: str) -> None:
         self.ignored[reason] += 1
         self._metric.labels(reason).inc()
+
+
+class RecordFollower(TopicFollower, Generic[R]):
+    """Follows a topic of ``codec``'s records, each keyed by its ``record_key``."""
+
+    def __init__(
+        self,
+        kafka: Kafka,
+        topic: str,
+        name: str,
+        ignored: Metric,
+        codec: Codec[R],
+        read_committed: bool = False,
+    ) -> None:
+        super().__init__(kafka, topic, name, ignored, read_committed)
+        self._codec = codec
+
+    @abstractmethod
+    def record_key(self, record: R) -> str:
+        """The Kafka key ``record`` must have."""
+
+    @abstractmethod
+    def _put(self, record: R) -> None:
+        """Keep a record (the latest of its key)."""
+
+    @abstractmethod
+    def _remove(self, key: str) -> None:
+        """Forget the record of ``key`` (a tombstone)."""
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            reason = self._take(key, value)
+        except Exception:  # one record must never stop the follower of every service
+            log.exception("ignoring a record of %s it could not apply", self._tp.topic)
+            reason = "unprocessable"
+        if reason is not None:
+            self._ignore(reason)
+
+    def _take(self, key: bytes | None, value: bytes | None) -> str | None:
+        """Apply one record; the reason it was ignored, or None."""
+        try:
+            text = None if key is None else key.decode()
+        except UnicodeDecodeError:
+            log.warning("ignoring a record of %s whose key is not UTF-8", self._tp.topic)
+            return "key_not_utf8"
+        if value is None:  # a tombstone
+            if text:
+                self._remove(text)
+            return None
+        try:
+            record = self._codec.decode(value)
+        except DecodeError as exc:
+            log.error("skipping an unreadable record on %s: %s", self._tp.topic, exc.reason)
+            return "undecodable"
+        if text != self.record_key(record):
+            log.warning("ignoring %s keyed %r on %s", self.record_key(record), text, self._tp.topic)
+            return "key_mismatch"
+        self._put(record)
+        return None

@@ -22,7 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigil.adapters.openapi import ErrorBody, error_responses, raw_body_openapi
 from vigil.adapters.ports import Unavailable
-from vigil.wire.validation import FieldError, errors_from_pydantic
+from vigil.wire.validation import (
+    FieldError,
+    errors_from_pydantic,
+    unreadable_body,
+    unsupported_encoding,
+)
 
 __all__ = [
     "BodyLimit",
@@ -82,7 +87,8 @@ class BodyLimit:
 
     ``Content-Length`` is checked before anything is read, and the body is counted as it
     arrives (chunked bodies have no length). Whatever the route answered after the limit was
-    crossed (FastAPI turns a failed read into 400) is replaced by the 413.
+    crossed (FastAPI turns a failed read into 400) is replaced by the 413. A ``Content-Encoding``
+    other than ``identity`` or ``gzip`` is 415 (read as it is, the body is not what it says).
     """
 
     def __init__(self, app: Any, max_bytes: int | Callable[[str], int]) -> None:
@@ -94,9 +100,18 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit(scope["path"])
-        length = dict(scope["headers"]).get(b"content-length", b"0")
+        headers = dict(scope["headers"])
+        encoding = headers.get(b"content-encoding", b"").strip().lower()
+        if encoding not in (b"", b"identity", b"gzip"):  # request_body inflates gzip
+            error = unsupported_encoding(encoding.decode("latin-1"))
+            detail = f"Content-Encoding {error.received!r} is not supported: send identity or gzip"
+            await _answer(send, InputRejected(detail, [error], 415))
+            return
+        length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > limit:
-            await _answer(send, too_large("request body", limit, f"{length.decode()} bytes"))
+            await _answer(
+                send, too_large("request body", limit, f"{length.decode('latin-1')} bytes")
+            )
             return
         received, over, started = 0, False, False
 
@@ -177,22 +192,31 @@ def check_json_shape(data: Any, limits: JsonLimits) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     """Every rejected request answers ``{"detail", "errors": [{field, expected, received}]}``."""
 
-    async def rejected(_: Request, exc: Exception) -> JSONResponse:
+    async def rejected(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, InputRejected)
+        request.state.audit_detail = exc.detail[:1000]  # why, for the audit trail
         return JSONResponse(
             error_body(exc.detail, exc.errors), status_code=exc.status_code, headers=exc.headers
         )
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = errors_from_pydantic(exc.errors())
+        details = exc.errors()
+        errors = errors_from_pydantic(details)
+        if any(e["type"] == "json_invalid" for e in details):  # not JSON: unreadable, 400
+            detail = f"the body is not JSON: {errors[0].received}"
+            request.state.audit_detail = detail[:1000]
+            return JSONResponse(error_body(detail, errors), status_code=400)
         detail = f"{len(errors)} invalid field(s): " + "; ".join(str(e) for e in errors[:3])
+        request.state.audit_detail = detail[:1000]
         return JSONResponse(error_body(detail, errors), status_code=422)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's own refusals (unreadable JSON, unknown route, wrong method) keep the shape.
         assert isinstance(exc, StarletteHTTPException)
-        body = error_body(str(exc.detail), [])
+        cause, encoding = exc.__cause__, request.headers.get("content-encoding")
+        unreadable = exc.status_code == 400 and cause is not None  # a body it cannot parse
+        body = error_body(str(exc.detail), [unreadable_body(cause, encoding)] if unreadable else [])
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
@@ -226,6 +250,8 @@ def create_api(
     settings: object = None,
     max_body_bytes: int | Callable[[str], int] = 1024 * 1024,
     limits: JsonLimits | None = None,
+    guard: Any = None,
+    on_start: Callable[[FastAPI], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A Vigil API: error shape, ``/healthz``, ``/metrics``, the routers, and its adapters.
 
@@ -233,18 +259,33 @@ def create_api(
     ``open_adapters`` returns, opened for the app's lifetime. ``provider`` serves them, and
     ``settings``, to routes. No request body may exceed ``max_body_bytes`` (a number, or one
     per request path); routes that depend on ``json_limits`` check bodies against ``limits``.
+    Keys are checked and changes audited by ``guard`` (a ``vigil.adapters.auth.Guard``) when
+    given, else by one opened on ``settings.kafka``. ``on_start`` runs once both
+    are open.
     """
+    # Imported here: the access adapters answer refusals with this module's InputRejected.
+    from vigil.adapters.auth import Audited, Guard
+    from vigil.adapters.settings import VigilSettings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            if guard is not None or not routers:  # nothing to guard: no keys to follow
+                app.state.guard = guard
+            else:
+                assert isinstance(settings, VigilSettings), "settings are needed to open keys"
+                app.state.guard = await Guard.open(stack, settings.kafka, service)
             app.state.adapters = adapters if adapters is not None else await open_adapters(stack)
+            if on_start is not None:
+                await on_start(app)
             yield
 
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.settings = settings
     app.state.json_limits = limits or JsonLimits()
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    # Outermost, so that bodies refused for their size are audited too.
+    app.add_middleware(Audited, guard=lambda: getattr(app.state, "guard", None), service=service)
     install_error_handlers(app)
     app.include_router(health_router(service))
 
@@ -253,9 +294,10 @@ def create_api(
         """Prometheus metrics of this process."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    # Every route may be refused for its body's size or an invalid field; say so, in our shape.
+    # Every route may be refused for an unreadable or oversized body, its encoding, its key or
+    # an invalid field; say so, in our shape.
     for router in routers:
-        app.include_router(router, responses=error_responses(413, 422))
+        app.include_router(router, responses=error_responses(400, 401, 403, 413, 415, 422))
     return app
 
 

@@ -27,13 +27,17 @@ class ErrorBody(BaseModel):
 
 _ERRORS = {
     400: "The body cannot be read (not JSON, NDJSON, CSV or Parquet; broken gzip)",
+    401: "No API key, or one that is malformed, unknown, revoked or expired",
+    403: "The API key lacks the role, or the model is outside its scope: the detail names which",
     404: "The model, version or subscription is not there",
     409: "It exists already, or another request is changing it: retry",
     412: "The version changed since it was read (If-Match)",
     413: "The body is over one of its limits (bytes, items, rows, JSON depth or values)",
+    415: "The body's Content-Encoding is neither identity nor gzip",
     422: "A field is invalid: each error names it, what was expected and what came",
     503: "Kafka or Redis does not answer; nothing was changed, retry after Retry-After seconds",
 }
+_CHALLENGE = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "string"}}}
 
 
@@ -42,6 +46,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {"model": ErrorBody, "description": _ERRORS[code]}
         | ({"headers": _RETRY_AFTER} if code == 503 else {})
+        | ({"headers": _CHALLENGE} if code == 401 else {})
         for code in codes
     }
 

@@ -8,14 +8,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, TypeVar
 
 from vigil.adapters.stage_logic import Incoming
+from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.codec import Codec
 from vigil.wire.records import ModelVersion, Record
 from vigil.wire.topics import Topic
 
-__all__ = ["Bus", "Catalog", "Claim", "IdempotencyStore", "RevisionLocks", "Unavailable", "keyed"]
+__all__ = [
+    "AuditLog",
+    "AuditPage",
+    "Bus",
+    "Catalog",
+    "Claim",
+    "IdempotencyStore",
+    "Keyring",
+    "RevisionLocks",
+    "Unavailable",
+    "keyed",
+]
 
 R = TypeVar("R", bound=Record)
 # What claiming an id found: free (now the caller's), stored already, or being stored elsewhere.
@@ -110,6 +124,49 @@ class Catalog(ABC):
             await self.catch_up()
             found = self.get(model_id, version)
         return found
+
+
+class Keyring(ABC):
+    """Every API key by id (hashes, never secrets), as the registry published them."""
+
+    @abstractmethod
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key's latest record, or None."""
+
+    @abstractmethod
+    def every_key(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+
+    @abstractmethod
+    def apply(self, key: ApiKey) -> None:
+        """Take a newer record of a key (read-your-writes after publishing it)."""
+
+    @abstractmethod
+    async def catch_up(self) -> None:
+        """Return once every key published before the call is known."""
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """Audit events newest first, and the cursor of the next (older) page, None after the last."""
+
+    events: list[AuditEvent]
+    next_before: int | None
+
+
+class AuditLog(ABC):
+    """The audit trail as written to ``vigil.audit.v1``, read newest first."""
+
+    @abstractmethod
+    async def page(
+        self,
+        before: int | None,
+        limit: int,
+        since: datetime | None,
+        match: Callable[[AuditEvent], bool],
+    ) -> AuditPage:
+        """Up to ``limit`` events that ``match``, newest first, older than cursor ``before``
+        (from the newest when None) and not older than ``since``."""
 
 
 class RevisionLocks(ABC):

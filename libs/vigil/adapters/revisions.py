@@ -5,6 +5,10 @@ compare-and-delete script to give it back, so a writer whose lock expired never 
 writer's. Redis holds nothing that cannot be lost: after a flush or a restart the locks are
 simply free, and the revision each writer checks is read from the record itself.
 ``LocalRevisionLocks`` serves a single process (one replica, tests).
+
+Model versions are locked under ``MODEL_VERSION_LOCKS`` with the key ``<model_id>/<version>``
+by every writer of ``vigil.models.v1``: the registry, and the drift detector when it publishes
+a production reference it built.
 """
 
 from __future__ import annotations
@@ -21,9 +25,18 @@ from redis.exceptions import RedisError
 
 from vigil.adapters.ports import RevisionLocks, Unavailable
 
-__all__ = ["LocalRevisionLocks", "LockBusy", "RedisRevisionLocks", "held"]
+__all__ = [
+    "MODEL_VERSION_LOCKS",
+    "LocalRevisionLocks",
+    "LockBusy",
+    "RedisRevisionLocks",
+    "held",
+]
 
 log = logging.getLogger(__name__)
+
+# The Redis key prefix of the model versions' locks, shared by every writer of the models topic.
+MODEL_VERSION_LOCKS = "vigil:registry:lock"
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -22,6 +22,7 @@ from prometheus_client import Counter as PrometheusCounter
 
 from vigil.adapters.bus import ensure_topics, new_producer, send_keyed
 from vigil.adapters.follower import TopicFollower
+from vigil.adapters.kafka_security import Kafka, KafkaConnection, connection
 from vigil.wire.avro import AvroSchema, current_schemas, register_writer_schema
 from vigil.wire.topics import SCHEMAS
 
@@ -42,16 +43,16 @@ IGNORED = PrometheusCounter(
 
 
 async def register_writer_schemas(
-    bootstrap: str, schemas: Iterable[AvroSchema] | None = None, topic: str = SCHEMAS.name
+    kafka: Kafka, schemas: Iterable[AvroSchema] | None = None, topic: str = SCHEMAS.name
 ) -> None:
     """Publish writer schemas (default: every current ``schemas/*.avsc``) by fingerprint."""
     if topic == SCHEMAS.name:
-        await ensure_topics(bootstrap, [SCHEMAS])
+        await ensure_topics(kafka, [SCHEMAS])
     messages = [
         (s.fingerprint.hex().encode(), s.json.encode())
         for s in (current_schemas() if schemas is None else schemas)
     ]
-    producer = new_producer(bootstrap, "vigil-schemas")
+    producer = new_producer(kafka, "vigil-schemas")
     await producer.start()
     try:
         await send_keyed(producer, topic, messages)
@@ -62,8 +63,8 @@ async def register_writer_schemas(
 class SchemaTopicFollower(TopicFollower):
     """Reads ``vigil.schemas.v1`` from the beginning into the process's writer schemas."""
 
-    def __init__(self, bootstrap: str, topic: str = SCHEMAS.name) -> None:
-        super().__init__(bootstrap, topic, "schema-topic", IGNORED)
+    def __init__(self, kafka: Kafka, topic: str = SCHEMAS.name) -> None:
+        super().__init__(kafka, topic, "schema-topic", IGNORED)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if value is None:  # a tombstone: a schema once known stays readable
@@ -80,8 +81,8 @@ class SchemaTopicFollower(TopicFollower):
         return None
 
 
-# One follower per event loop and bootstrap, shared by every adapter that joins.
-_shared: dict[tuple[int, str], tuple[SchemaTopicFollower, int]] = {}
+# One follower per event loop and connection, shared by every adapter that joins.
+_shared: dict[tuple[int, KafkaConnection], tuple[SchemaTopicFollower, int]] = {}
 _locks: dict[int, asyncio.Lock] = {}
 
 
@@ -89,16 +90,16 @@ def _lock() -> asyncio.Lock:
     return _locks.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
 
 
-async def join_schema_topic(bootstrap: str) -> None:
+async def join_schema_topic(kafka: Kafka) -> None:
     """Register this tree's writer schemas and follow everybody's (once per process)."""
-    key = (id(asyncio.get_running_loop()), bootstrap)
+    key = (id(asyncio.get_running_loop()), connection(kafka))
     async with _lock():
         if key in _shared:
             follower, users = _shared[key]
             _shared[key] = (follower, users + 1)
             return
-        await register_writer_schemas(bootstrap)
-        follower = SchemaTopicFollower(bootstrap)
+        await register_writer_schemas(kafka)
+        follower = SchemaTopicFollower(kafka)
         try:
             await follower.start()
         except BaseException:
@@ -107,9 +108,9 @@ async def join_schema_topic(bootstrap: str) -> None:
         _shared[key] = (follower, 1)
 
 
-async def leave_schema_topic(bootstrap: str) -> None:
+async def leave_schema_topic(kafka: Kafka) -> None:
     """The other half of ``join_schema_topic``: the last to leave stops the follower."""
-    key = (id(asyncio.get_running_loop()), bootstrap)
+    key = (id(asyncio.get_running_loop()), connection(kafka))
     async with _lock():
         if key not in _shared:
             return

@@ -40,6 +40,7 @@ from aiokafka.errors import (
 from prometheus_client import Counter
 
 from vigil.adapters.bus import new_producer
+from vigil.adapters.kafka_security import Kafka, client_options
 from vigil.adapters.ports import Unavailable
 from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage_logic import (
@@ -92,7 +93,7 @@ class StageConfig:
     """Where a stage reads and how it commits."""
 
     name: str  # its role, for logs and client ids
-    bootstrap: str
+    kafka: Kafka  # a KafkaConnection, or bootstrap servers (PLAINTEXT)
     group_id: str
     topics: tuple[str, ...]
     # "<app>-<worker>-<role>": a restarted worker fences its dead predecessor at once. None:
@@ -133,13 +134,13 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def start(self) -> None:
         c = self.config
-        await join_schema_topic(c.bootstrap)  # our schemas registered, newer ones followed
+        await join_schema_topic(c.kafka)  # our schemas registered, newer ones followed
         self.joined = True
         if c.transactional_id is None:
-            self.producer = new_producer(c.bootstrap, f"{c.group_id}-{c.name}")
+            self.producer = new_producer(c.kafka, f"{c.group_id}-{c.name}")
         else:
             self.producer = AIOKafkaProducer(
-                bootstrap_servers=c.bootstrap,
+                **client_options(c.kafka),
                 client_id=f"{c.group_id}-{c.name}",
                 transactional_id=c.transactional_id,
                 enable_idempotence=True,
@@ -151,7 +152,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             )
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=c.bootstrap,
+            **client_options(c.kafka),
             group_id=c.group_id,
             client_id=f"{c.group_id}-{c.name}",
             enable_auto_commit=False,
@@ -172,7 +173,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.producer.stop()
         if self.joined:
             self.joined = False
-            await leave_schema_topic(self.config.bootstrap)
+            await leave_schema_topic(self.config.kafka)
 
     @property
     def assignment(self) -> set[TopicPartition]:
@@ -330,7 +331,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         changelog: list[Incoming] = []
         if self.config.changelog and partitions:
             numbers = {tp.partition for tp in partitions}
-            changelog = await read_changelog(self.config.bootstrap, self.config.changelog, numbers)
+            changelog = await read_changelog(self.config.kafka, self.config.changelog, numbers)
         counts = {t: len(self.consumer.partitions_for_topic(t) or ()) for t in self.config.topics}
         assigned = Assigned(list(partitions), committed, counts, changelog)
         self.pending_dead.extend(await self.logic.on_assigned(assigned))
@@ -339,10 +340,10 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         return self.config.name
 
 
-async def read_changelog(bootstrap: str, topic: str, partitions: set[int]) -> list[Incoming]:
+async def read_changelog(kafka: Kafka, topic: str, partitions: set[int]) -> list[Incoming]:
     """The latest committed record of every key in ``partitions`` of ``topic``, by offset."""
     reader = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **client_options(kafka),
         enable_auto_commit=False,
         group_id=None,
         isolation_level="read_committed",

@@ -31,10 +31,14 @@ from vigil.wire.records import (
     WindowProfileState,
 )
 
-__all__ = ["STATE_FORMAT", "WindowProfile"]
+__all__ = ["STATE_FORMAT", "CorruptProfile", "WindowProfile"]
 
 STATE_FORMAT = 1  # WindowProfileState.format this code writes and reads
 _COMPRESSION = "zlib"  # level 1: a quarter of the size, at about 1 ms per 20-feature profile
+
+
+class CorruptProfile(ValueError):
+    """Bytes that are no window profile at all (as opposed to a profile of other bins)."""
 
 
 @cache
@@ -187,10 +191,14 @@ class WindowProfile(Accumulator):
     def from_bytes(
         cls, data: bytes, reference: ReferenceProfile, spec: Sequence[FeatureSpec]
     ) -> WindowProfile:
-        """A profile from :meth:`to_bytes` output; ValueError if malformed or of other bins."""
-        state = _codec().decode(data)
+        """A profile from :meth:`to_bytes` output; CorruptProfile if malformed, ValueError if
+        of other bins."""
+        try:
+            state = _codec().decode(data)
+        except ValueError as e:
+            raise CorruptProfile(f"corrupt window profile: {e}") from e
         if state.format != STATE_FORMAT or state.compression not in ("zlib", "none"):
-            raise ValueError(
+            raise CorruptProfile(
                 f"unknown window profile format {state.format} ({state.compression!r})"
             )
         profile = cls(reference, spec)
@@ -209,9 +217,9 @@ def _unpack(packed: bytes, compression: str, like: np.ndarray[Any, Any]) -> np.n
         try:
             packed = zlib.decompress(packed)
         except zlib.error as e:
-            raise ValueError(f"corrupt window profile: {e}") from e
+            raise CorruptProfile(f"corrupt window profile: {e}") from e
     if len(packed) != like.nbytes:
-        raise ValueError(
+        raise CorruptProfile(
             f"corrupt window profile: {len(packed)} bytes where {like.nbytes} were expected"
         )
     return np.frombuffer(packed, dtype=like.dtype)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from vigil.adapters.kafka_security import KafkaSecurity
 from vigil.sdk.ids import new_id
 from vigil.sdk.pipeline import Delivery, DeliveryPolicy, LoggerStats
 from vigil.sdk.spool import Spool
@@ -49,6 +50,12 @@ class _LoggerBase:
         spool_dir: str | os.PathLike[str] | None = None,
         spool_max_bytes: int = 256 << 20,
         policy: DeliveryPolicy | None = None,
+        security_protocol: str | None = None,
+        sasl_mechanism: str | None = None,
+        sasl_username: str | None = None,
+        sasl_password: str | None = None,
+        ssl_cafile: str | None = None,
+        api_key: str | None = None,
     ) -> None:
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
@@ -62,8 +69,22 @@ class _LoggerBase:
             digest = hashlib.sha1(destination.encode()).hexdigest()[:12]
             spool_dir = Path(tempfile.gettempdir()) / "vigil-spool" / f"{digest}-{os.getpid()}"
         spool = Spool(spool_dir, spool_max_bytes) if spool_max_bytes > 0 else None
+        security = None
+        if destination.startswith("kafka://"):  # an inconsistent setting raises ValueError now
+            security = KafkaSecurity.from_env(
+                security_protocol=security_protocol,
+                sasl_mechanism=sasl_mechanism,
+                sasl_username=sasl_username,
+                sasl_password=sasl_password,
+                ssl_cafile=ssl_cafile,
+            )
+        # An http(s) destination needs a producer's API key (default: VIGIL_API_KEY).
+        key = api_key if api_key is not None else os.environ.get("VIGIL_API_KEY")
         self._delivery = Delivery(
-            transport_for(destination), self._queue, spool, policy or DeliveryPolicy()
+            transport_for(destination, security, key),
+            self._queue,
+            spool,
+            policy or DeliveryPolicy(),
         )
 
     def log(
@@ -177,6 +198,13 @@ class PredictionLogger(_LoggerBase):
 
     ``destination`` is ``kafka://host:9092`` (straight to Kafka) or ``http://host:8001`` (the
     prediction logger). Pending events are delivered by ``flush()``, ``close()`` and at exit.
+
+    For a secured Kafka pass ``security_protocol`` (``SASL_PLAINTEXT``, ``SASL_SSL``, ``SSL``),
+    ``sasl_mechanism`` (default ``SCRAM-SHA-512``), ``sasl_username``, ``sasl_password`` and
+    ``ssl_cafile``; each one not given comes from ``VIGIL_KAFKA_SECURITY_PROTOCOL``,
+    ``VIGIL_KAFKA_SASL_MECHANISM``, ``..._SASL_USERNAME``, ``..._SASL_PASSWORD``,
+    ``VIGIL_KAFKA_SSL_CAFILE``. Inconsistent ones raise ``ValueError`` here; credentials Kafka
+    refuses show in ``stats().last_error`` while the events wait in the spool.
     """
 
     def __init__(self, destination: str, **options: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -11,9 +12,23 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from vigil.adapters.bus import send_encoded
+from vigil.adapters.kafka_security import (
+    Kafka,
+    KafkaConnection,
+    KafkaSecurity,
+    client_options,
+    start_client,
+)
 from vigil.wire.topics import PREDICTIONS
 
-__all__ = ["HttpTransport", "KafkaTransport", "Rejected", "Transport", "transport_for"]
+__all__ = [
+    "HttpTransport",
+    "KafkaTransport",
+    "KeyRefused",
+    "Rejected",
+    "Transport",
+    "transport_for",
+]
 
 
 class Rejected(Exception):
@@ -30,16 +45,20 @@ class Transport(Protocol):
 
 
 class KafkaTransport:
-    """Produces each event as a JSON object keyed by prediction_id, acks from all replicas."""
+    """Produces each event as a JSON object keyed by prediction_id, acks from all replicas.
 
-    def __init__(self, bootstrap: str, topic: str = PREDICTIONS.name) -> None:
-        self.bootstrap = bootstrap
+    A broker that refuses the credentials raises ``KafkaAccessDenied`` (the SDK's
+    ``last_error``) saying so, and the events wait in the spool as for any outage.
+    """
+
+    def __init__(self, kafka: Kafka, topic: str = PREDICTIONS.name) -> None:
+        self.kafka = kafka
         self.topic = topic
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap,
+        producer = AIOKafkaProducer(
+            **client_options(self.kafka),
             client_id="vigil-sdk",
             acks="all",
             enable_idempotence=True,
@@ -47,7 +66,13 @@ class KafkaTransport:
             max_batch_size=512 * 1024,
             request_timeout_ms=10_000,
         )
-        await self._producer.start()
+        try:
+            await start_client(producer, self.kafka)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the next send starts a fresh producer
+                await producer.stop()
+            raise
+        self._producer = producer
 
     async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
         if self._producer is None:
@@ -68,13 +93,14 @@ class KafkaTransport:
 class HttpTransport:
     """POSTs gzip NDJSON batches to ``<url>/v1/predictions``; invalid events are refused alone."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.url = url.rstrip("/") + "/v1/predictions"
         self.timeout = timeout
+        self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client: httpx.AsyncClient | None = None
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=self.timeout)
+        self._client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
 
     async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
         if self._client is None:
@@ -90,6 +116,8 @@ class HttpTransport:
         )
         if response.status_code in (400, 404, 413, 422):
             raise Rejected(f"HTTP {response.status_code}: {response.text[:500]}")
+        if response.status_code in (401, 403):  # the key, not the events: keep them, retry
+            raise KeyRefused(f"HTTP {response.status_code}: {response.text[:500]}")
         response.raise_for_status()
         errors = response.json().get("errors", [])
         return [
@@ -103,12 +131,21 @@ class HttpTransport:
             self._client = None
 
 
-def transport_for(destination: str) -> Transport:
-    """``kafka://host:port[,host:port]`` or ``http(s)://host:port`` of the prediction logger."""
+class KeyRefused(Exception):
+    """The prediction logger refused the API key (missing, revoked, or without the producer
+    role for the model): the events are kept and resent once the key is fixed."""
+
+
+def transport_for(
+    destination: str, security: KafkaSecurity | None = None, api_key: str | None = None
+) -> Transport:
+    """``kafka://host:port[,host:port]`` (connecting with ``security``, default PLAINTEXT) or
+    ``http(s)://host:port`` of the prediction logger (with ``api_key``, a producer's key)."""
     if destination.startswith("kafka://"):
-        return KafkaTransport(destination.removeprefix("kafka://"))
+        bootstrap = destination.removeprefix("kafka://")
+        return KafkaTransport(KafkaConnection(bootstrap, security or KafkaSecurity()))
     if destination.startswith(("http://", "https://")):
-        return HttpTransport(destination)
+        return HttpTransport(destination, api_key=api_key)
     raise ValueError(
         f"destination {destination!r}: expected kafka://host:port or http(s)://host:port"
     )

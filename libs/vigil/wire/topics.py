@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.records import (
     Alert,
     DriftPartial,
@@ -18,9 +19,11 @@ from vigil.wire.records import (
 
 __all__ = [
     "ALERTS",
+    "AUDIT",
     "CATALOGUE",
     "DEADLETTER",
     "FEEDBACK",
+    "KEYS",
     "METRICS",
     "MODELS",
     "OUTCOMES",
@@ -62,6 +65,23 @@ DEADLETTER = Topic("vigil.deadletter.v1", 3, "original key", None)
 # Writer schemas by fingerprint (hex), value the schema's JSON: a reader learns a newer
 # producer's schema here. One partition, compacted: every reader wants all of it.
 SCHEMAS = Topic("vigil.schemas.v1", 1, "fingerprint (hex)", None, {"cleanup.policy": "compact"})
+# API keys by id (without secrets), written by the registry only. One partition, compacted:
+# every service follows all of it to check keys locally.
+KEYS = Topic(
+    "vigil.keys.v1",
+    1,
+    "key id",
+    ApiKey,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
+# Every state-changing API call, allowed or refused; kept forever. One partition: one order.
+AUDIT = Topic(
+    "vigil.audit.v1",
+    1,
+    "model_id (empty if none)",
+    AuditEvent,
+    {"retention.ms": "-1", "retention.bytes": "-1"},
+)
 CATALOGUE: tuple[Topic, ...] = (
     PREDICTIONS,
     FEEDBACK,
@@ -71,6 +91,8 @@ CATALOGUE: tuple[Topic, ...] = (
     MODELS,
     DEADLETTER,
     SCHEMAS,
+    KEYS,
+    AUDIT,
 )
 
 

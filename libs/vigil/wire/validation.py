@@ -23,6 +23,8 @@ __all__ = [
     "errors_from_pydantic",
     "parse_batch",
     "parse_items",
+    "unreadable_body",
+    "unsupported_encoding",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -219,6 +221,12 @@ def errors_from_pydantic(
         if err["type"] == "extra_forbidden":
             errors.append(FieldError(field, "no such field", describe(err["input"]), index))
             continue
+        if err["type"] == "json_invalid":  # FastAPI's: the location is a character position
+            error = err.get("ctx", {}).get("error", "JSON decode error")
+            where = f" at character {loc[0]}" if loc and loc[0].isdigit() else ""
+            received = f"invalid JSON ({error}{where})"
+            errors.append(FieldError("<body>", "a JSON document", received, index))
+            continue
         received = "nothing" if err["type"] == "missing" else describe(err.get("input"))
         if err["type"] == "missing":
             expected = "a value (the field is required)"
@@ -290,3 +298,22 @@ def parse_batch(
     if errors:
         return [], errors
     return parse_items(items, model, context)
+
+
+def unreadable_body(cause: BaseException | None, encoding: str | None = None) -> FieldError:
+    """Why a JSON body could not be parsed at all (FastAPI says only "error parsing the body");
+    ``encoding`` is the request's ``Content-Encoding``, if any."""
+    if isinstance(cause, RecursionError):
+        received = "JSON nested too deeply to parse"
+    elif isinstance(cause, UnicodeDecodeError):
+        received = f"bytes that are not UTF-8 ({cause.reason} at byte {cause.start})"
+        if encoding:
+            received += f"; this route does not decode Content-Encoding {encoding[:40]!r}"
+    else:
+        received = f"{type(cause).__name__}: {cause}"[:200] if cause else "an unreadable body"
+    return FieldError("<body>", "a JSON document in UTF-8", received)
+
+
+def unsupported_encoding(encoding: str) -> FieldError:
+    """The error for a body in a ``Content-Encoding`` Vigil does not read (only gzip is)."""
+    return FieldError("Content-Encoding", "identity or gzip", encoding[:100])

@@ -1,0 +1,153 @@
+"""``vigil``: the command line for operators — API keys and the audit trail.
+
+    vigil keys create --name credit-app --role producer --model credit-risk [--expires-in-days 90]
+    vigil keys list [--principal NAME] [--all]
+    vigil keys revoke ID
+    vigil keys rotate ID [--grace-seconds 3600]
+    vigil audit [--model-id M] [--principal P] [--since 2026-11-01T00:00:00Z] [--limit 50]
+
+The registry's URL comes from ``--url`` or ``VIGIL_URL`` (default http://127.0.0.1:8000), the
+API key from ``--key``, ``VIGIL_API_KEY`` or, on a machine where ``make up`` ran, the admin key
+file (``$VIGIL_RUN_DIR/admin.key`` or ``.run/admin.key``). Answers are printed as JSON; a
+refusal prints the server's message to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["main"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+ROLES = ("producer", "sme", "data_scientist", "oncall", "auditor", "admin")
+
+
+class CliError(Exception):
+    """What to tell the user before exiting 1."""
+
+
+def _key(given: str | None) -> str:
+    if given:
+        return given
+    if os.environ.get("VIGIL_API_KEY"):
+        return os.environ["VIGIL_API_KEY"]
+    run_dir = Path(os.environ.get("VIGIL_RUN_DIR", ".run"))
+    admin = run_dir / "admin.key"
+    if admin.is_file():
+        return admin.read_text().strip()
+    raise CliError("no API key: pass --key, set VIGIL_API_KEY, or run where `make up` wrote .run/")
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+    headers = {"Authorization": f"Bearer {_key(args.key)}"}
+    client: httpx.Client = args.client
+    try:
+        answer = client.request(method, args.url.rstrip("/") + path, headers=headers, **kwargs)
+    except httpx.HTTPError as exc:
+        raise CliError(f"cannot reach {args.url}: {exc}") from exc
+    if answer.is_error:
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        raise CliError(f"{answer.status_code}: {detail}")
+    return answer.json() if answer.content else None
+
+
+def _keys_create(args: argparse.Namespace) -> Any:
+    body: dict[str, Any] = {"name": args.name, "roles": args.role, "models": args.model or ["*"]}
+    if args.expires_in_days is not None:
+        body["expires_in_days"] = args.expires_in_days
+    return _call(args, "POST", "/v1/keys", json=body)
+
+
+def _keys_list(args: argparse.Namespace) -> Any:
+    params: dict[str, Any] = {"include_revoked": args.all}
+    if args.principal:
+        params["principal"] = args.principal
+    return _call(args, "GET", "/v1/keys", params=params)
+
+
+def _keys_revoke(args: argparse.Namespace) -> Any:
+    return _call(args, "DELETE", f"/v1/keys/{args.id}")
+
+
+def _keys_rotate(args: argparse.Namespace) -> Any:
+    body = {"grace_seconds": args.grace_seconds}
+    return _call(args, "POST", f"/v1/keys/{args.id}/rotate", json=body)
+
+
+def _audit(args: argparse.Namespace) -> Any:
+    params = {
+        name: value
+        for name, value in [
+            ("model_id", args.model_id),
+            ("principal", args.principal),
+            ("since", args.since),
+            ("before", args.before),
+            ("limit", args.limit),
+        ]
+        if value is not None
+    }
+    return _call(args, "GET", "/v1/audit", params=params)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="vigil", description="Operate Vigil: API keys, audit.")
+    top.add_argument("--url", default=os.environ.get("VIGIL_URL", DEFAULT_URL))
+    top.add_argument("--key", help="API key (default: VIGIL_API_KEY, then .run/admin.key)")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    keys = commands.add_parser("keys", help="create, list, revoke and rotate API keys")
+    verbs = keys.add_subparsers(dest="verb", required=True)
+    create = verbs.add_parser("create", help="a new key; its secret is printed this once")
+    create.add_argument("--name", required=True, help="the principal the key belongs to")
+    create.add_argument("--role", action="append", required=True, choices=ROLES)
+    create.add_argument("--model", action="append", help='a model id in scope (default "*")')
+    create.add_argument("--expires-in-days", type=float)
+    create.set_defaults(run=_keys_create)
+    listing = verbs.add_parser("list", help="keys without their secrets")
+    listing.add_argument("--principal")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    listing.set_defaults(run=_keys_list)
+    revoke = verbs.add_parser("revoke", help="revoke a key everywhere")
+    revoke.add_argument("id")
+    revoke.set_defaults(run=_keys_revoke)
+    rotate = verbs.add_parser("rotate", help="replace a key by a new one")
+    rotate.add_argument("id")
+    rotate.add_argument("--grace-seconds", type=float, default=0.0)
+    rotate.set_defaults(run=_keys_rotate)
+
+    audit = commands.add_parser("audit", help="the audit trail, newest first")
+    audit.add_argument("--model-id")
+    audit.add_argument("--principal")
+    audit.add_argument("--since", help="ISO 8601 time with a timezone")
+    audit.add_argument("--before", type=int, help="`next` of the previous page")
+    audit.add_argument("--limit", type=int)
+    audit.set_defaults(run=_audit)
+    return top
+
+
+def main(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -> int:
+    """Run one command; 0 on success, 1 with a message on stderr otherwise."""
+    args = parser().parse_args(argv)
+    args.client = client if client is not None else httpx.Client(timeout=30)
+    try:
+        result = args.run(args)
+    except CliError as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

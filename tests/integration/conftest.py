@@ -1,0 +1,8 @@
+"""Every test here talks to real services, which need an API key: the run's admin key."""
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_admin(session_admin: str) -> str:
+    return session_admin
