@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
+from tests.access import SESSION
 from vigil.adapters.bus import ensure_topics
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.topics import PREDICTIONS, drift_topics
@@ -83,7 +84,9 @@ class DriftWorkers:
         raise RuntimeError(f"worker {name} never became ready:\n{self.tail(name)}")
 
     def status(self, name: str) -> dict[str, object]:
-        response = httpx.get(f"http://127.0.0.1:{self.ports[name]}/v1/status", timeout=5)
+        response = httpx.get(
+            f"http://127.0.0.1:{self.ports[name]}/v1/status", timeout=5, headers=SESSION
+        )
         response.raise_for_status()
         body: dict[str, object] = response.json()
         return body

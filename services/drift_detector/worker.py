@@ -8,13 +8,14 @@ import logging
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from drift_detector.config import Settings
 from drift_detector.handlers import Merging, Profiling, WindowPolicy
+from vigil.adapters.auth import allowed
 from vigil.adapters.bus import ensure_topics, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.http import create_api
@@ -23,6 +24,7 @@ from vigil.adapters.revisions import MODEL_VERSION_LOCKS, RedisRevisionLocks
 from vigil.adapters.schema_registry import SchemaRegistryClient
 from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage import Stage, StageConfig
+from vigil.wire.access import Caller, Permission
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
 from vigil.wire.topics import drift_topics
@@ -144,10 +146,48 @@ def _crash_on_failure(task: asyncio.Task[None]) -> None:
         os._exit(70)
 
 
+status_router = APIRouter()
+
+
+@status_router.get("/v1/status")
+async def status(
+    request: Request, _: Annotated[Caller, Depends(allowed(Permission.MODELS_READ))]
+) -> dict[str, Any]:
+    """What this worker owns and has done (any API key)."""
+    worker: DriftWorker = request.app.state.adapters
+    profiler, merger = worker.profiler, worker.merger
+    return {
+        "prediction_partitions": sorted(tp.partition for tp in profiler.assignment),
+        "partial_partitions": sorted(tp.partition for tp in merger.assignment),
+        "events_profiled": worker.profiling.flushed_events,
+        "profiling_seconds": (profiler.last_commit or 0.0) - (profiler.first_read or 0.0),
+        "reports_published": worker.merging.reports_published,
+        "dead_lettered": profiler.dead_lettered + merger.dead_lettered,
+        "quarantined_events": worker.profiling.quarantined,
+        "merge_failures": dict(worker.merging.failed),
+        "references": dict(worker.merging.publisher.counts),
+        "evicted": dict(worker.merging.evicted),
+        "model_versions": [
+            {
+                "model_id": m.version.model_id,
+                "version": m.version.version,
+                "open_windows": len(m.windows),
+                "reference": m.reference.source if m.reference else None,
+                "baseline_events": sum(len(b) for b in m.baseline),
+            }
+            for m in worker.merging.models.values()
+        ],
+    }
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     config = settings or Settings()
     app = create_api(
-        "Vigil drift detector", "drift_detector", lambda s: DriftWorker.open(s, config)
+        "Vigil drift detector",
+        "drift_detector",
+        lambda s: DriftWorker.open(s, config),
+        routers=[status_router],
+        settings=config,
     )
 
     @app.get("/readyz", include_in_schema=False)
@@ -162,33 +202,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "partial_partitions": partials,
         }
         return JSONResponse(body, status_code=200 if ready else 503)
-
-    @app.get("/v1/status")
-    async def status() -> dict[str, Any]:
-        """What this worker owns and has done."""
-        worker: DriftWorker = app.state.adapters
-        profiler, merger = worker.profiler, worker.merger
-        return {
-            "prediction_partitions": sorted(tp.partition for tp in profiler.assignment),
-            "partial_partitions": sorted(tp.partition for tp in merger.assignment),
-            "events_profiled": worker.profiling.flushed_events,
-            "profiling_seconds": (profiler.last_commit or 0.0) - (profiler.first_read or 0.0),
-            "reports_published": worker.merging.reports_published,
-            "dead_lettered": profiler.dead_lettered + merger.dead_lettered,
-            "quarantined_events": worker.profiling.quarantined,
-            "merge_failures": dict(worker.merging.failed),
-            "references": dict(worker.merging.publisher.counts),
-            "evicted": dict(worker.merging.evicted),
-            "model_versions": [
-                {
-                    "model_id": m.version.model_id,
-                    "version": m.version.version,
-                    "open_windows": len(m.windows),
-                    "reference": m.reference.source if m.reference else None,
-                    "baseline_events": sum(len(b) for b in m.baseline),
-                }
-                for m in worker.merging.models.values()
-            ],
-        }
 
     return app
