@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export VIGIL_RUN_DIR ?= $(CURDIR)/.run
+# The prediction logger's de-duplication keys have their own Redis (deploy/redis.sh: 6380).
+export VIGIL_IDEMPOTENCY_REDIS_URL ?= redis://127.0.0.1:6380/0
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)

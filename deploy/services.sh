@@ -13,6 +13,8 @@ PY=${VIGIL_PYTHON:-"$root/.venv/bin/python"}
 export VIGIL_IDEMPOTENCY_REDIS_URL=${VIGIL_IDEMPOTENCY_REDIS_URL:-redis://127.0.0.1:6380/0}
 # Where the registry writes the first admin key when none exists (mode 0600).
 export VIGIL_ADMIN_KEY_FILE=${VIGIL_ADMIN_KEY_FILE:-$RUN_DIR/admin.key}
+# Alert notifications may go to receivers on this machine (the demo's); other private ranges stay closed.
+export VIGIL_ALERTING_ALLOWED_NETWORKS=${VIGIL_ALERTING_ALLOWED_NETWORKS:-127.0.0.0/8}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
 SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:-"

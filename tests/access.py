@@ -103,8 +103,10 @@ async def publish_keys(bootstrap: str, *keys: ApiKey) -> None:
 
 
 def unique_admin() -> tuple[str, ApiKey]:
-    """An admin key of its own for one test on the shared broker."""
-    return api_key(f"tests-{uuid.uuid4().hex[:6]}", ["admin"])
+    """An admin key of its own for one test on the shared broker; it expires within the hour,
+    so that none outlives its test (and stops `make up` from writing .run/admin.key)."""
+    secret, record = api_key(f"tests-{uuid.uuid4().hex[:6]}", ["admin"])
+    return secret, record.model_copy(update={"expires_at": utcnow() + timedelta(hours=1)})
 
 
 def revoked(key: ApiKey) -> ApiKey:

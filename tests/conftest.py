@@ -42,6 +42,8 @@ def infra() -> Iterator[VigilSettings]:
             asyncio.run(ensure_topics(settings.kafka_bootstrap))
             yield settings
         return
+    # The idempotency keys go to their own Redis, as `make up` arranges (deploy/redis.sh).
+    os.environ.setdefault("VIGIL_IDEMPOTENCY_REDIS_URL", "redis://127.0.0.1:6380/0")
     settings = VigilSettings()
     asyncio.run(ensure_topics(settings.kafka_bootstrap))
     yield settings

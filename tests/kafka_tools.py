@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from vigil.wire.topics import Topic
 
 Message = ConsumerRecord[bytes, bytes]
 
@@ -63,3 +66,14 @@ async def read_from(
         return messages
     finally:
         await consumer.stop()
+
+
+def private_copy(bootstrap: str, topic: Topic, tag: str) -> Topic:
+    """A topic laid out as ``topic`` under a name of this test's own, created now: a consumer
+    group reading it from the start does not wade through what other runs left on the real
+    one."""
+    from vigil.adapters.bus import ensure_topics
+
+    copy = replace(topic, name=f"test.{topic.name}.{tag}")
+    asyncio.run(ensure_topics(bootstrap, [copy]))
+    return copy

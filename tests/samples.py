@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from vigil.wire.access import ApiKey, AuditEvent
+from vigil.wire.alert_events import AlertEvent, LabelMatcher, Silence
 from vigil.wire.records import (
     Alert,
     FeatureDrift,
@@ -131,6 +132,42 @@ ALERT = Alert(
     ends_at=None,
     updated_at=T0,
 )
+SILENCE = Silence(
+    id="s-1",
+    matchers=[
+        LabelMatcher(name="model_id", value="credit-risk"),
+        LabelMatcher(name="feature", value="inc.*", op="=~"),
+    ],
+    starts_at=T0,
+    ends_at=T0 + timedelta(hours=2),
+    comment="retraining",
+    created_by="ana",
+    expired_at=T0 + timedelta(hours=1),
+)
+ALERT_EVENT = AlertEvent(
+    event_id="e-7",
+    time=T0,
+    kind="ack",
+    fingerprint="abc",
+    alert=ALERT.model_copy(
+        update={
+            "status": "acknowledged",
+            "acknowledged_by": "ana",
+            "acknowledged_at": T0,
+            "silenced_by": "s-1",
+        }
+    ),
+    silence=SILENCE,
+    subscription_id="sub-1",
+    channel="webhook",
+    delivery_id="d-1",
+    outcome="delivered",
+    status_code=200,
+    latency_ms=12.5,
+    error="none",
+    actor="ana",
+    comment="looking",
+)
 SAMPLES: dict[type[Record], Record] = {
     PredictionEvent: PREDICTION,
     FeedbackEvent: FEEDBACK,
@@ -138,6 +175,8 @@ SAMPLES: dict[type[Record], Record] = {
     ModelVersion: MODEL,
     WindowReport: REPORT,
     Alert: ALERT,
+    AlertEvent: ALERT_EVENT,
+    Silence: SILENCE,
     ApiKey: ApiKey(
         id="0123456789abcdef",
         principal="credit-app",

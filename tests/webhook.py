@@ -10,16 +10,36 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# The README's five lines verifying X-Vigil-Signature, as a receiver would paste them.
+VERIFY_SNIPPET = """
+import hashlib, hmac, time
+def verified(secret: str, header: str, body: bytes, tolerance: int = 300) -> bool:
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    mac = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(mac, parts["v1"]) and abs(time.time() - int(parts["t"])) <= tolerance
+"""
+
+
+def readme_verifier() -> Callable[[str, str, bytes], bool]:
+    """``verified(secret, header, body)`` from the README's snippet."""
+    namespace: dict[str, Any] = {}
+    exec(VERIFY_SNIPPET, namespace)
+    verified: Callable[[str, str, bytes], bool] = namespace["verified"]
+    return verified
+
 
 class WebhookInbox:
     def __init__(self, url: str) -> None:
         self.url = url
         self.bodies: list[dict[str, Any]] = []
+        # Each request as received: its headers and its raw body (what a signature covers).
+        self.requests: list[tuple[dict[str, str], bytes]] = []
         self._lock = threading.Lock()
 
-    def add(self, body: dict[str, Any]) -> None:
+    def add(self, body: dict[str, Any], headers: dict[str, str], raw: bytes) -> None:
         with self._lock:
             self.bodies.append(body)
+            self.requests.append((headers, raw))
 
     def alerts(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -43,7 +63,8 @@ def webhook_inbox() -> Iterator[WebhookInbox]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length", 0))
-            holder[0].add(json.loads(self.rfile.read(length)))
+            raw = self.rfile.read(length)
+            holder[0].add(json.loads(raw), dict(self.headers.items()), raw)
             self.send_response(204)
             self.end_headers()
 

@@ -1,10 +1,12 @@
-"""``vigil``: the command line for operators — API keys and the audit trail.
+"""``vigil``: the command line for operators — API keys, the audit trail and alert rules.
 
     vigil keys create --name credit-app --role producer --model credit-risk [--expires-in-days 90]
     vigil keys list [--principal NAME] [--all]
     vigil keys revoke ID
     vigil keys rotate ID [--grace-seconds 3600]
     vigil audit [--model-id M] [--principal P] [--since 2026-11-01T00:00:00Z] [--limit 50]
+    vigil rules apply rules.yaml      # {model_id, version, rules: [...]}, or a list of those
+    vigil rules get MODEL_ID VERSION  # the rules in effect
 
 The registry's URL comes from ``--url`` or ``VIGIL_URL`` (default http://127.0.0.1:8000), the
 API key from ``--key``, ``VIGIL_API_KEY`` or, on a machine where ``make up`` ran, the admin key
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 __all__ = ["main"]
 
@@ -100,8 +103,41 @@ def _audit(args: argparse.Namespace) -> Any:
     return _call(args, "GET", "/v1/audit", params=params)
 
 
+def _rule_sets(path: str) -> list[dict[str, Any]]:
+    """The ``{model_id, version, rules}`` documents of a rules file."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from exc
+    sets = loaded if isinstance(loaded, list) else [loaded]
+    for i, item in enumerate(sets):
+        if not (isinstance(item, dict) and {"model_id", "version", "rules"} <= item.keys()):
+            raise CliError(f"{path}: item {i} is not a mapping of model_id, version and rules")
+        if not isinstance(item["rules"], list):
+            raise CliError(f"{path}: item {i}: rules is not a list")
+    return sets
+
+
+def _rules_apply(args: argparse.Namespace) -> Any:
+    """Replace each named version's rule overrides; stops at the first refusal."""
+    applied = []
+    for item in _rule_sets(args.file):
+        path = f"/v1/models/{item['model_id']}/versions/{item['version']}/rules"
+        try:
+            applied.append(_call(args, "PUT", path, json=item["rules"]))
+        except CliError as exc:
+            raise CliError(f"{item['model_id']} {item['version']}: {exc}") from exc
+    return applied
+
+
+def _rules_get(args: argparse.Namespace) -> Any:
+    return _call(args, "GET", f"/v1/models/{args.model_id}/versions/{args.version}/rules")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="vigil", description="Operate Vigil: API keys, audit.")
+    top = argparse.ArgumentParser(
+        prog="vigil", description="Operate Vigil: API keys, audit, alert rules."
+    )
     top.add_argument("--url", default=os.environ.get("VIGIL_URL", DEFAULT_URL))
     top.add_argument("--key", help="API key (default: VIGIL_API_KEY, then .run/admin.key)")
     commands = top.add_subparsers(dest="command", required=True)
@@ -133,6 +169,16 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--before", type=int, help="`next` of the previous page")
     audit.add_argument("--limit", type=int)
     audit.set_defaults(run=_audit)
+
+    rules = commands.add_parser("rules", help="a model version's alert rules")
+    rule_verbs = rules.add_subparsers(dest="verb", required=True)
+    apply = rule_verbs.add_parser("apply", help="set the rules of the versions a YAML file names")
+    apply.add_argument("file", help="YAML: {model_id, version, rules: [...]} or a list of those")
+    apply.set_defaults(run=_rules_apply)
+    get = rule_verbs.add_parser("get", help="the rules in effect: tier defaults and overrides")
+    get.add_argument("model_id")
+    get.add_argument("version")
+    get.set_defaults(run=_rules_get)
     return top
 
 

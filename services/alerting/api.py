@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 
-from alerting import worker
+from alerting import oncall, worker
+from alerting.channels import open_notifier
+from alerting.channels.formats import probe_alert
 from alerting.config import Settings
-from alerting.handlers import Subscription, SubscriptionIn
-from alerting.ports import AlertStore
+from alerting.egress import EgressPolicy
+from alerting.history import AlertHistory
+from alerting.ports import AlertStore, Notifier
 from alerting.store import RedisAlertStore
+from alerting.subscriptions import (
+    Notification,
+    Subscription,
+    SubscriptionCreated,
+    SubscriptionIn,
+    SubscriptionView,
+)
 from vigil.adapters.auth import Guard, allowed, refuse_model
 from vigil.adapters.http import (
     InputRejected,
@@ -25,16 +37,20 @@ from vigil.adapters.http import (
     provider,
 )
 from vigil.wire.access import Caller, Permission
-from vigil.wire.records import Alert, utcnow
+from vigil.wire.records import Alert, Severity, utcnow
+from vigil.wire.validation import FieldError
 
 __all__ = ["Alerting", "create_app", "router"]
 
 
 @dataclass(frozen=True)
 class Alerting:
-    """The API's adapters: the alert store (the report worker has its own clients)."""
+    """The API's adapters: the alert store, and the notifier test notifications go through
+    (the report worker has its own clients)."""
 
     store: AlertStore
+    notifier: Notifier | None = None
+    history: AlertHistory | None = None  # silences and acks are recorded through it
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Alerting:
@@ -42,11 +58,12 @@ class Alerting:
         store = await RedisAlertStore.open(
             stack, settings.redis_url, settings.alerting_redis_prefix
         )
-        await worker.start(stack, settings, store)
-        return cls(store)
+        alerter = await worker.start(stack, settings, store)
+        return cls(store, open_notifier(stack, settings), alerter.history)
 
 
 AlertingDep = Annotated[Alerting, Depends(provider(Alerting))]
+SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 SubscriptionReader = Annotated[Caller, Depends(allowed(Permission.SUBSCRIPTIONS_READ))]
 SubscriptionWriter = Annotated[Caller, Depends(allowed(Permission.SUBSCRIPTIONS_WRITE))]
 AlertReader = Annotated[Caller, Depends(allowed(Permission.ALERTS_READ))]
@@ -60,21 +77,48 @@ router = APIRouter()
     responses=error_responses(400, 503),
 )
 async def subscribe(
-    body: SubscriptionIn, caller: SubscriptionWriter, alerting: AlertingDep
-) -> Subscription:
-    """Subscribe a webhook to the alerts of some models (or "*") from a severity up."""
+    body: SubscriptionIn, caller: SubscriptionWriter, alerting: AlertingDep, settings: SettingsDep
+) -> SubscriptionCreated:
+    """Subscribe a channel to the alerts of some models (or "*") from a severity up.
+
+    A webhook subscription's signing secret is in this answer only.
+    """
     _check_scope(caller, body.models)
-    sub = Subscription(**body.model_dump(), id=uuid.uuid4().hex, created_at=utcnow())
+    _check_target(body, settings)
+    secret = secrets.token_hex(32) if body.channel == "webhook" else None
+    sub = Subscription(**body.model_dump(), id=uuid.uuid4().hex, created_at=utcnow(), secret=secret)
     await alerting.store.add_subscription(sub)
-    return sub
+    return SubscriptionCreated(**SubscriptionView.of(sub).model_dump(), secret=secret)
 
 
 @router.get("/v1/subscriptions", responses=error_responses(503))
 async def list_subscriptions(
     caller: SubscriptionReader, alerting: AlertingDep
-) -> list[Subscription]:
-    """Every subscription to models in the key's scope."""
-    return [s for s in await alerting.store.subscriptions() if caller.covers_all(s.models)]
+) -> list[SubscriptionView]:
+    """Every subscription to models in the key's scope (no secrets)."""
+    subs = await alerting.store.subscriptions()
+    return [SubscriptionView.of(s) for s in subs if caller.covers_all(s.models)]
+
+
+@router.post("/v1/subscriptions/{sub_id}/test", responses=error_responses(404, 503))
+async def test_subscription(
+    sub_id: str, caller: SubscriptionWriter, alerting: AlertingDep
+) -> dict[str, object]:
+    """Send a made-up firing alert to a subscription now; how the delivery went."""
+    sub = await _subscription(alerting, sub_id)
+    _check_scope(caller, sub.models)
+    if alerting.notifier is None:
+        raise InputRejected("this server sends no notifications", [], 503)
+    notification = Notification.of(sub, [probe_alert(sub, utcnow())], test=True)
+    result = await alerting.notifier.send(sub, notification)
+    return {
+        "delivery_id": notification.delivery_id,
+        "ok": result.ok,
+        "status_code": result.status_code,
+        "latency_seconds": round(result.latency, 3),
+        "attempts": result.attempts,
+        "error": result.error,
+    }
 
 
 @router.delete(
@@ -100,23 +144,54 @@ async def list_alerts(
     alerting: AlertingDep,
     model_id: str | None = None,
     status: Literal["firing", "acknowledged", "resolved"] | None = None,
+    severity: Severity | None = None,
+    since: Annotated[datetime | None, Query(description="updated at or after (UTC)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int, Query(ge=0)] = 0,
 ) -> list[Alert]:
-    """Alerts, newest first, optionally for one model or in one status, a page at a time.
+    """Alerts, newest first, optionally of one model, status or severity, or updated since
+    a time, a page at a time.
 
     When there are more, the ``Link`` header (``rel="next"``) and ``X-Next-Cursor`` say
     where the next page starts.
     """
     if model_id is not None and not caller.covers(model_id):
         raise refuse_model(caller, model_id)
-    page = await alerting.store.alerts_page(cursor, limit, model_id, status)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    page = await alerting.store.alerts_page(cursor, limit, model_id, status, severity, since)
     if page.next_position is not None:
         following = request.url.include_query_params(cursor=page.next_position)
         response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         response.headers["X-Next-Cursor"] = str(page.next_position)
     # A key scoped to some models sees their alerts only (a page may hold fewer).
     return [a for a in page.alerts if caller.covers(a.model_id)]
+
+
+async def _subscription(alerting: Alerting, sub_id: str) -> Subscription:
+    """The subscription with id ``sub_id``, or a 404."""
+    found = [s for s in await alerting.store.subscriptions() if s.id == sub_id]
+    if not found:
+        raise InputRejected(f"no subscription {sub_id!r}", [], 404)
+    return found[0]
+
+
+def _check_target(body: SubscriptionIn, settings: Settings) -> None:
+    """422 for a target Vigil will not send to (see alerting.egress), or e-mail without SMTP."""
+    if body.channel == "email" and not settings.alerting_smtp_host:
+        raise InputRejected(
+            "e-mail is not configured on this server",
+            [FieldError("channel", "a channel this server can send on", "email")],
+        )
+    if body.url is None:
+        return
+    policy = EgressPolicy(tuple(settings.alerting_allowed_networks))
+    problem = policy.check_url(str(body.url))
+    if problem is not None:
+        raise InputRejected(
+            f"url refused: {problem}",
+            [FieldError("url", "a public http(s) target", str(body.url))],
+        )
 
 
 def _check_scope(caller: Caller, models: list[str]) -> None:
@@ -139,7 +214,7 @@ def create_app(
         "alerting",
         opener,
         adapters,
-        [router],
+        [router, oncall.router],
         config,
         max_body_bytes=config.alerting_max_body_bytes,
         limits=limits,

@@ -1,6 +1,10 @@
 """The alerting service's settings (``VIGIL_*`` environment variables)."""
 
-from pydantic import Field
+import ipaddress
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from vigil.adapters.settings import VigilSettings
 
@@ -12,6 +16,10 @@ class Settings(VigilSettings):
     alerting_port: int = 8003
     alerting_group_id: str = "vigil-alerting"
     alerting_redis_prefix: str = "vigil:alerting"
+    # The topic of AlertEvents (the record Redis is rebuilt from); another one isolates tests.
+    alerting_events_topic: str = "vigil.alerts.v1"
+    # Where the window reports come from (tests give each alerting group its own topic).
+    alerting_reports_topic: str = "vigil.metrics.v1"
     alerting_webhook_timeout_seconds: float = 5.0
     alerting_webhook_attempts: int = 3
     alerting_max_body_bytes: int = 64 * 1024
@@ -21,3 +29,25 @@ class Settings(VigilSettings):
     # checked at start and then every alerting_prune_interval_seconds.
     alerting_retention_days: float = Field(default=30, gt=0)
     alerting_prune_interval_seconds: float = Field(default=3600, gt=0)
+    # Networks notifications may go to although they are not public (comma-separated CIDRs,
+    # e.g. 127.0.0.0/8 for a receiver on this machine); see alerting.egress.
+    alerting_allowed_networks: Annotated[
+        list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode
+    ] = Field(default_factory=list)
+    # Where a webhook receiver can see Vigil (Alertmanager's externalURL in the body).
+    alerting_external_url: str = ""
+    # The e-mail channel's SMTP server; unset, e-mail subscriptions are refused.
+    alerting_smtp_host: str | None = None
+    alerting_smtp_port: int = Field(default=25, ge=1, le=65535)
+    alerting_smtp_username: str | None = None
+    alerting_smtp_password: SecretStr | None = None
+    alerting_smtp_starttls: bool = False  # upgrade a plain connection with STARTTLS
+    alerting_smtp_ssl: bool = False  # TLS from the first byte (SMTPS, usually port 465)
+    alerting_smtp_from: str = "vigil@localhost"
+
+    @field_validator("alerting_allowed_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value

@@ -1,6 +1,6 @@
 """The alerting service's own ports: where alerts and subscriptions are kept, who is told.
 
-``store.RedisAlertStore`` and ``webhooks.WebhookSender`` implement them; unit tests use fakes.
+``store.RedisAlertStore`` and ``channels.ChannelNotifier`` implement them; unit tests use fakes.
 """
 
 from __future__ import annotations
@@ -9,11 +9,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from alerting.handlers import Subscription
+from alerting.subscriptions import DeliveryResult, Notification, Subscription
+from vigil.wire.alert_events import AlertEvent, Silence
 from vigil.wire.records import Alert
 
-__all__ = ["AlertPage", "AlertStore", "Notifier"]
+__all__ = ["HISTORY_LIMIT", "AlertPage", "AlertStore", "Notifier"]
+
+
+# Events of one fingerprint the cache keeps; the topic keeps them all.
+HISTORY_LIMIT = 500
 
 
 @dataclass(frozen=True)
@@ -33,12 +39,18 @@ class AlertStore(ABC):
 
     @abstractmethod
     async def alerts_page(
-        self, position: int, limit: int, model_id: str | None = None, status: str | None = None
+        self,
+        position: int,
+        limit: int,
+        model_id: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        since: datetime | None = None,
     ) -> AlertPage:
         """Up to ``limit`` alerts, most recently updated first, from ``position`` in that order.
 
-        Only those of ``model_id`` and in ``status`` when given; raises Unavailable when the
-        store does not answer.
+        Only those of ``model_id``, in ``status``, of ``severity`` and updated at or after
+        ``since`` when given; raises Unavailable when the store does not answer.
         """
 
     @abstractmethod
@@ -51,6 +63,35 @@ class AlertStore(ABC):
 
         Firing and acknowledged alerts are kept however old they are.
         """
+
+    @abstractmethod
+    async def rule_state(self, key: str) -> dict[str, Any] | None:
+        """The alert rules' state of one model version (``model_id/version``), as saved."""
+
+    @abstractmethod
+    async def save_rule_state(self, key: str, state: dict[str, Any]) -> None:
+        """Keep the alert rules' state of one model version (JSON-compatible)."""
+
+    @abstractmethod
+    async def cache(self, events: Sequence[AlertEvent]) -> None:
+        """Apply events (already on the alerts topic) to the cached state: alerts, silences,
+        and each fingerprint's recent history."""
+
+    @abstractmethod
+    async def silences(self) -> list[Silence]:
+        """Every cached silence, expired ones included."""
+
+    @abstractmethod
+    async def history(self, fingerprint: str) -> list[AlertEvent]:
+        """The cached events of one alert, oldest first (the most recent HISTORY_LIMIT)."""
+
+    @abstractmethod
+    async def is_rebuilt(self) -> bool:
+        """Whether the cache holds the alerts topic (False when Redis lost or never had it)."""
+
+    @abstractmethod
+    async def mark_rebuilt(self) -> None:
+        """Note that the cache now holds the alerts topic."""
 
     @abstractmethod
     async def subscriptions(self) -> list[Subscription]:
@@ -66,8 +107,8 @@ class AlertStore(ABC):
 
 
 class Notifier(ABC):
-    """Tells a subscription about alerts."""
+    """Tells a subscription about alerts, on the subscription's channel."""
 
     @abstractmethod
-    async def send(self, subscription: Subscription, alerts: Sequence[Alert]) -> bool:
-        """Deliver one message listing ``alerts``; whether it was delivered."""
+    async def send(self, subscription: Subscription, notification: Notification) -> DeliveryResult:
+        """Deliver ``notification`` (retrying as the channel allows); how it went."""

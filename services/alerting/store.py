@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
-from alerting.handlers import Subscription
-from alerting.ports import AlertPage, AlertStore
+from alerting.history import folded
+from alerting.ports import HISTORY_LIMIT, AlertPage, AlertStore
+from alerting.subscriptions import Subscription
 from vigil.adapters.ports import Unavailable
+from vigil.wire.alert_events import AlertEvent, Silence
 from vigil.wire.records import Alert
 
 __all__ = ["RedisAlertStore"]
@@ -61,6 +64,11 @@ class RedisAlertStore(AlertStore):
         self._alerts = f"{prefix}:alerts"
         self._by_update = f"{prefix}:alerts:by_update"
         self._subscriptions = f"{prefix}:subscriptions"
+        self._silences = f"{prefix}:silences"
+        self._history = f"{prefix}:history:"
+        # Set once the cache holds the alerts topic; missing after Redis lost its data.
+        self._rebuilt = f"{prefix}:rebuilt"
+        self._rule_state = f"{prefix}:rule_state"  # by model_id/version, as JSON
         self._prune_script = redis.register_script(_PRUNE)
 
     @classmethod
@@ -93,7 +101,13 @@ class RedisAlertStore(AlertStore):
         return {a.fingerprint: a for a in alerts}
 
     async def alerts_page(
-        self, position: int, limit: int, model_id: str | None = None, status: str | None = None
+        self,
+        position: int,
+        limit: int,
+        model_id: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        since: datetime | None = None,
     ) -> AlertPage:
         chosen: list[Alert] = []
         async with _redis_unavailable():
@@ -106,7 +120,9 @@ class RedisAlertStore(AlertStore):
                 for fp in fps:
                     position += 1
                     alert = found.get(fp)
-                    if alert is not None and _matches(alert, model_id, status):
+                    if alert is not None and since is not None and alert.updated_at < since:
+                        return AlertPage(chosen, None)  # newest first: the rest are older
+                    if alert is not None and _matches(alert, model_id, status, severity):
                         chosen.append(alert)
                         if len(chosen) == limit:
                             break
@@ -147,6 +163,53 @@ class RedisAlertStore(AlertStore):
                 # The entries kept in this page are still ahead of the next page.
                 position += len(fps) - gone - values.count(None)
 
+    async def cache(self, events: Sequence[AlertEvent]) -> None:
+        alerts, silences = folded(events)
+        async with _redis_unavailable(), self.redis.pipeline(transaction=True) as pipe:
+            if alerts:
+                pipe.hset(self._alerts, mapping={f: a.model_dump_json() for f, a in alerts.items()})
+                pipe.zadd(self._by_update, {f: _score(a) for f, a in alerts.items()})
+            if silences:
+                pipe.hset(
+                    self._silences, mapping={i: s.model_dump_json() for i, s in silences.items()}
+                )
+            for e in events:
+                if e.fingerprint is not None:
+                    pipe.rpush(self._history + e.fingerprint, e.model_dump_json())
+            for fp in {e.fingerprint for e in events if e.fingerprint is not None}:
+                pipe.ltrim(self._history + fp, -HISTORY_LIMIT, -1)
+            await pipe.execute()
+
+    async def silences(self) -> list[Silence]:
+        async with _redis_unavailable():
+            raw = await self.redis.hgetall(self._silences)
+        return sorted(
+            (Silence.model_validate_json(v) for v in raw.values()),
+            key=lambda s: (s.starts_at, s.id),
+        )
+
+    async def history(self, fingerprint: str) -> list[AlertEvent]:
+        async with _redis_unavailable():
+            raw = await self.redis.lrange(self._history + fingerprint, 0, -1)
+        return [AlertEvent.model_validate_json(v) for v in raw]
+
+    async def is_rebuilt(self) -> bool:
+        async with _redis_unavailable():
+            return bool(await self.redis.exists(self._rebuilt))
+
+    async def mark_rebuilt(self) -> None:
+        async with _redis_unavailable():
+            await self.redis.set(self._rebuilt, "1")
+
+    async def rule_state(self, key: str) -> dict[str, Any] | None:
+        async with _redis_unavailable():
+            raw = await self.redis.hget(self._rule_state, key)
+        return cast(dict[str, Any], orjson.loads(raw)) if raw else None
+
+    async def save_rule_state(self, key: str, state: dict[str, Any]) -> None:
+        async with _redis_unavailable():
+            await self.redis.hset(self._rule_state, key, orjson.dumps(state).decode())
+
     async def subscriptions(self) -> list[Subscription]:
         async with _redis_unavailable():
             raw = await self.redis.hgetall(self._subscriptions)
@@ -166,7 +229,9 @@ def _score(alert: Alert) -> float:
     return alert.updated_at.timestamp()
 
 
-def _matches(alert: Alert, model_id: str | None, status: str | None) -> bool:
-    return (model_id is None or alert.model_id == model_id) and (
-        status is None or alert.status == status
+def _matches(alert: Alert, model_id: str | None, status: str | None, severity: str | None) -> bool:
+    return (
+        (model_id is None or alert.model_id == model_id)
+        and (status is None or alert.status == status)
+        and (severity is None or alert.severity == severity)
     )

@@ -8,34 +8,38 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from alerting.channels import open_notifier
 from alerting.config import Settings
-from alerting.handlers import FEATURE_DRIFT, evaluate, fingerprint, route
+from alerting.handlers import fingerprint
+from alerting.history import AlertHistory, delivery_events, event, settle, to_send
 from alerting.ports import AlertStore, Notifier
-from alerting.webhooks import WebhookSender
-from vigil.adapters.bus import KafkaBus, started
+from alerting.replay import rebuild
+from alerting.rules import RuleState, evaluate_rules, watched
+from alerting.subscriptions import Notification, route
+from vigil.adapters.bus import KafkaBus, ensure_topics, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.kafka_security import client_options
 from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.wire.codec import Codec, DecodeError
-from vigil.wire.records import Alert, Severity, WindowReport, utcnow
-from vigil.wire.topics import ALERTS, METRICS
+from vigil.wire.records import Alert, AlertRule, Severity, WindowReport, utcnow
+from vigil.wire.rules import effective_rules
+from vigil.wire.topics import ALERTS
 
 __all__ = ["Alerter", "ReportConsumer", "prune_forever", "run_forever", "start"]
 
 log = logging.getLogger(__name__)
 
 REPORTS = Codec(WindowReport)
-ALERT_CODEC = Codec(Alert)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
 OUTAGES = (Unavailable, KafkaError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
@@ -54,6 +58,7 @@ class Alerter:
         self.catalog = catalog
         self.store = store
         self.notifier = notifier
+        self.history = AlertHistory(bus, store)
         self.dead_lettered = 0
 
     async def handle(self, message: Incoming) -> None:
@@ -84,29 +89,50 @@ class Alerter:
 
     async def handle_report(self, report: WindowReport) -> list[Alert]:
         """Act on one report; returns the alert changes it made."""
-        changes = evaluate(
-            report, await self._severity(report), await self._current(report), utcnow()
-        )
+        changes = await self._evaluate(report)
         if not changes:
             return changes
+        recorded = await self._record(changes)
+        changes = to_send(recorded)  # silenced, or still acknowledged: recorded, not sent
         for subscription, alerts in route(await self.store.subscriptions(), changes):
-            await self.notifier.send(subscription, alerts)
-        await self.store.save_alerts(changes)
-        await self.bus.publish(ALERTS, ALERT_CODEC, changes, lambda a: a.fingerprint)
-        for alert in changes:
+            notification = Notification.of(subscription, alerts)
+            result = await self.notifier.send(subscription, notification)
+            # Every attempt's outcome is on the record, beside the changes it told.
+            await self.history.record(delivery_events(subscription, notification, result, utcnow()))
+        for alert in recorded:
             log.info("alert %s %s: %s", alert.fingerprint, alert.status, alert.summary)
-        return changes
+        return recorded
 
-    async def _severity(self, report: WindowReport) -> Severity:
+    async def _record(self, changes: list[Alert]) -> list[Alert]:
+        """Changes with acknowledgements and silences settled, published as state events
+        (the record) and then cached, before anyone is told."""
+        now = utcnow()
+        previous = await self.store.alerts(a.fingerprint for a in changes)
+        settled = settle(changes, previous, await self.store.silences(), now)
+        states = [event("state", now, fingerprint=a.fingerprint, alert=a) for a in settled]
+        await self.history.record(states)
+        return settled
+
+    async def _rules(self, report: WindowReport) -> list[AlertRule]:
+        """The version's effective rules: its tier's defaults and its overrides."""
         version = await self.catalog.lookup(report.model_id, report.model_version)
-        return version.risk.severity if version else UNKNOWN_MODEL_SEVERITY
+        if version is None:
+            return effective_rules(UNKNOWN_MODEL_SEVERITY, [])
+        return effective_rules(version.risk.severity, version.alert_rules)
 
-    async def _current(self, report: WindowReport) -> dict[str, Alert]:
-        fps = [
-            fingerprint(report.model_id, report.model_version, FEATURE_DRIFT, f.feature)
-            for f in report.features
-        ]
-        return await self.store.alerts(fps)
+    async def _evaluate(self, report: WindowReport) -> list[Alert]:
+        """The alert changes of ``report``; the rules' new state is saved at once (a report
+        handled again gives the same changes: see ``alerting.rules``)."""
+        rules = await self._rules(report)
+        fps = {
+            fingerprint(report.model_id, report.model_version, r.name, s)
+            for r, (s, _, _) in watched(report, rules)
+        }
+        state = RuleState.load(await self.store.rule_state(report.key))
+        current = await self.store.alerts(fps)
+        changes, state = evaluate_rules(report, rules, state, current, utcnow())
+        await self.store.save_rule_state(report.key, state.model_dump(mode="json"))
+        return changes
 
 
 class ReportConsumer:
@@ -165,14 +191,16 @@ async def prune_forever(
         await sleep(every_seconds)
 
 
-async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) -> None:
-    """Open the worker's clients and run it in a task until ``stack`` closes."""
-    client = httpx.AsyncClient(timeout=settings.alerting_webhook_timeout_seconds)
-    stack.push_async_callback(client.aclose)
+async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) -> Alerter:
+    """Open the worker's clients, rebuild the cache from the alerts topic if Redis lost it,
+    and run the worker in a task until ``stack`` closes."""
+    events_topic = replace(ALERTS, name=settings.alerting_events_topic)
+    await ensure_topics(settings.kafka, [events_topic])
+    await rebuild(settings.kafka, events_topic, store)
     bus = await KafkaBus.open(stack, settings.kafka, "vigil-alerting")
     follower = await started(stack, ModelCatalogFollower(settings.kafka))
     consumer = AIOKafkaConsumer(
-        METRICS.name,
+        settings.alerting_reports_topic,
         **client_options(settings.kafka),
         group_id=settings.alerting_group_id,
         enable_auto_commit=False,
@@ -181,8 +209,9 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
         isolation_level="read_committed",
     )
     await started(stack, consumer)
-    notifier = WebhookSender(client, settings.alerting_webhook_attempts)
+    notifier = open_notifier(stack, settings)
     alerter = Alerter(bus, follower, store, notifier)
+    alerter.history = AlertHistory(bus, store, events_topic)
     retention = timedelta(days=settings.alerting_retention_days)
     tasks = [
         asyncio.create_task(run_forever(ReportConsumer(consumer, alerter))),
@@ -199,3 +228,4 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
                 await task
 
     stack.push_async_callback(cancel)
+    return alerter

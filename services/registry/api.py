@@ -357,6 +357,8 @@ def create_app(
 ) -> FastAPI:
     """The registry API; on ``adapters`` (and ``guard``) when given, else on Kafka and Redis
     opened at start-up. It makes sure an admin key exists once started."""
+    from registry.rules import rules_router  # here: its routes use this module's dependencies
+
     config = settings or Settings()
     opener = partial(Registry.open, settings=config)
     limits = JsonLimits(config.registry_max_json_depth, config.registry_max_json_values)
@@ -365,7 +367,7 @@ def create_app(
         "registry",
         opener,
         adapters,
-        [router, access_router],
+        [router, access_router, rules_router],
         config,
         max_body_bytes=partial(_max_body_bytes, config),
         limits=limits,

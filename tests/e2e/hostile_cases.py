@@ -1012,7 +1012,7 @@ def alerting_cases() -> list[HttpCase]:
 
     return [
         post("malformed JSON", b'{"name": ', {400}, "invalid JSON"),
-        post("missing fields", J({}), {422}, "url"),
+        post("missing fields", J({}), {422}, "channel"),
         post("javascript: URL", J(sub(url="javascript:alert(1)")), {422}, "url"),
         post("file: URL", J(sub(url=f"file:///etc/{ESCAPE}")), {422}, "url"),
         post("unknown channel", J(sub(channel="carrier-pigeon")), {422}, "channel"),

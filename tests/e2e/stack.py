@@ -105,6 +105,8 @@ def stack_env(**overrides: str) -> dict[str, str]:
         "VIGIL_DRIFT_APP_ID": f"e2e-drift-{run}",
         "VIGIL_ALERTING_GROUP_ID": f"e2e-alerting-{run}",
         "VIGIL_ALERTING_REDIS_PREFIX": f"e2e:{run}",
+        # The tests' webhook receiver listens on loopback, as make up's demo receiver does.
+        "VIGIL_ALERTING_ALLOWED_NETWORKS": "127.0.0.0/8",
         "VIGIL_ARCHIVE_GROUP_ID": f"e2e-archive-{run}",
         # A new group reads only what is produced once it is ready, not the topic's history.
         "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",

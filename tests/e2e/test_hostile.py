@@ -243,16 +243,10 @@ def run(infra: VigilSettings, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def _admin_headers(bootstrap: str) -> dict[str, str]:
-    """An admin key of this run's own, stored on the keys topic just before the stack starts
-    (a session's key may be gone: other tests recreate the topic)."""
-    if KEYS is None:
-        return {}
-    from tests.access import unique_admin
+    """The run's admin key (tests/conftest.py ``session_admin`` stores it, then revokes it)."""
+    from tests.access import SESSION
 
-    secret, record = unique_admin()
-    value = Codec(type(record)).encode(record)
-    asyncio.run(_produce(bootstrap, [(KEYS.name, record.id.encode(), value)]))
-    return {"Authorization": f"Bearer {secret}"}
+    return dict(SESSION)
 
 
 def _set_up_models(run: Run) -> None:

@@ -10,22 +10,22 @@ from fastapi.testclient import TestClient
 from alerting.api import create_app
 from alerting.config import Settings
 from tests.access import SESSION
-from tests.kafka_tools import end_offsets, read_from
+from tests.kafka_tools import end_offsets, private_copy, read_from
 from tests.samples import report_at
 from tests.webhook import webhook_inbox
 from vigil.adapters.bus import new_producer, publish
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
 from vigil.wire.records import WindowReport
-from vigil.wire.topics import DEADLETTER, METRICS
+from vigil.wire.topics import DEADLETTER, METRICS, Topic
 
 
-async def _send(bootstrap: str, reports: list[WindowReport], garbage: bytes) -> None:
+async def _send(bootstrap: str, topic: Topic, reports: list[WindowReport], garbage: bytes) -> None:
     producer = new_producer(bootstrap, "test")
     await producer.start()
     try:
-        await publish(producer, METRICS, Codec(WindowReport), reports, lambda r: r.key)
-        await producer.send_and_wait(METRICS.name, key=garbage, value=garbage)
+        await publish(producer, topic, Codec(WindowReport), reports, lambda r: r.key)
+        await producer.send_and_wait(topic.name, key=garbage, value=garbage)
     finally:
         await producer.stop()
 
@@ -35,8 +35,12 @@ def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
 ) -> None:
     model_id = f"alerted-{uuid.uuid4().hex[:8]}"
     garbage = f"not a report {model_id}".encode()
+    reports_topic = private_copy(infra.kafka_bootstrap, METRICS, model_id)
     settings = Settings(
-        alerting_group_id=f"test-{model_id}", alerting_redis_prefix=f"test:{model_id}"
+        alerting_reports_topic=reports_topic.name,
+        alerting_group_id=f"test-{model_id}",
+        alerting_redis_prefix=f"test:{model_id}",
+        alerting_allowed_networks=["127.0.0.0/8"],  # the receiver is on this machine
     )
     dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
     with webhook_inbox() as inbox, TestClient(create_app(settings), headers=SESSION) as client:
@@ -57,7 +61,7 @@ def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
             report_at(model_id, 1, True),
             report_at(model_id, 2, False),
         ]
-        asyncio.run(_send(infra.kafka_bootstrap, reports, garbage))
+        asyncio.run(_send(infra.kafka_bootstrap, reports_topic, reports, garbage))
 
         def mine(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
             return [a for a in alerts if a["model_id"] == model_id]

@@ -32,7 +32,7 @@ from tests.integration.test_drift_worker import (
     _reports,
     _rows,
 )
-from tests.kafka_tools import Message, end_offsets, read_from
+from tests.kafka_tools import Message, end_offsets, private_copy, read_from
 from tests.samples import MODEL, report_at
 from vigil.adapters.bus import ensure_topics, new_producer
 from vigil.adapters.catalog import ModelCatalogFollower
@@ -212,7 +212,12 @@ def _naive(report: WindowReport) -> bytes:
 def test_alerting_dead_letters_poison_reports_and_keeps_alerting(infra: VigilSettings) -> None:
     uid = uuid.uuid4().hex[:8]
     first, odd, later = f"poison-{uid}", f"absurd-{uid}", f"after-{uid}"
-    settings = Settings(alerting_group_id=f"test-{uid}", alerting_redis_prefix=f"test:{uid}")
+    reports_topic = private_copy(infra.kafka_bootstrap, METRICS, uid).name
+    settings = Settings(
+        alerting_reports_topic=reports_topic,
+        alerting_group_id=f"test-{uid}",
+        alerting_redis_prefix=f"test:{uid}",
+    )
     codec = Codec(WindowReport)
     fired = report_at(first, 0, drifted=True)
     drifting = report_at(odd, 0, drifted=True)
@@ -232,7 +237,7 @@ def test_alerting_dead_letters_poison_reports_and_keeps_alerting(infra: VigilSet
         messages = [(fired.key.encode(), codec.encode(fired)), *poison]
         good = report_at(later, 0, drifted=True)
         messages.append((good.key.encode(), codec.encode(good)))
-        asyncio.run(_send(infra.kafka_bootstrap, METRICS.name, messages))
+        asyncio.run(_send(infra.kafka_bootstrap, reports_topic, messages))
 
         def alerts(model_id: str) -> list[dict[str, object]]:
             found: list[dict[str, object]] = client.get(
@@ -241,7 +246,7 @@ def test_alerting_dead_letters_poison_reports_and_keeps_alerting(infra: VigilSet
             return found
 
         def fate_known() -> bool:  # the absurd report: refused at decode (NaN), or acted on
-            keys = {m.key for m in _letters(infra.kafka_bootstrap, dead_start, METRICS.name, 3)}
+            keys = {m.key for m in _letters(infra.kafka_bootstrap, dead_start, reports_topic, 3)}
             return bool(alerts(odd)) or absurd.key.encode() in keys
 
         def settled() -> bool:
@@ -255,7 +260,7 @@ def test_alerting_dead_letters_poison_reports_and_keeps_alerting(infra: VigilSet
         # Resolved by the report without a time zone, read as UTC.
         assert [a["status"] for a in alerts(first)] == ["resolved"]
         odd_alerts = alerts(odd)
-    letters = _letters(infra.kafka_bootstrap, dead_start, METRICS.name, 3)
+    letters = _letters(infra.kafka_bootstrap, dead_start, reports_topic, 3)
     keys = {m.key for m in letters}
     assert {f"garbage-{uid}".encode(), f"truncated-{uid}".encode(), _binary_key(uid)} <= keys
     # The absurd report is either refused at decode (NaN) and dead-lettered, or acted on.

@@ -134,7 +134,8 @@ def test_readiness_and_metrics(client: TestClient) -> None:
 
 
 def test_redis_down_means_503_with_retry_after_and_nothing_stored(infra: VigilSettings) -> None:
-    settings = Settings(redis_url="redis://127.0.0.1:1/0")
+    nowhere = "redis://127.0.0.1:1/0"
+    settings = Settings(redis_url=nowhere, idempotency_redis_url=nowhere)
     with TestClient(create_app(settings), headers=SESSION) as client:
         response = client.post("/v1/predictions", json=_event("redis-down"))
         assert response.status_code == 503

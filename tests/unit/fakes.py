@@ -7,12 +7,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from alerting.handlers import Subscription
-from alerting.ports import AlertPage, AlertStore, Notifier
+from alerting.history import folded
+from alerting.ports import HISTORY_LIMIT, AlertPage, AlertStore, Notifier
+from alerting.subscriptions import DeliveryResult, Notification, Subscription
 from vigil.adapters.bus import PerMessageBus
 from vigil.adapters.catalog import ModelCatalog
 from vigil.adapters.ports import Claim, IdempotencyStore, RevisionLocks, Unavailable
 from vigil.adapters.stage_logic import Incoming
+from vigil.wire.alert_events import AlertEvent, Silence
 from vigil.wire.codec import Codec
 from vigil.wire.records import Alert, ModelVersion, Record
 from vigil.wire.topics import Topic
@@ -119,6 +121,10 @@ class FakeAlertStore(AlertStore):
     def __init__(self) -> None:
         self.alerts_by_fingerprint: dict[str, Alert] = {}
         self.subscriptions_by_id: dict[str, Subscription] = {}
+        self.silences_by_id: dict[str, Silence] = {}
+        self.history_by_fingerprint: dict[str, list[AlertEvent]] = {}
+        self.rebuilt = False
+        self.rule_states: dict[str, dict[str, Any]] = {}
         self.down = False
 
     def __getattribute__(self, name: str) -> Any:
@@ -126,8 +132,20 @@ class FakeAlertStore(AlertStore):
             raise Unavailable("Redis", "ConnectionError")
         return object.__getattribute__(self, name)
 
+    async def rule_state(self, key: str) -> dict[str, Any] | None:
+        return self.rule_states.get(key)
+
+    async def save_rule_state(self, key: str, state: dict[str, Any]) -> None:
+        self.rule_states[key] = state
+
     async def alerts_page(
-        self, position: int, limit: int, model_id: str | None = None, status: str | None = None
+        self,
+        position: int,
+        limit: int,
+        model_id: str | None = None,
+        status: str | None = None,
+        severity: str | None = None,
+        since: datetime | None = None,
     ) -> AlertPage:
         newest = sorted(
             self.alerts_by_fingerprint.values(), key=lambda a: a.updated_at, reverse=True
@@ -136,7 +154,10 @@ class FakeAlertStore(AlertStore):
         while position < len(newest) and len(page) < limit:
             alert = newest[position]
             position += 1
-            if model_id in (None, alert.model_id) and status in (None, alert.status):
+            if since is not None and alert.updated_at < since:
+                return AlertPage(page, None)
+            wanted = (model_id, status, severity)
+            if all(w in (None, v) for w, v in zip(wanted, _about(alert), strict=True)):
                 page.append(alert)
         return AlertPage(page, position if position < len(newest) else None)
 
@@ -160,6 +181,27 @@ class FakeAlertStore(AlertStore):
             del self.alerts_by_fingerprint[fp]
         return len(old)
 
+    async def cache(self, events: Sequence[AlertEvent]) -> None:
+        alerts, silences = folded(events)
+        self.alerts_by_fingerprint.update(alerts)
+        self.silences_by_id.update(silences)
+        for e in events:
+            if e.fingerprint is not None:
+                kept = self.history_by_fingerprint.setdefault(e.fingerprint, [])
+                kept[:] = [*kept, e][-HISTORY_LIMIT:]
+
+    async def silences(self) -> list[Silence]:
+        return sorted(self.silences_by_id.values(), key=lambda s: (s.starts_at, s.id))
+
+    async def history(self, fingerprint: str) -> list[AlertEvent]:
+        return list(self.history_by_fingerprint.get(fingerprint, []))
+
+    async def is_rebuilt(self) -> bool:
+        return self.rebuilt
+
+    async def mark_rebuilt(self) -> None:
+        self.rebuilt = True
+
     async def subscriptions(self) -> list[Subscription]:
         return sorted(self.subscriptions_by_id.values(), key=lambda s: s.created_at)
 
@@ -170,27 +212,40 @@ class FakeAlertStore(AlertStore):
         return self.subscriptions_by_id.pop(sub_id, None) is not None
 
 
+def _about(alert: Alert) -> tuple[str, str, str]:
+    return alert.model_id, alert.status, alert.severity
+
+
 _STORE_CALLS = frozenset(
     {
         "alerts",
         "alerts_page",
         "save_alerts",
+        "cache",
+        "silences",
+        "history",
         "subscriptions",
         "add_subscription",
         "remove_subscription",
+        "rule_state",
+        "save_rule_state",
     }
 )
 
 
 class FakeNotifier(Notifier):
-    """Records each message it is asked to deliver, as (subscription name, alerts)."""
+    """Records each message it is asked to deliver, as (subscription name, alerts), and each
+    notification; answers ``result`` (delivered, by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, result: DeliveryResult | None = None) -> None:
         self.sent: list[tuple[str, list[Alert]]] = []
+        self.notifications: list[Notification] = []
+        self.result = result or DeliveryResult(ok=True, status_code=200, latency=0.0)
 
-    async def send(self, subscription: Subscription, alerts: Sequence[Alert]) -> bool:
-        self.sent.append((subscription.name, list(alerts)))
-        return True
+    async def send(self, subscription: Subscription, notification: Notification) -> DeliveryResult:
+        self.sent.append((subscription.name, list(notification.alerts)))
+        self.notifications.append(notification)
+        return self.result
 
 
 class FakeRevisionLocks(RevisionLocks):

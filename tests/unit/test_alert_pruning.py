@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
 from alerting.config import Settings
-from alerting.handlers import Subscription
 from alerting.store import RedisAlertStore
+from alerting.subscriptions import Subscription
 from alerting.worker import prune_forever
 from tests.unit.fakes import FakeAlertStore
 from vigil.adapters.ports import Unavailable

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from alerting.handlers import Subscription, evaluate, route, webhook_body
+from alerting.handlers import evaluate
+from alerting.subscriptions import Notification, Subscription, route, webhook_body
 from tests.samples import REPORT
-from vigil.wire.records import Alert, WindowReport
+from vigil.wire.records import WindowReport
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -66,7 +67,7 @@ def test_routing_by_model_and_minimum_severity() -> None:
 
 def test_webhook_body_carries_what_on_call_needs() -> None:
     (alert,) = evaluate(_report(True), "critical", {}, NOW)
-    (item,) = webhook_body([alert])["alerts"]
+    (item,) = webhook_body(Notification.of(_sub(["*"]), [alert]))["alerts"]
     for key in (
         "fingerprint",
         "status",
@@ -76,7 +77,13 @@ def test_webhook_body_carries_what_on_call_needs() -> None:
         "rule",
         "feature",
         "summary",
-        "starts_at",
+        "details",
+        "startsAt",
     ):
         assert key in item
-    assert Alert.model_validate(item) == alert
+    assert (item["fingerprint"], item["status"], item["severity"], item["feature"]) == (
+        alert.fingerprint,
+        "firing",
+        "critical",
+        alert.feature,
+    )

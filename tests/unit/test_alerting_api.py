@@ -14,11 +14,12 @@ from tests.access import ADMIN, fake_guard
 from tests.samples import MODEL, REPORT
 from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier
 from vigil.adapters.stage_logic import Message
+from vigil.wire.alert_events import AlertEvent
 from vigil.wire.codec import Codec
 from vigil.wire.records import Alert, WindowReport
 from vigil.wire.topics import ALERTS, METRICS
 
-ALERTS_CODEC = Codec(Alert)
+ALERTS_CODEC = Codec(AlertEvent)
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def _subscribe(client: TestClient, name: str, models: list[str], severity: str) 
     body = {
         "name": name,
         "channel": "webhook",
-        "url": "http://127.0.0.1:9/hook",
+        "url": "https://hooks.example.com/hook",
         "models": models,
         "min_severity": severity,
     }
@@ -93,7 +94,12 @@ async def test_a_drift_report_fires_one_alert_told_to_who_wants_it(
         ("risk", ["resolved"]),
     ]
     assert isinstance(alerter.bus, FakeBus)
-    published = alerter.bus.records(ALERTS, ALERTS_CODEC)
+    events = alerter.bus.records(ALERTS, ALERTS_CODEC)
+    # State changes, and one notification event per alert each subscription was told of.
+    assert {e.kind for e in events} == {"state", "notification"}
+    told = [e for e in events if e.kind == "notification"]
+    assert told and all(e.outcome == "delivered" and e.delivery_id for e in told)
+    published = [e.alert for e in events if e.alert is not None]
     assert [(a.status, a.severity, a.feature) for a in published] == [
         ("firing", "high", "income"),
         ("resolved", "high", "income"),
@@ -164,7 +170,7 @@ def test_redis_down_is_503_with_retry_after(client: TestClient, store: FakeAlert
             json={
                 "name": "x",
                 "channel": "webhook",
-                "url": "http://127.0.0.1:9/h",
+                "url": "https://hooks.example.com/h",
                 "models": ["*"],
             },
         ),

@@ -13,12 +13,15 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import BaseModel, create_model
 
-from tests.samples import PREDICTION
+from tests.samples import ALERT, PREDICTION, SILENCE
 from tests.samples import SAMPLES as TOPIC_SAMPLES
 from vigil.wire import codec as codec_module
+from vigil.wire.alert_events import Silence
 from vigil.wire.avro import AvroSchema, avro_schema, known_writer_schemas
 from vigil.wire.codec import Codec
 from vigil.wire.records import (
+    Alert,
+    AlertRule,
     DriftColumn,
     DriftEventColumns,
     DriftOpenWindow,
@@ -34,6 +37,19 @@ from vigil.wire.topics import CATALOGUE
 
 # Records stored inside other records or state stores rather than on a topic of their own.
 EMBEDDED: dict[type[Record], Record] = {
+    Alert: ALERT,  # inside the AlertEvents of vigil.alerts.v1
+    Silence: SILENCE,
+    AlertRule: AlertRule(
+        name="income-missing",
+        signal="missing_rate",
+        condition="change_above",
+        threshold=0.5,
+        for_windows=3,
+        baseline_windows=20,
+        severity="high",
+        features=["income"],
+        enabled=False,
+    ),
     WindowProfileState: WindowProfileState(
         format=1,
         fingerprint=1923842197,
@@ -171,19 +187,21 @@ def test_feature_values_keep_their_types_through_avro() -> None:
     assert [type(v) for v in decoded.features.values()] == [float, int, str, bool, type(None)]
 
 
-@pytest.mark.parametrize("record", ["ModelVersion", "WindowReport"])
+@pytest.mark.parametrize("record", ["Alert", "ModelVersion", "WindowReport"])
 def test_records_written_with_a_previous_schema_still_decode(record: str) -> None:
     """Topics keep what older releases wrote (the compacted models topic forever)."""
     model = next(r for r in RECORDS if r.__name__ == record)
     current = avro_schema(record)
-    (old,) = [s for s in known_writer_schemas(record).values() if s is not current]
-    out = io.BytesIO()
-    out.write(b"\xc3\x01" + old.fingerprint)
-    schemaless_writer(out, old.parsed, SAMPLES[model].model_dump())
-    decoded = Codec(model).decode(out.getvalue())
-    fresh = set(model.model_fields) - {f["name"] for f in old.parsed["fields"]}
-    assert fresh  # the schema did change
-    assert decoded.model_dump(exclude=fresh) == SAMPLES[model].model_dump(exclude=fresh)
+    previous = [s for s in known_writer_schemas(record).values() if s is not current]
+    assert previous
+    for old in previous:
+        out = io.BytesIO()
+        out.write(b"\xc3\x01" + old.fingerprint)
+        schemaless_writer(out, old.parsed, SAMPLES[model].model_dump())
+        decoded = Codec(model).decode(out.getvalue())
+        fresh = set(model.model_fields) - {f["name"] for f in old.parsed["fields"]}
+        assert fresh  # the schema did change
+        assert decoded.model_dump(exclude=fresh) == SAMPLES[model].model_dump(exclude=fresh)
 
 
 @pytest.mark.parametrize("record", list(DRIFT), ids=lambda r: r.__name__)

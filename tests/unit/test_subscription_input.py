@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerting.api import Alerting, create_app
-from alerting.handlers import MAX_MODELS, Subscription
+from alerting.subscriptions import MAX_MODELS, Subscription
 from tests.access import ADMIN, fake_guard
 from tests.unit.fakes import FakeAlertStore
 
@@ -37,7 +37,7 @@ def _body(**changes: Any) -> dict[str, Any]:
     body = {
         "name": "risk team",
         "channel": "webhook",
-        "url": "http://127.0.0.1:9/hook",
+        "url": "https://hooks.example.com/hook",
         "models": ["credit-risk"],
     }
     return body | changes

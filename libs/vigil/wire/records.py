@@ -11,6 +11,7 @@ from vigil.wire.shapes import INT64_MAX, FiniteMap, Identifier, Name
 
 __all__ = [
     "Alert",
+    "AlertRule",
     "AlertStatus",
     "DriftConfig",
     "FeatureDrift",
@@ -30,6 +31,7 @@ __all__ = [
     "ReferenceProfile",
     "ReferenceSource",
     "RiskAssessment",
+    "RuleCondition",
     "Severity",
     "WindowReport",
     "utcnow",
@@ -39,6 +41,7 @@ Severity = Literal["low", "medium", "high", "critical"]
 FeatureType = Literal["numeric", "categorical", "boolean"]
 ReferenceSource = Literal["uploaded", "production"]
 AlertStatus = Literal["firing", "acknowledged", "resolved"]
+RuleCondition = Literal["above", "below", "change_above", "change_below"]
 # bool comes first so that JSON true/false never turns into 1/0.
 FeatureValue = bool | int | float | str | None
 Label = bool | int | float | str
@@ -164,6 +167,23 @@ class DriftConfig(Record):
     drift_share: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
 
 
+class AlertRule(Record):
+    """A value of a window report (``signal``, see ``vigil.wire.rules``) that raises an alert
+    when ``condition`` holds for ``for_windows`` consecutive reports. ``change_*`` conditions
+    compare the relative change against the mean of the previous ``baseline_windows`` values;
+    no ``severity`` means the model's risk tier; ``features`` limits a per-feature signal."""
+
+    name: Identifier
+    signal: str
+    condition: RuleCondition
+    threshold: float = Field(allow_inf_nan=False)
+    for_windows: int = Field(default=1, ge=1, le=1000)
+    baseline_windows: int = Field(default=10, ge=1, le=1000)
+    severity: Severity | None = None
+    features: list[str] | None = None
+    enabled: bool = True
+
+
 class ModelVersion(Record):
     model_id: Identifier
     version: Identifier
@@ -182,6 +202,7 @@ class ModelVersion(Record):
     drift: DriftConfig = Field(default_factory=DriftConfig)
     created_at: datetime
     updated_at: datetime
+    alert_rules: list[AlertRule] = Field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -250,6 +271,9 @@ class Alert(Record):
     starts_at: datetime
     ends_at: datetime | None = None
     updated_at: datetime
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    silenced_by: str | None = None
 
 
 # -- the drift detector's internal records (its partials and changelog topics) ----------------

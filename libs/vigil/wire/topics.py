@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vigil.wire.access import ApiKey, AuditEvent
+from vigil.wire.alert_events import AlertEvent
 from vigil.wire.records import (
-    Alert,
     DriftPartial,
     DriftState,
     FeedbackEvent,
@@ -51,7 +51,16 @@ FEEDBACK = Topic("vigil.feedback.v1", EVENT_PARTITIONS, "prediction_id", Feedbac
 OUTCOMES = Topic("vigil.outcomes.v1", EVENT_PARTITIONS, "prediction_id", Outcome)
 # Keyed by model version so its reports stay in order for alert state; report_id names each.
 METRICS = Topic("vigil.metrics.v1", 3, "model_id/model_version", WindowReport)
-ALERTS = Topic("vigil.alerts.v1", 3, "fingerprint", Alert)
+# The record of alerting (state changes, notifications, silences, acknowledgements): Redis
+# only caches it and is rebuilt from it, so it is kept forever. ensure_topics does not
+# reconfigure a topic that exists: an older one needs `kafka-configs --alter` once.
+ALERTS = Topic(
+    "vigil.alerts.v1",
+    3,
+    "fingerprint (or silence/<id>)",
+    AlertEvent,
+    {"retention.ms": "-1", "retention.bytes": "-1"},
+)
 # One partition: every reader wants the whole, ordered history of the registry.
 MODELS = Topic(
     "vigil.models.v1",

@@ -1,0 +1,250 @@
+"""Alert rules evaluated over window reports: the state they keep, the alerts they change. No I/O.
+
+Per (rule, subject) the state keeps how many consecutive reports the rule's condition held,
+the trailing values a ``change_*`` condition compares with, and the last window it saw. An
+alert fires when the condition held ``for_windows`` reports in a row and resolves at the first
+report where it no longer holds. A report for a window not after the last one seen (a stale or
+repeated report) changes neither the state nor the alerts, so a report handled twice after an
+outage counts once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from vigil.wire.records import Alert, AlertRule, Severity, WindowReport
+from vigil.wire.rules import SIGNALS, Reading
+
+__all__ = ["RuleState", "Streak", "evaluate_rules", "fingerprint", "in_utc", "watched"]
+
+log = logging.getLogger(__name__)
+_SEP = "\x1f"
+
+
+class Streak(BaseModel):
+    """What one rule remembers about one subject."""
+
+    window: datetime
+    held: int = 0
+    history: list[float] = Field(default_factory=list)
+
+
+class RuleState(BaseModel):
+    """The rules' memory of one model version, by ``rule<US>subject``; stored as JSON."""
+
+    streaks: dict[str, Streak] = Field(default_factory=dict)
+
+    @classmethod
+    def load(cls, stored: Mapping[str, Any] | None) -> RuleState:
+        """The state as stored; empty when there is none, or it cannot be read any more."""
+        if stored is None:
+            return cls()
+        try:
+            return cls.model_validate(stored)
+        except ValidationError as exc:
+            log.warning("rule state unreadable, starting afresh: %s", exc)
+            return cls()
+
+
+def fingerprint(model_id: str, model_version: str, rule: str, feature: str | None) -> str:
+    """Stable id of what an alert is about; repeats of the same problem share it."""
+    text = _SEP.join([model_id, model_version, rule, feature or ""])
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` with its zone; a time without one is UTC (as Avro's timestamps are)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def in_utc(report: WindowReport) -> WindowReport:
+    """``report`` with every time zone-aware: a JSON report may omit the zone, meaning UTC."""
+    times = {n: _utc(getattr(report, n)) for n in ("window_start", "window_end", "created_at")}
+    return report.model_copy(update=times)
+
+
+def watched(
+    report: WindowReport, rules: Sequence[AlertRule]
+) -> Iterator[tuple[AlertRule, Reading]]:
+    """Each rule with each value of ``report`` it watches; rules of unknown signals (a newer
+    release's, read by this one) watch nothing."""
+    for rule in rules:
+        signal = SIGNALS.get(rule.signal)
+        if signal is None or not rule.enabled:
+            continue
+        for reading in signal.read(report):
+            subject = reading[0]
+            if rule.features is None or subject in rule.features:
+                yield rule, reading
+
+
+def _holds(rule: AlertRule, value: float, baseline: float | None) -> bool:
+    if rule.condition == "above":
+        return value > rule.threshold
+    if rule.condition == "below":
+        return value < rule.threshold
+    if baseline is None:
+        return False
+    change = (value - baseline) / abs(baseline)
+    return change > rule.threshold if rule.condition == "change_above" else change < rule.threshold
+
+
+def _baseline(rule: AlertRule, previous: list[float]) -> float | None:
+    """Mean of the previous ``baseline_windows`` values: None until there are that many, or
+    when it is 0 (no relative change from nothing)."""
+    if not rule.condition.startswith("change") or len(previous) < rule.baseline_windows:
+        return None
+    trailing = previous[-rule.baseline_windows :]
+    mean = sum(trailing) / len(trailing)
+    return mean if mean != 0 else None
+
+
+def _step(
+    rule: AlertRule, before: Streak | None, window: datetime, value: float
+) -> tuple[Streak, bool, float | None] | None:
+    """The streak after ``value`` of ``window``, whether the condition held, and the baseline.
+
+    None for a window older than the last one seen. The last window again (a report handled
+    twice) gives the same answer and the same streak, whether or not the alerts it changed
+    were stored the first time.
+    """
+    if before is not None and _utc(before.window) > window:
+        return None
+    if before is not None and _utc(before.window) == window:
+        return before, before.held > 0, _baseline(rule, before.history[:-1])
+    previous = before.history if before is not None else []
+    baseline = _baseline(rule, previous)
+    holds = _holds(rule, value, baseline)
+    held = before.held + 1 if holds and before is not None else int(holds)
+    history = [*previous, value][-(rule.baseline_windows + 1) :]
+    kept = history if rule.condition.startswith("change") else []
+    return Streak(window=window, held=held, history=kept), holds, baseline
+
+
+def evaluate_rules(
+    report: WindowReport,
+    rules: Sequence[AlertRule],
+    state: RuleState,
+    current: Mapping[str, Alert],
+    now: datetime,
+) -> tuple[list[Alert], RuleState]:
+    """The alerts ``report`` changes under ``rules`` (their severities filled in), and the new
+    state. ``current`` holds the version's existing alerts by fingerprint."""
+    report = in_utc(report)
+    names = {r.name for r in rules}
+    # Streaks of rules that are gone are forgotten; those of subjects not in this report kept.
+    streaks = {k: v for k, v in state.streaks.items() if k.split(_SEP, 1)[0] in names}
+    changes: list[Alert] = []
+    for rule, (subject, value, notes) in watched(report, rules):
+        key = _SEP.join([rule.name, subject or ""])
+        stepped = _step(rule, streaks.get(key), report.window_start, value)
+        if stepped is None:
+            continue
+        streaks[key], holds, baseline = stepped
+        fp = fingerprint(report.model_id, report.model_version, rule.name, subject)
+        existing = current.get(fp)
+        if existing is not None and _window_of(existing) > report.window_start:
+            continue
+        active = existing is not None and existing.status != "resolved"
+        found = _Finding(report, rule, subject, value, baseline, notes)
+        if holds and not active and streaks[key].held >= rule.for_windows:
+            changes.append(found.fired(fp, now))
+        elif not holds and active and existing is not None:
+            changes.append(found.resolved(existing, now))
+    return changes, RuleState(streaks=streaks)
+
+
+def _window_of(alert: Alert) -> datetime:
+    """Start of the window whose report last changed ``alert``."""
+    return _utc(datetime.fromisoformat(alert.details["window_start"]))
+
+
+class _Finding:
+    """What a rule found about one subject of one report, as alert fields."""
+
+    def __init__(
+        self,
+        report: WindowReport,
+        rule: AlertRule,
+        subject: str | None,
+        value: float,
+        baseline: float | None,
+        notes: dict[str, str],
+    ) -> None:
+        self.report, self.rule, self.subject = report, rule, subject
+        self.value, self.baseline, self.notes = value, baseline, notes
+
+    @property
+    def what(self) -> str:
+        r = self.report
+        on = f" on {self.subject!r}" if self.subject is not None else ""
+        return f"{r.model_id} {r.model_version}: {self.rule.name}{on}"
+
+    def details(self) -> dict[str, str]:
+        """What an alert says about the window that changed it."""
+        r, rule = self.report, self.rule
+        details = {
+            "signal": rule.signal,
+            "condition": rule.condition,
+            "value": f"{self.value:.6g}",
+            "threshold": f"{rule.threshold:g}",
+            "for_windows": str(rule.for_windows),
+            "window_start": r.window_start.isoformat(),
+            "window_end": r.window_end.isoformat(),
+            "events": str(r.event_count),
+            "report_id": r.report_id,
+            **self.notes,
+        }
+        if self.baseline is not None:
+            details["baseline"] = f"{self.baseline:.6g}"
+        return details
+
+    def fired(self, fp: str, now: datetime) -> Alert:
+        r, rule = self.report, self.rule
+        severity: Severity = rule.severity or "medium"
+        labels = {
+            "model_id": r.model_id,
+            "model_version": r.model_version,
+            "rule": rule.name,
+            "signal": rule.signal,
+            "severity": severity,
+        }
+        if self.subject is not None:
+            labels["feature"] = self.subject
+        against = f" vs baseline {self.baseline:.4g}" if self.baseline is not None else ""
+        if "statistic" in self.notes:  # a drift verdict: say what it was judged on
+            n = self.notes
+            against += f" ({n['statistic']} {n['statistic_value']} > {n['statistic_threshold']})"
+        return Alert(
+            fingerprint=fp,
+            status="firing",
+            severity=severity,
+            model_id=r.model_id,
+            model_version=r.model_version,
+            rule=rule.name,
+            feature=self.subject,
+            summary=f"{self.what}: {rule.signal} {self.value:.4g} {rule.condition} "
+            f"{rule.threshold:g}{against} for {rule.for_windows} window(s)",
+            details=self.details(),
+            labels=labels,
+            starts_at=now,
+            updated_at=now,
+        )
+
+    def resolved(self, existing: Alert, now: datetime) -> Alert:
+        return existing.model_copy(
+            update={
+                "status": "resolved",
+                "ends_at": now,
+                "updated_at": now,
+                "details": self.details(),
+                "summary": f"{self.what}: {self.rule.signal} {self.value:.4g} no longer "
+                f"{self.rule.condition} {self.rule.threshold:g}",
+            }
+        )

@@ -1,0 +1,254 @@
+"""Alert rules: the tier defaults, overrides, and the rule engine's streaks and baselines."""
+
+from __future__ import annotations
+
+import doctest
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import vigil.wire.rules
+from alerting.handlers import fingerprint
+from alerting.rules import RuleState, evaluate_rules
+from tests.samples import REPORT
+from vigil.wire.records import Alert, AlertRule, MultivariateDrift, Severity, WindowReport
+from vigil.wire.rules import (
+    SEVERITIES,
+    SIGNALS,
+    Signal,
+    default_rules,
+    effective_rules,
+    rule_errors,
+)
+
+NOW = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def _rule(**fields: Any) -> AlertRule:
+    base: dict[str, Any] = {"name": "r", "signal": "missing_rate", "condition": "above"}
+    return AlertRule.model_validate({**base, "threshold": 0.1, "severity": "high", **fields})
+
+
+def _report(minute: int, events: int = 1000, missing: int = 0, **more: Any) -> WindowReport:
+    feature = REPORT.features[0].model_copy(update={"missing": missing, "drifted": False})
+    start = REPORT.window_start + timedelta(minutes=minute)
+    fields = {"window_start": start, "window_end": start, "event_count": events, **more}
+    return REPORT.model_copy(update={"features": [feature], **fields})
+
+
+class Run:
+    """Reports fed in order through the engine, with its state and the alerts kept between
+    them as the worker keeps them."""
+
+    def __init__(self, rules: list[AlertRule]) -> None:
+        self.rules = rules
+        self.state = RuleState()
+        self.alerts: dict[str, Alert] = {}
+
+    def feed(self, report: WindowReport) -> list[Alert]:
+        changes, self.state = evaluate_rules(report, self.rules, self.state, self.alerts, NOW)
+        self.alerts.update({a.fingerprint: a for a in changes})
+        return changes
+
+
+def test_the_module_examples_run() -> None:
+    assert doctest.testmod(vigil.wire.rules).failed == 0
+
+
+@pytest.mark.parametrize("tier", SEVERITIES)
+def test_every_default_rule_watches_a_known_signal_and_is_valid(tier: Severity) -> None:
+    rules = default_rules(tier)
+    assert all(r.signal in SIGNALS and r.severity is not None for r in rules)
+    assert rule_errors(rules, ["income"]) == []
+
+
+def test_riskier_tiers_alert_earlier_and_louder() -> None:
+    by_tier = [{r.name: r for r in default_rules(t)} for t in SEVERITIES]
+    for lower, higher in itertools.pairwise(by_tier):
+        for name, rule in higher.items():
+            assert rule.condition != "above" or rule.threshold <= lower[name].threshold
+            assert SEVERITIES.index(rule.severity or "low") >= SEVERITIES.index(
+                lower[name].severity or "low"
+            )
+    assert by_tier[0]["missing_rate"].threshold > by_tier[3]["missing_rate"].threshold
+    escalated = [t["dataset_drift"].severity for t in by_tier]
+    assert escalated == ["medium", "high", "critical", "critical"]  # one level up, capped
+
+
+def test_overrides_replace_disable_and_add_rules_by_name() -> None:
+    overrides = [
+        _rule(name="missing_rate", threshold=0.2, severity=None),
+        _rule(name="feature_drift", signal="feature_drift", threshold=0.5, enabled=False),
+        _rule(name="income-quality", features=["income"]),
+    ]
+    rules = {r.name: r for r in effective_rules("low", overrides)}
+    assert "feature_drift" not in rules
+    assert (rules["missing_rate"].threshold, rules["missing_rate"].severity) == (0.2, "low")
+    assert rules["income-quality"].severity == "high"
+    assert "dataset_drift" in rules
+
+
+def test_the_default_rules_raise_one_feature_drift_alert_and_nothing_else() -> None:
+    run = Run(effective_rules("high", []))
+    drifted = REPORT.features[0].model_copy(update={"drifted": True})
+    (fired,) = run.feed(_report(0, features=[drifted]))
+    assert (fired.rule, fired.feature, fired.severity, fired.status) == (
+        "feature_drift",
+        "income",
+        "high",
+        "firing",
+    )
+    # The fingerprint of earlier releases: alerts stored before the upgrade still resolve.
+    assert fired.fingerprint == fingerprint("credit-risk", "1.0.0", "feature_drift", "income")
+    assert fired.labels == {
+        "model_id": "credit-risk",
+        "model_version": "1.0.0",
+        "rule": "feature_drift",
+        "signal": "feature_drift",
+        "severity": "high",
+        "feature": "income",
+    }
+    assert fired.details["statistic"] == "psi" and fired.details["statistic_value"] == "0.3100"
+    assert "psi 0.3100 > 0.2000" in fired.summary
+    (resolved,) = run.feed(_report(1))
+    assert (resolved.status, resolved.fingerprint) == ("resolved", fired.fingerprint)
+
+
+def test_a_rule_fires_after_for_windows_consecutive_reports_and_resolves_when_it_ends() -> None:
+    run = Run([_rule(threshold=0.01, for_windows=2)])
+    assert run.feed(_report(0, missing=50)) == []
+    assert run.feed(_report(1, missing=0)) == []  # the streak is broken
+    assert run.feed(_report(2, missing=50)) == []
+    (fired,) = run.feed(_report(3, missing=60))
+    assert (fired.rule, fired.feature, fired.status) == ("r", "income", "firing")
+    assert fired.details["signal"] == "missing_rate" and fired.details["value"] == "0.06"
+    assert fired.details["threshold"] == "0.01"
+    assert run.feed(_report(4, missing=60)) == []  # still holds: no repeat
+    (resolved,) = run.feed(_report(5, missing=0))
+    assert resolved.status == "resolved" and resolved.ends_at == NOW
+
+
+def test_a_drop_against_the_trailing_baseline_fires_only_once_there_is_a_baseline() -> None:
+    rule = _rule(signal="event_count", condition="change_below", threshold=-0.5)
+    run = Run([rule.model_copy(update={"baseline_windows": 3, "for_windows": 2})])
+    assert run.feed(_report(0, events=100)) == []  # no baseline yet, however low
+    assert [run.feed(_report(m, events=1000)) for m in (1, 2, 3)] == [[], [], []]
+    assert run.feed(_report(4, events=400)) == []  # -60 %: held once
+    (fired,) = run.feed(_report(5, events=300))
+    assert fired.feature is None
+    assert fired.details["baseline"] == "800"  # mean of 1000, 1000, 400
+    (resolved,) = run.feed(_report(6, events=900))
+    assert resolved.status == "resolved"
+
+
+def test_a_rise_rule_and_a_below_rule() -> None:
+    rise = _rule(name="more", signal="event_count", condition="change_above", threshold=1.0)
+    low = _rule(name="few", signal="event_count", condition="below", threshold=10)
+    run = Run([rise.model_copy(update={"baseline_windows": 1}), low])
+    assert run.feed(_report(0, events=100)) == []
+    assert [a.rule for a in run.feed(_report(1, events=250))] == ["more"]
+    assert sorted(a.rule + a.status for a in run.feed(_report(2, events=5))) == [
+        "fewfiring",
+        "moreresolved",
+    ]
+
+
+def test_a_report_handled_twice_counts_once_and_gives_the_same_changes() -> None:
+    run = Run([_rule(threshold=0.01, for_windows=2)])
+    run.feed(_report(0, missing=50))
+    state = run.state
+    first, again_state = evaluate_rules(_report(1, missing=50), run.rules, state, {}, NOW)
+    # The state was saved but the alert was not (the worker stopped): the same alert again.
+    again, after = evaluate_rules(_report(1, missing=50), run.rules, again_state, {}, NOW)
+    assert [a.fingerprint for a in again] == [a.fingerprint for a in first] != []
+    assert after == again_state
+    # And once the alert is stored, handling it again changes nothing.
+    stored = {a.fingerprint: a for a in first}
+    assert evaluate_rules(_report(1, missing=50), run.rules, after, stored, NOW)[0] == []
+
+
+def test_a_stale_report_changes_nothing() -> None:
+    run = Run([_rule(threshold=0.01)])
+    (fired,) = run.feed(_report(5, missing=50))
+    before = run.state
+    assert run.feed(_report(2, missing=0)) == []
+    assert run.state == before
+    assert run.alerts[fired.fingerprint].status == "firing"
+
+
+def test_features_limit_a_per_feature_rule() -> None:
+    other = REPORT.features[0].model_copy(update={"feature": "age", "missing": 500})
+    income = REPORT.features[0].model_copy(update={"missing": 500})
+    report = _report(0, features=[income, other])
+    run = Run([_rule(features=["age"])])
+    assert [a.feature for a in run.feed(report)] == ["age"]
+
+
+def test_whole_window_signals() -> None:
+    multivariate = MultivariateDrift(
+        method="pca", value=2.0, reference=1.0, threshold=1.2, drifted=True
+    )
+    report = _report(0, dataset_drift=True, multivariate=multivariate, late_events=250)
+    rules = [
+        _rule(name="d", signal="dataset_drift", threshold=0.5),
+        _rule(name="m", signal="multivariate_drift", threshold=0.5),
+        _rule(name="late", signal="late_rate", threshold=0.1),
+    ]
+    changes = Run(rules).feed(report)
+    assert {a.rule: a.details["value"] for a in changes} == {"d": "1", "m": "1", "late": "0.2"}
+
+
+def test_a_rule_of_a_signal_this_release_does_not_know_watches_nothing() -> None:
+    assert Run([_rule(signal="accuracy")]).feed(_report(0, missing=900)) == []
+
+
+def test_a_new_signal_plugs_in_without_touching_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a later report type will: an entry in SIGNALS, and a rule naming it."""
+    signal = Signal("share of late events", lambda r: [(None, r.late_events / 100, {})])
+    monkeypatch.setitem(SIGNALS, "late_share", signal)
+    rule = _rule(name="late", signal="late_share", threshold=0.5)
+    assert rule_errors([rule], []) == []
+    (fired,) = Run([rule]).feed(_report(0, late_events=70))
+    assert (fired.rule, fired.details["signal"]) == ("late", "late_share")
+
+
+def test_the_state_survives_json_and_unreadable_state_starts_afresh() -> None:
+    run = Run([_rule(signal="event_count", condition="change_below", threshold=-0.5)])
+    run.feed(_report(0))
+    stored = run.state.model_dump(mode="json")
+    assert RuleState.load(stored) == run.state
+    assert RuleState.load({"streaks": {"x": {"held": "many"}}}) == RuleState()
+    assert RuleState.load(None) == RuleState()
+
+
+def test_the_streaks_of_a_removed_rule_are_forgotten() -> None:
+    run = Run([_rule(name="a"), _rule(name="b")])
+    run.feed(_report(0, missing=500))
+    assert len(run.state.streaks) == 2
+    run.rules = [_rule(name="b")]
+    run.feed(_report(1, missing=500))
+    assert [k.split("\x1f")[0] for k in run.state.streaks] == ["b"]
+
+
+def test_rule_errors_say_which_field_and_what_was_expected() -> None:
+    rules = [
+        _rule(signal="accuracy"),
+        _rule(name="x", signal="event_count", features=["income"]),
+        _rule(name="y", features=["nope"]),
+        _rule(name="y"),
+    ]
+    errors = {e.field: e for e in rule_errors(rules, ["income", "prediction"])}
+    assert set(errors) == {"[0].signal", "[1].features", "[2].features", "[3].name"}
+    assert "feature_drift" in errors["[0].signal"].expected
+    assert errors["[2].features"].received == '"nope"'
+
+
+@pytest.mark.parametrize("name", sorted(SIGNALS))
+def test_every_signal_reads_a_report(name: str) -> None:
+    readings = list(SIGNALS[name].read(REPORT))
+    assert all(isinstance(value, float) for _, value, _ in readings)
+    assert all((subject is not None) == SIGNALS[name].per_feature for subject, _, _ in readings)
