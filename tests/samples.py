@@ -155,6 +155,7 @@ ALERT_EVENT = AlertEvent(
             "acknowledged_by": "ana",
             "acknowledged_at": T0,
             "silenced_by": "s-1",
+            "inhibited_by": "def",
         }
     ),
     silence=SILENCE,

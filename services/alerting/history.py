@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from alerting.handlers import SEVERITY_RANK
+from alerting.inhibition import inhibited_by
 from alerting.ports import AlertStore
 from alerting.silences import silencing
 from alerting.subscriptions import DeliveryResult, Notification, Subscription
@@ -59,12 +60,15 @@ def settle(
     previous: Mapping[str, Alert],
     silences: Iterable[Silence],
     now: datetime,
+    sources: Sequence[Alert] = (),
 ) -> list[Alert]:
-    """``changes`` as they are recorded: acknowledgements carried over, silences named.
+    """``changes`` as they are recorded: acknowledgements carried over, silences and
+    inhibitions named.
 
     A change to an acknowledged alert stays acknowledged unless its severity worsens, which
     makes it firing again (and un-acknowledged). A change matching an active silence carries
-    the silence's id in ``silenced_by``.
+    the silence's id in ``silenced_by``; one inhibited by an alert of ``sources`` (see
+    ``alerting.inhibition``) carries that alert's fingerprint in ``inhibited_by``.
     """
     active = list(silences)
     settled = []
@@ -82,6 +86,7 @@ def settle(
                 }
         silence = silencing(active, change.model_copy(update=update), now)
         update["silenced_by"] = silence.id if silence else None
+        update["inhibited_by"] = inhibited_by(change, sources)
         settled.append(change.model_copy(update=update))
     return settled
 
@@ -108,8 +113,15 @@ def delivery_events(
 
 
 def to_send(settled: Sequence[Alert]) -> list[Alert]:
-    """The settled changes subscribers are told of: not silenced, not still acknowledged."""
-    return [a for a in settled if a.silenced_by is None and a.status != "acknowledged"]
+    """The settled changes subscribers are told of: not silenced, not inhibited (unless a
+    resolution), not still acknowledged."""
+    return [
+        a
+        for a in settled
+        if a.silenced_by is None
+        and (a.inhibited_by is None or a.status == "resolved")
+        and a.status != "acknowledged"
+    ]
 
 
 def folded(events: Iterable[AlertEvent]) -> tuple[dict[str, Alert], dict[str, Silence]]:

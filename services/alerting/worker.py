@@ -21,6 +21,7 @@ from alerting.channels import open_notifier
 from alerting.config import Settings
 from alerting.handlers import fingerprint
 from alerting.history import AlertHistory, delivery_events, event, settle, to_send
+from alerting.inhibition import active_sources, source_fingerprints
 from alerting.ports import AlertStore, Notifier
 from alerting.replay import rebuild
 from alerting.rules import RuleState, evaluate_rules, watched
@@ -89,11 +90,12 @@ class Alerter:
 
     async def handle_report(self, report: WindowReport) -> list[Alert]:
         """Act on one report; returns the alert changes it made."""
-        changes = await self._evaluate(report)
+        changes, current = await self._evaluate(report)
         if not changes:
             return changes
-        recorded = await self._record(changes)
-        changes = to_send(recorded)  # silenced, or still acknowledged: recorded, not sent
+        recorded = await self._record(changes, current)
+        # Silenced, inhibited, or still acknowledged: recorded, not sent.
+        changes = to_send(recorded)
         for subscription, alerts in route(await self.store.subscriptions(), changes):
             notification = Notification.of(subscription, alerts)
             result = await self.notifier.send(subscription, notification)
@@ -103,12 +105,17 @@ class Alerter:
             log.info("alert %s %s: %s", alert.fingerprint, alert.status, alert.summary)
         return recorded
 
-    async def _record(self, changes: list[Alert]) -> list[Alert]:
-        """Changes with acknowledgements and silences settled, published as state events
-        (the record) and then cached, before anyone is told."""
+    async def _record(self, changes: list[Alert], current: dict[str, Alert]) -> list[Alert]:
+        """Changes with acknowledgements, silences and inhibitions settled, published as state
+        events (the record) and then cached, before anyone is told.
+
+        What may inhibit them: the version's active alerts (``current``, as stored before the
+        report) with the report's changes applied.
+        """
         now = utcnow()
         previous = await self.store.alerts(a.fingerprint for a in changes)
-        settled = settle(changes, previous, await self.store.silences(), now)
+        sources = active_sources(current.values(), changes)
+        settled = settle(changes, previous, await self.store.silences(), now, sources)
         states = [event("state", now, fingerprint=a.fingerprint, alert=a) for a in settled]
         await self.history.record(states)
         return settled
@@ -120,19 +127,21 @@ class Alerter:
             return effective_rules(UNKNOWN_MODEL_SEVERITY, [])
         return effective_rules(version.risk.severity, version.alert_rules)
 
-    async def _evaluate(self, report: WindowReport) -> list[Alert]:
-        """The alert changes of ``report``; the rules' new state is saved at once (a report
-        handled again gives the same changes: see ``alerting.rules``)."""
+    async def _evaluate(self, report: WindowReport) -> tuple[list[Alert], dict[str, Alert]]:
+        """The alert changes of ``report``, and the version's stored alerts they were judged
+        against (with those that may inhibit them); the rules' new state is saved at once (a
+        report handled again gives the same changes: see ``alerting.rules``)."""
         rules = await self._rules(report)
         fps = {
             fingerprint(report.model_id, report.model_version, r.name, s)
             for r, (s, _, _) in watched(report, rules)
         }
+        fps |= source_fingerprints(report.model_id, report.model_version)
         state = RuleState.load(await self.store.rule_state(report.key))
         current = await self.store.alerts(fps)
         changes, state = evaluate_rules(report, rules, state, current, utcnow())
         await self.store.save_rule_state(report.key, state.model_dump(mode="json"))
-        return changes
+        return changes, current
 
 
 class ReportConsumer:

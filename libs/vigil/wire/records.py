@@ -274,6 +274,7 @@ class Alert(Record):
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     silenced_by: str | None = None
+    inhibited_by: str | None = None
 
 
 # -- the drift detector's internal records (its partials and changelog topics) ----------------
