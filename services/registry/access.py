@@ -268,8 +268,9 @@ async def audit(
 
 
 async def bootstrap_admin(app: FastAPI, settings: Settings) -> None:
-    """Make sure an admin key exists: ``VIGIL_BOOTSTRAP_ADMIN_KEY`` if set, else a new one
-    written to ``VIGIL_ADMIN_KEY_FILE`` (mode 0600) when no active admin key exists."""
+    """Make sure an admin key exists: ``VIGIL_BOOTSTRAP_ADMIN_KEY`` if set; else a new one,
+    written to ``VIGIL_ADMIN_KEY_FILE`` (mode 0600), when no active admin key exists or when
+    that file holds a key that no longer works (revoked, expired, or its topic was wiped)."""
     guard: Guard = app.state.guard
     bus: Bus = app.state.adapters.bus
     await guard.keyring.catch_up()
@@ -277,13 +278,17 @@ async def bootstrap_admin(app: FastAPI, settings: Settings) -> None:
     given = settings.bootstrap_admin_key
     wanted = given.get_secret_value() if given is not None else None
     if wanted is not None:
-        existing = guard.keyring.get(key_id_of(wanted))
-        if existing is not None and existing.key_hash == hash_key(wanted) and existing.active(now):
+        if _works_as_admin(guard, wanted, now):
             return
         secret, key_id = wanted, key_id_of(wanted)
-    elif any("admin" in k.roles and k.active(now) for k in guard.keyring.every_key()):
-        return
     else:
+        held = await asyncio.to_thread(_read_key_file, settings.admin_key_file)
+        if held is not None and _works_as_admin(guard, held, now):
+            return
+        if held is None and any(
+            "admin" in k.roles and k.active(now) for k in guard.keyring.every_key()
+        ):
+            return
         key_id, secret = new_key()
     key = ApiKey(
         id=key_id,
@@ -300,6 +305,24 @@ async def bootstrap_admin(app: FastAPI, settings: Settings) -> None:
         log.warning("created the first admin key (%s); it is in %s", key_id, path)
     else:
         log.warning("admin key %s from VIGIL_BOOTSTRAP_ADMIN_KEY is registered", key_id)
+
+
+def _works_as_admin(guard: Guard, key: str, now: datetime) -> bool:
+    stored = guard.keyring.get(key_id_of(key))
+    return (
+        stored is not None
+        and stored.key_hash == hash_key(key)
+        and stored.active(now)
+        and "admin" in stored.roles
+    )
+
+
+def _read_key_file(name: str) -> str | None:
+    """The key in an admin key file, or None if there is none."""
+    path = Path(name)
+    if not path.is_file():
+        return None
+    return path.read_text().strip() or None
 
 
 def _write_key_file(name: str, secret: str) -> Path:

@@ -352,3 +352,19 @@ def test_a_producer_logs_for_its_models_only_a_mixed_batch_is_refused_whole() ->
         wrong_role = client.post("/v1/predictions", json=[_event("e")], headers=bearer(sme))
         assert wrong_role.status_code == 403 and "producer" in wrong_role.json()["detail"]
     assert len(bus.messages["vigil.predictions.v1"]) == 2  # a and b
+
+
+def test_an_admin_key_file_that_no_longer_works_is_replaced(tmp_path: Path) -> None:
+    from registry.config import Settings
+
+    path = tmp_path / "admin.key"
+    path.write_text("vgl_0123456789abcdef_" + "x" * 43 + "\n")  # e.g. its topic was wiped
+    guard = fake_guard(audit=FakeBus())  # another admin key is active
+    settings = Settings(admin_key_file=str(path))
+    with TestClient(registry_app(settings, Registry(FakeBus(), FakeCatalog()), guard)) as client:
+        key = path.read_text().strip()
+        assert key != "vgl_0123456789abcdef_" + "x" * 43
+        assert client.get("/v1/keys", headers=bearer(key)).status_code == 200
+    # A file whose key works is left alone, and so is a missing file while an admin key exists.
+    with TestClient(registry_app(settings, Registry(FakeBus(), FakeCatalog()), guard)):
+        assert path.read_text().strip() == key
