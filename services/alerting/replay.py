@@ -50,6 +50,11 @@ def as_event(value: bytes, where: str) -> AlertEvent | None:
     )
 
 
+# Empty polls (of 1 s) after which a replay that has not reached the end offsets it read at
+# the start stops (e.g. records below them that a read_committed consumer never gets).
+STALL_POLLS = 10
+
+
 async def rebuild(kafka: Kafka, topic: Topic, store: AlertStore) -> int | None:
     """Replay ``topic`` into ``store`` unless it is already rebuilt; events applied, or None."""
     if await store.is_rebuilt():
@@ -86,9 +91,13 @@ async def _replay(kafka: Kafka, consumer: AIOKafkaConsumer, topic: Topic, store:
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     ends = await consumer.end_offsets(tps)
-    applied = 0
+    applied = idle = 0
     while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
         batches = await consumer.getmany(*tps, timeout_ms=1000, max_records=1000)
+        idle = 0 if batches else idle + 1
+        if idle >= STALL_POLLS:  # nothing more readable below the end: never wait forever
+            log.warning("replay of %s stopped short of its end offsets %s", topic.name, ends)
+            break
         events = [
             e
             for tp, messages in batches.items()

@@ -15,8 +15,10 @@ from alerting.config import Settings as AlertingSettings
 from registry.api import create_app as registry_app
 from registry.config import Settings as RegistrySettings
 from tests.access import bearer
+from tests.kafka_tools import private_copy
 from tests.samples import one_feature_model
 from vigil.adapters.settings import VigilSettings
+from vigil.wire.topics import METRICS
 
 
 def _until(check: Callable[[], bool], within: float) -> float:
@@ -33,8 +35,12 @@ def test_keys_work_across_services_and_revocation_reaches_them_within_2s(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     registry_settings = RegistrySettings(admin_key_file=str(tmp_path / "admin.key"))
+    # Its own reports and alerts topics: nothing to replay or wade through at start.
     alerting_settings = AlertingSettings(
-        alerting_group_id=f"test-access-{run}", alerting_redis_prefix=f"test:access:{run}"
+        alerting_group_id=f"test-access-{run}",
+        alerting_redis_prefix=f"test:access:{run}",
+        alerting_reports_topic=private_copy(infra.kafka_bootstrap, METRICS, run).name,
+        alerting_events_topic=f"test.alerts.{run}",
     )
     admin = bearer(admin_key)
     with (
