@@ -26,6 +26,7 @@ from vigil.wire.access import (
     Role,
     hash_key,
     key_id_of,
+    key_matches,
     new_key,
 )
 from vigil.wire.codec import Codec
@@ -311,7 +312,7 @@ def _works_as_admin(guard: Guard, key: str, now: datetime) -> bool:
     stored = guard.keyring.get(key_id_of(key))
     return (
         stored is not None
-        and stored.key_hash == hash_key(key)
+        and key_matches(key, stored)
         and stored.active(now)
         and "admin" in stored.roles
     )

@@ -74,6 +74,10 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
+# GRANTS by any role name a stored key may carry (unknown names grant nothing).
+_GRANTED: dict[str, frozenset[Permission]] = {role: grants for role, grants in GRANTS.items()}
+
+
 class ApiKey(Record):
     """One key of a principal, as stored on ``vigil.keys.v1`` (never with its secret)."""
 
@@ -125,7 +129,7 @@ class Caller:
         return cls(key.id, key.principal, frozenset(key.roles), frozenset(key.models))
 
     def may(self, permission: Permission) -> bool:
-        return any(permission in GRANTS.get(role, frozenset()) for role in self.roles)  # type: ignore[call-overload]
+        return any(permission in _GRANTED.get(role, frozenset()) for role in self.roles)
 
     def covers(self, model_id: str) -> bool:
         """Whether ``model_id`` is in this caller's model scope."""
