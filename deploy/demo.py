@@ -119,6 +119,8 @@ def main() -> None:
             "url": hook,
             "models": ["credit-risk"],
             "min_severity": "medium",
+            # One message per model version, sent 5 s after its first alert (default 30 s).
+            "group_wait_seconds": 5,
         },
     ).raise_for_status()
     print(f"subscribed a webhook ({hook}) to credit-risk alerts, medium and up")

@@ -47,6 +47,22 @@ def infra() -> Iterator[VigilSettings]:
     settings = VigilSettings()
     asyncio.run(ensure_topics(settings.kafka_bootstrap))
     yield settings
+    # The state Redis is shared with `make up`'s stack and has a memory budget: what the
+    # tests' own prefixes left there goes, so runs do not add up to a full Redis.
+    asyncio.run(_forget_test_keys(settings.redis_url))
+
+
+async def _forget_test_keys(url: str) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(url)
+    try:
+        for pattern in ("test:*", "e2e:*"):
+            keys = [k async for k in redis.scan_iter(match=pattern, count=1000)]
+            for start in range(0, len(keys), 1000):
+                await redis.unlink(*keys[start : start + 1000])
+    finally:
+        await redis.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from vigil.wire.avro import known_writer_schemas
+from vigil.wire.codec import Codec
+from vigil.wire.records import WindowReport
 from vigil.wire.topics import Topic
 
 Message = ConsumerRecord[bytes, bytes]
+TRAFFIC_FINGERPRINTS = frozenset(known_writer_schemas("TrafficReport"))
+
+
+def is_traffic_report(value: bytes | None) -> bool:
+    """Whether a ``vigil.metrics.v1`` value is a drift detector's heartbeat (``TrafficReport``,
+    told by its single-object schema fingerprint) rather than a ``WindowReport``."""
+    return value is not None and value[:2] == b"\xc3\x01" and value[2:10] in TRAFFIC_FINGERPRINTS
 
 
 async def partitions(bootstrap: str, topic: str) -> list[int]:
@@ -77,3 +87,16 @@ def private_copy(bootstrap: str, topic: Topic, tag: str) -> Topic:
     copy = replace(topic, name=f"test.{topic.name}.{tag}")
     asyncio.run(ensure_topics(bootstrap, [copy]))
     return copy
+
+
+async def publish_reports(bootstrap: str, topic: Topic, reports: Sequence[WindowReport]) -> None:
+    """Publish window reports to ``topic`` (a private copy of the metrics topic), keyed by
+    model version as the drift detector keys them."""
+    from vigil.adapters.bus import new_producer, publish
+
+    producer = new_producer(bootstrap, "test")
+    await producer.start()
+    try:
+        await publish(producer, topic, Codec(WindowReport), reports, lambda r: r.key)
+    finally:
+        await producer.stop()

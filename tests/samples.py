@@ -19,6 +19,7 @@ from vigil.wire.records import (
     Record,
     ReferenceProfile,
     RiskAssessment,
+    TrafficReport,
     WindowReport,
 )
 
@@ -117,6 +118,16 @@ REPORT = WindowReport(
     dataset_drift=False,
     created_at=T0,
 )
+TRAFFIC = TrafficReport(
+    report_id=f"credit-risk/1.0.0/traffic/{int(T0.timestamp()) * 1_000_000}",
+    model_id="credit-risk",
+    model_version="1.0.0",
+    window_start=T0.replace(microsecond=0),
+    window_end=T0 + timedelta(seconds=30),
+    event_count=1000,
+    last_event_time=T0 - timedelta(minutes=2),
+    created_at=T0 + timedelta(seconds=30),
+)
 ALERT = Alert(
     fingerprint="abc",
     status="firing",
@@ -175,6 +186,7 @@ SAMPLES: dict[type[Record], Record] = {
     Outcome: Outcome(prediction=PREDICTION, feedback=FEEDBACK, joined_at=T0),
     ModelVersion: MODEL,
     WindowReport: REPORT,
+    TrafficReport: TRAFFIC,
     Alert: ALERT,
     AlertEvent: ALERT_EVENT,
     Silence: SILENCE,

@@ -16,8 +16,10 @@ from alerting import oncall, worker
 from alerting.channels import open_notifier
 from alerting.channels.formats import probe_alert
 from alerting.config import Settings
+from alerting.dispatch import Dispatcher
 from alerting.egress import EgressPolicy
-from alerting.history import AlertHistory
+from alerting.history import AlertHistory, event
+from alerting.oncall import recorder as _recorder
 from alerting.ports import AlertStore, Notifier
 from alerting.store import RedisAlertStore
 from alerting.subscriptions import (
@@ -50,7 +52,9 @@ class Alerting:
 
     store: AlertStore
     notifier: Notifier | None = None
-    history: AlertHistory | None = None  # silences and acks are recorded through it
+    # Subscriptions, silences and acks are recorded through it (the alerts topic, then Redis).
+    history: AlertHistory | None = None
+    dispatcher: Dispatcher | None = None  # acknowledgements are told through it
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Alerting:
@@ -59,7 +63,8 @@ class Alerting:
             stack, settings.redis_url, settings.alerting_redis_prefix
         )
         alerter = await worker.start(stack, settings, store)
-        return cls(store, open_notifier(stack, settings), alerter.history)
+        notifier = open_notifier(stack, settings)
+        return cls(store, notifier, alerter.history, alerter.dispatcher)
 
 
 AlertingDep = Annotated[Alerting, Depends(provider(Alerting))]
@@ -86,8 +91,17 @@ async def subscribe(
     _check_scope(caller, body.models)
     _check_target(body, settings)
     secret = secrets.token_hex(32) if body.channel == "webhook" else None
-    sub = Subscription(**body.model_dump(), id=uuid.uuid4().hex, created_at=utcnow(), secret=secret)
-    await alerting.store.add_subscription(sub)
+    now = utcnow()
+    sub = Subscription(**body.model_dump(), id=uuid.uuid4().hex, created_at=now, secret=secret)
+    made = event(
+        "subscribed",
+        now,
+        subscription_id=sub.id,
+        subscription=sub.model_dump_json(),
+        channel=sub.channel,
+        actor=caller.principal,
+    )
+    await _recorder(alerting).record([made])
     return SubscriptionCreated(**SubscriptionView.of(sub).model_dump(), secret=secret)
 
 
@@ -128,11 +142,10 @@ async def test_subscription(
 )
 async def unsubscribe(sub_id: str, caller: SubscriptionWriter, alerting: AlertingDep) -> Response:
     """Remove a subscription."""
-    found = [s for s in await alerting.store.subscriptions() if s.id == sub_id]
-    if found:
-        _check_scope(caller, found[0].models)
-    if not found or not await alerting.store.remove_subscription(sub_id):
-        raise InputRejected(f"no subscription {sub_id!r}", [], 404)
+    sub = await _subscription(alerting, sub_id)
+    _check_scope(caller, sub.models)
+    gone = event("unsubscribed", utcnow(), subscription_id=sub_id, actor=caller.principal)
+    await _recorder(alerting).record([gone])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -20,6 +20,17 @@ class Settings(VigilSettings):
     alerting_events_topic: str = "vigil.alerts.v1"
     # Where the window reports come from (tests give each alerting group its own topic).
     alerting_reports_topic: str = "vigil.metrics.v1"
+    # Alertmanager's group timing, for subscriptions that do not set their own (seconds).
+    alerting_group_wait_seconds: float = Field(default=30.0, ge=0)
+    alerting_group_interval_seconds: float = Field(default=300.0, gt=0)
+    alerting_repeat_interval_seconds: float = Field(default=4 * 3600.0, gt=0)
+    # A notification not delivered after this long (retried with back-off) is given up.
+    alerting_give_up_seconds: float = Field(default=3600.0, gt=0)
+    # A replica sending a notification holds it this long; one that died meanwhile leaves it
+    # to another (or its restart) after that. Longer than one attempt (the webhook timeout).
+    alerting_delivery_lease_seconds: float = Field(default=20.0, gt=0)
+    # How often silent models are looked for (model_silent).
+    alerting_liveness_check_seconds: float = Field(default=5.0, gt=0)
     alerting_webhook_timeout_seconds: float = 5.0
     alerting_webhook_attempts: int = 3
     alerting_max_body_bytes: int = 64 * 1024

@@ -13,9 +13,10 @@ from datetime import datetime
 
 from alerting.handlers import SEVERITY_RANK
 from alerting.inhibition import inhibited_by
+from alerting.outbox import Delivery
 from alerting.ports import AlertStore
 from alerting.silences import silencing
-from alerting.subscriptions import DeliveryResult, Notification, Subscription
+from alerting.subscriptions import DeliveryResult, Subscription
 from vigil.adapters.ports import Bus
 from vigil.wire.alert_events import AlertEvent, AlertEventKind, Silence
 from vigil.wire.codec import Codec
@@ -30,7 +31,6 @@ __all__ = [
     "event",
     "folded",
     "settle",
-    "to_send",
 ]
 
 EVENTS = Codec(AlertEvent)
@@ -92,49 +92,54 @@ def settle(
 
 
 def delivery_events(
-    subscription: Subscription, notification: Notification, result: DeliveryResult, now: datetime
+    delivery: Delivery,
+    channel: str,
+    outcome: str,
+    now: datetime,
+    result: DeliveryResult | None = None,
 ) -> list[AlertEvent]:
-    """One notification event per alert a notification listed: to whom, how it went."""
+    """One notification event per alert a delivery lists: decided (``pending``), each
+    attempt's outcome (``delivered``, ``retrying``, ``failed``, ``refused``)."""
+    tried = result is not None
     return [
         event(
             "notification",
             now,
             fingerprint=alert.fingerprint,
-            subscription_id=subscription.id,
-            channel=subscription.channel,
-            delivery_id=notification.delivery_id,
-            outcome="delivered" if result.ok else "failed",
-            status_code=result.status_code,
-            latency_ms=round(result.latency * 1000, 3),
-            error=result.error,
+            alert=alert,
+            subscription_id=delivery.subscription_id,
+            channel=channel,
+            delivery_id=delivery.delivery_id,
+            outcome=outcome,
+            status_code=result.status_code if result else None,
+            latency_ms=round(result.latency * 1000, 3) if result else None,
+            error=result.error if result else None,
+            attempt=delivery.attempts + 1 if tried else None,
         )
-        for alert in notification.alerts
+        for alert in delivery.alerts
     ]
 
 
-def to_send(settled: Sequence[Alert]) -> list[Alert]:
-    """The settled changes subscribers are told of: not silenced, not inhibited (unless a
-    resolution), not still acknowledged."""
-    return [
-        a
-        for a in settled
-        if a.silenced_by is None
-        and (a.inhibited_by is None or a.status == "resolved")
-        and a.status != "acknowledged"
-    ]
-
-
-def folded(events: Iterable[AlertEvent]) -> tuple[dict[str, Alert], dict[str, Silence]]:
+def folded(
+    events: Iterable[AlertEvent],
+) -> tuple[dict[str, Alert], dict[str, Silence], dict[str, Subscription | None]]:
     """What ``events`` leave as current state: the last alert of each fingerprint, the last
-    version of each silence (notifications change neither)."""
+    version of each silence, each subscription made (None: removed); notifications change
+    none of them."""
     alerts: dict[str, Alert] = {}
     silences: dict[str, Silence] = {}
+    subscriptions: dict[str, Subscription | None] = {}
     for e in events:
         if e.alert is not None and e.kind in ("state", "ack"):
             alerts[e.alert.fingerprint] = e.alert
         if e.silence is not None and e.kind in ("silence", "silence_expired"):
             silences[e.silence.id] = e.silence
-    return alerts, silences
+        if e.kind == "subscribed" and e.subscription is not None:
+            sub = Subscription.model_validate_json(e.subscription)
+            subscriptions[sub.id] = sub
+        if e.kind == "unsubscribed" and e.subscription_id is not None:
+            subscriptions[e.subscription_id] = None
+    return alerts, silences, subscriptions
 
 
 class AlertHistory:

@@ -12,8 +12,9 @@ from typing import Annotated, Protocol
 from fastapi import APIRouter, Depends, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.history import AlertHistory, acknowledged, delivery_events, event
-from alerting.ports import AlertStore, Notifier
+from alerting.dispatch import Dispatcher
+from alerting.history import AlertHistory, acknowledged, event
+from alerting.ports import AlertStore
 from alerting.silences import (
     MAX_COMMENT,
     SilenceIn,
@@ -23,7 +24,6 @@ from alerting.silences import (
     scoped_models,
     state_of,
 )
-from alerting.subscriptions import Notification, route
 from vigil.adapters.auth import allowed, refuse_model
 from vigil.adapters.http import InputRejected, error_responses, json_limits
 from vigil.adapters.ports import Unavailable
@@ -43,18 +43,19 @@ class OncallAdapters(Protocol):
     @property
     def history(self) -> AlertHistory | None: ...
     @property
-    def notifier(self) -> Notifier | None: ...
+    def dispatcher(self) -> Dispatcher | None: ...
 
 
 async def _adapters(request: Request) -> OncallAdapters:
     adapters = request.app.state.adapters
-    if not all(hasattr(adapters, n) for n in ("store", "history", "notifier")):
+    if not all(hasattr(adapters, n) for n in ("store", "history", "dispatcher")):
         raise TypeError(f"app.state.adapters is a {type(adapters).__name__}, not Alerting")
     return adapters  # type: ignore[no-any-return]
 
 
-def _recorder(alerting: OncallAdapters) -> AlertHistory:
-    """Where silences and acknowledgements are recorded; Unavailable without one."""
+def recorder(alerting: OncallAdapters) -> AlertHistory:
+    """Where subscriptions, silences and acknowledgements are recorded; Unavailable without
+    one."""
     if alerting.history is None:
         raise Unavailable("Kafka", "no alerts topic configured")
     return alerting.history
@@ -100,7 +101,7 @@ async def create_silence(body: SilenceIn, caller: Oncall, alerting: AlertingDep)
     if not _sees(caller, silence):
         raise refuse_model(caller, ",".join(scoped_models(silence) or ["*"]))
     found = event("silence", now, silence=silence, actor=caller.principal, comment=body.comment)
-    await _recorder(alerting).record([found])
+    await recorder(alerting).record([found])
     return _view(silence)
 
 
@@ -124,7 +125,7 @@ async def expire_silence(silence_id: str, caller: Oncall, alerting: AlertingDep)
     if state_of(found[0], now) != "expired":
         ended = expire(found[0], now)
         expired = event("silence_expired", now, silence=ended, actor=caller.principal)
-        await _recorder(alerting).record([expired])
+        await recorder(alerting).record([expired])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -160,15 +161,9 @@ async def acknowledge(
         actor=caller.principal,
         comment=body.comment,
     )
-    recorder = _recorder(alerting)
-    await recorder.record([ack])
-    if alerting.notifier is not None:
-        told: list[AlertEvent] = []
-        for subscription, alerts in route(await alerting.store.subscriptions(), [acked]):
-            notification = Notification.of(subscription, alerts)
-            result = await alerting.notifier.send(subscription, notification)
-            told += delivery_events(subscription, notification, result, utcnow())
-        await recorder.record(told)
+    await recorder(alerting).record([ack])
+    if alerting.dispatcher is not None:  # the alert's groups are told who acknowledged it
+        await alerting.dispatcher.absorb([acked])
     return acked
 
 

@@ -1,6 +1,8 @@
-"""Alert rules evaluated over window reports: the state they keep, the alerts they change. No I/O.
+"""Alert rules evaluated over reports: the state they keep, the alerts they change. No I/O.
 
-Per (rule, subject) the state keeps how many consecutive reports the rule's condition held,
+A report of any type (``vigil.wire.rules.Report``: window, traffic, ...) is judged by the rules
+whose signal reads its type; the streaks of the other rules are kept as they are. Per
+(rule, subject) the state keeps how many consecutive reports the rule's condition held,
 the trailing values a ``change_*`` condition compares with, and the last window it saw. An
 alert fires when the condition held ``for_windows`` reports in a row and resolves at the first
 report where it no longer holds. A report for a window not after the last one seen (a stale or
@@ -14,17 +16,29 @@ import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from vigil.wire.records import Alert, AlertRule, Severity, WindowReport
-from vigil.wire.rules import SIGNALS, Reading
+from vigil.wire.records import Alert, AlertRule, Severity
+from vigil.wire.rules import SIGNALS, Reading, Report
 
-__all__ = ["RuleState", "Streak", "evaluate_rules", "fingerprint", "in_utc", "watched"]
+__all__ = [
+    "Finding",
+    "RuleState",
+    "Streak",
+    "condition_holds",
+    "evaluate_rules",
+    "fingerprint",
+    "in_utc",
+    "resolved",
+    "watched",
+    "window_of",
+]
 
 log = logging.getLogger(__name__)
 _SEP = "\x1f"
+R = TypeVar("R", bound=Report)
 
 
 class Streak(BaseModel):
@@ -63,28 +77,27 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def in_utc(report: WindowReport) -> WindowReport:
+def in_utc(report: R) -> R:
     """``report`` with every time zone-aware: a JSON report may omit the zone, meaning UTC."""
-    times = {n: _utc(getattr(report, n)) for n in ("window_start", "window_end", "created_at")}
+    times = {n: _utc(v) for n, v in vars(report).items() if isinstance(v, datetime)}
     return report.model_copy(update=times)
 
 
-def watched(
-    report: WindowReport, rules: Sequence[AlertRule]
-) -> Iterator[tuple[AlertRule, Reading]]:
+def watched(report: Report, rules: Sequence[AlertRule]) -> Iterator[tuple[AlertRule, Reading]]:
     """Each rule with each value of ``report`` it watches; rules of unknown signals (a newer
-    release's, read by this one) watch nothing."""
+    release's, read by this one) and of signals of other report types watch nothing."""
     for rule in rules:
         signal = SIGNALS.get(rule.signal)
         if signal is None or not rule.enabled:
             continue
-        for reading in signal.read(report):
+        for reading in signal.readings(report):
             subject = reading[0]
             if rule.features is None or subject in rule.features:
                 yield rule, reading
 
 
-def _holds(rule: AlertRule, value: float, baseline: float | None) -> bool:
+def condition_holds(rule: AlertRule, value: float, baseline: float | None) -> bool:
+    """Whether ``value`` meets ``rule``'s condition (a change against ``baseline``)."""
     if rule.condition == "above":
         return value > rule.threshold
     if rule.condition == "below":
@@ -92,6 +105,8 @@ def _holds(rule: AlertRule, value: float, baseline: float | None) -> bool:
     if baseline is None:
         return False
     change = (value - baseline) / abs(baseline)
+    if rule.condition == "change_beyond":
+        return abs(change) > rule.threshold
     return change > rule.threshold if rule.condition == "change_above" else change < rule.threshold
 
 
@@ -120,7 +135,7 @@ def _step(
         return before, before.held > 0, _baseline(rule, before.history[:-1])
     previous = before.history if before is not None else []
     baseline = _baseline(rule, previous)
-    holds = _holds(rule, value, baseline)
+    holds = condition_holds(rule, value, baseline)
     held = before.held + 1 if holds and before is not None else int(holds)
     history = [*previous, value][-(rule.baseline_windows + 1) :]
     kept = history if rule.condition.startswith("change") else []
@@ -128,7 +143,7 @@ def _step(
 
 
 def evaluate_rules(
-    report: WindowReport,
+    report: Report,
     rules: Sequence[AlertRule],
     state: RuleState,
     current: Mapping[str, Alert],
@@ -149,10 +164,10 @@ def evaluate_rules(
         streaks[key], holds, baseline = stepped
         fp = fingerprint(report.model_id, report.model_version, rule.name, subject)
         existing = current.get(fp)
-        if existing is not None and _window_of(existing) > report.window_start:
+        if existing is not None and window_of(existing) > report.window_start:
             continue
         active = existing is not None and existing.status != "resolved"
-        found = _Finding(report, rule, subject, value, baseline, notes)
+        found = Finding(report, rule, subject, value, baseline, notes)
         if holds and not active and streaks[key].held >= rule.for_windows:
             changes.append(found.fired(fp, now))
         elif not holds and active and existing is not None:
@@ -160,17 +175,29 @@ def evaluate_rules(
     return changes, RuleState(streaks=streaks)
 
 
-def _window_of(alert: Alert) -> datetime:
+def window_of(alert: Alert) -> datetime:
     """Start of the window whose report last changed ``alert``."""
     return _utc(datetime.fromisoformat(alert.details["window_start"]))
 
 
-class _Finding:
+def resolved(existing: Alert, now: datetime, details: dict[str, str], summary: str) -> Alert:
+    """``existing`` resolved at ``now``, saying why."""
+    update = {
+        "status": "resolved",
+        "ends_at": now,
+        "updated_at": now,
+        "details": details,
+        "summary": summary,
+    }
+    return existing.model_copy(update=update)
+
+
+class Finding:
     """What a rule found about one subject of one report, as alert fields."""
 
     def __init__(
         self,
-        report: WindowReport,
+        report: Report,
         rule: AlertRule,
         subject: str | None,
         value: float,
@@ -205,7 +232,8 @@ class _Finding:
             details["baseline"] = f"{self.baseline:.6g}"
         return details
 
-    def fired(self, fp: str, now: datetime) -> Alert:
+    def fired(self, fp: str, now: datetime, summary: str | None = None) -> Alert:
+        """The alert this finding fires (``summary``: instead of the rule's own words)."""
         r, rule = self.report, self.rule
         severity: Severity = rule.severity or "medium"
         labels = {
@@ -229,7 +257,8 @@ class _Finding:
             model_version=r.model_version,
             rule=rule.name,
             feature=self.subject,
-            summary=f"{self.what}: {rule.signal} {self.value:.4g} {rule.condition} "
+            summary=summary
+            or f"{self.what}: {rule.signal} {self.value:.4g} {rule.condition} "
             f"{rule.threshold:g}{against} for {rule.for_windows} window(s)",
             details=self.details(),
             labels=labels,
@@ -238,13 +267,9 @@ class _Finding:
         )
 
     def resolved(self, existing: Alert, now: datetime) -> Alert:
-        return existing.model_copy(
-            update={
-                "status": "resolved",
-                "ends_at": now,
-                "updated_at": now,
-                "details": self.details(),
-                "summary": f"{self.what}: {self.rule.signal} {self.value:.4g} no longer "
-                f"{self.rule.condition} {self.rule.threshold:g}",
-            }
+        rule = self.rule
+        summary = (
+            f"{self.what}: {rule.signal} {self.value:.4g} no longer "
+            f"{rule.condition} {rule.threshold:g}"
         )
+        return resolved(existing, now, self.details(), summary)

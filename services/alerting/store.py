@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any, cast
@@ -10,12 +10,14 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError
+from redis.exceptions import OutOfMemoryError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
+from alerting.grouping import Group
 from alerting.history import folded
-from alerting.ports import HISTORY_LIMIT, AlertPage, AlertStore
+from alerting.outbox import Delivery
+from alerting.ports import HISTORY_LIMIT, AlertPage, AlertStore, GroupChange
 from alerting.subscriptions import Subscription
 from vigil.adapters.ports import Unavailable
 from vigil.wire.alert_events import AlertEvent, Silence
@@ -41,6 +43,16 @@ end
 return removed
 """
 _PRUNE_PAGE = 500
+# Claims a delivery (KEYS: claim, outbox, outbox due; ARGV: id, owner, ttl ms, now) if it is
+# still in the outbox, due, and nobody holds it: returns it as stored, else nil. Checked and
+# taken at once, so two replicas never both send one attempt.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local due = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[4]) then return false end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return redis.call('HGET', KEYS[2], ARGV[1])
+"""
 
 
 @asynccontextmanager
@@ -69,7 +81,15 @@ class RedisAlertStore(AlertStore):
         # Set once the cache holds the alerts topic; missing after Redis lost its data.
         self._rebuilt = f"{prefix}:rebuilt"
         self._rule_state = f"{prefix}:rule_state"  # by model_id/version, as JSON
+        self._traffic = f"{prefix}:traffic"  # by model_id/version, as JSON
+        self._group = f"{prefix}:group:"  # one key per notification group, as JSON
+        self._groups_due = f"{prefix}:groups:due"  # group key -> when it next notifies
+        self._outbox = f"{prefix}:outbox"  # delivery id -> Delivery as JSON
+        self._outbox_due = f"{prefix}:outbox:due"  # delivery id -> next attempt
+        self._claim = f"{prefix}:claim:"
+        self._turn = f"{prefix}:turn:"
         self._prune_script = redis.register_script(_PRUNE)
+        self._claim_script = redis.register_script(_CLAIM)
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, url: str, prefix: str) -> RedisAlertStore:
@@ -164,8 +184,13 @@ class RedisAlertStore(AlertStore):
                 position += len(fps) - gone - values.count(None)
 
     async def cache(self, events: Sequence[AlertEvent]) -> None:
-        alerts, silences = folded(events)
+        alerts, silences, subscriptions = folded(events)
         async with _redis_unavailable(), self.redis.pipeline(transaction=True) as pipe:
+            for sub_id, sub in subscriptions.items():
+                if sub is None:
+                    pipe.hdel(self._subscriptions, sub_id)
+                else:
+                    pipe.hset(self._subscriptions, sub_id, sub.model_dump_json())
             if alerts:
                 pipe.hset(self._alerts, mapping={f: a.model_dump_json() for f, a in alerts.items()})
                 pipe.zadd(self._by_update, {f: _score(a) for f, a in alerts.items()})
@@ -209,6 +234,112 @@ class RedisAlertStore(AlertStore):
     async def save_rule_state(self, key: str, state: dict[str, Any]) -> None:
         async with _redis_unavailable():
             await self.redis.hset(self._rule_state, key, orjson.dumps(state).decode())
+
+    async def traffic(self) -> dict[str, dict[str, Any]]:
+        async with _redis_unavailable():
+            raw = await self.redis.hgetall(self._traffic)
+        return {str(k): cast(dict[str, Any], orjson.loads(v)) for k, v in raw.items()}
+
+    async def save_traffic(self, key: str, seen: dict[str, Any]) -> None:
+        async with _redis_unavailable():
+            await self.redis.hset(self._traffic, key, orjson.dumps(seen).decode())
+
+    async def forget_traffic(self, key: str) -> None:
+        async with _redis_unavailable():
+            await self.redis.hdel(self._traffic, key)
+
+    async def change_group(
+        self, key: str, change: Callable[[Group | None], GroupChange]
+    ) -> GroupChange:
+        name = self._group + key
+        async with _redis_unavailable():
+            while True:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(name)
+                        raw = await pipe.get(name)
+                        applied = change(Group.model_validate_json(raw) if raw else None)
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        if applied.group is None:
+                            pipe.delete(name)
+                        else:
+                            pipe.set(name, applied.group.model_dump_json())
+                        if applied.group is None or applied.due is None:
+                            pipe.zrem(self._groups_due, key)
+                        else:
+                            pipe.zadd(self._groups_due, {key: applied.due.timestamp()})
+                        if applied.delivery is not None:
+                            self._queue(pipe, applied.delivery)
+                        await pipe.execute()
+                        return applied
+                    except WatchError:
+                        continue  # changed by another process meanwhile: decide again
+
+    def _queue(self, pipe: Any, delivery: Delivery) -> None:
+        pipe.hset(self._outbox, delivery.delivery_id, delivery.model_dump_json())
+        pipe.zadd(self._outbox_due, {delivery.delivery_id: delivery.next_attempt_at.timestamp()})
+
+    async def groups(self) -> list[Group]:
+        async with _redis_unavailable():
+            names = [n async for n in self.redis.scan_iter(match=self._group + "*", count=1000)]
+            raw = await self.redis.mget(names) if names else []
+        return [Group.model_validate_json(r) for r in raw if r]
+
+    async def due_groups(self, now: datetime, limit: int) -> list[str]:
+        async with _redis_unavailable():
+            found = await self.redis.zrangebyscore(
+                self._groups_due, "-inf", now.timestamp(), 0, limit
+            )
+        return cast(list[str], found)
+
+    async def due_deliveries(self, now: datetime, limit: int) -> list[Delivery]:
+        async with _redis_unavailable():
+            ids = cast(
+                list[str],
+                await self.redis.zrangebyscore(self._outbox_due, "-inf", now.timestamp(), 0, limit),
+            )
+            raw = await self.redis.hmget(self._outbox, ids) if ids else []
+        return [Delivery.model_validate_json(r) for r in raw if r]
+
+    async def deliveries(self) -> list[Delivery]:
+        async with _redis_unavailable():
+            raw = await self.redis.hgetall(self._outbox)
+        found = [Delivery.model_validate_json(v) for v in raw.values()]
+        return sorted(found, key=lambda d: d.next_attempt_at)
+
+    async def put_delivery(self, delivery: Delivery) -> None:
+        async with _redis_unavailable(), self.redis.pipeline(transaction=True) as pipe:
+            self._queue(pipe, delivery)
+            await pipe.execute()
+
+    async def claim_delivery(
+        self, delivery_id: str, owner: str, now: datetime, ttl_seconds: float
+    ) -> Delivery | None:
+        keys = [self._claim + delivery_id, self._outbox, self._outbox_due]
+        args: list[str | float] = [
+            delivery_id,
+            owner,
+            max(1, int(ttl_seconds * 1000)),
+            now.timestamp(),
+        ]
+        async with _redis_unavailable():
+            raw = await self._claim_script(keys=keys, args=args)
+        return Delivery.model_validate_json(raw) if raw else None
+
+    async def settle_delivery(self, delivery_id: str, retry: Delivery | None) -> None:
+        async with _redis_unavailable(), self.redis.pipeline(transaction=True) as pipe:
+            if retry is None:
+                pipe.hdel(self._outbox, delivery_id)
+                pipe.zrem(self._outbox_due, delivery_id)
+            else:
+                self._queue(pipe, retry)
+            pipe.delete(self._claim + delivery_id)
+            await pipe.execute()
+
+    async def take_turn(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        async with _redis_unavailable():
+            ttl = max(1, int(ttl_seconds * 1000))
+            return bool(await self.redis.set(self._turn + name, owner, px=ttl, nx=True))
 
     async def subscriptions(self) -> list[Subscription]:
         async with _redis_unavailable():

@@ -6,10 +6,11 @@ channel sends and the Alertmanager-compatible webhook body. No I/O.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -34,11 +35,14 @@ __all__ = [
     "SubscriptionView",
     "am_labels",
     "rfc3339",
-    "route",
     "webhook_body",
 ]
 
 ALL_MODELS = "*"
+# Alertmanager's default grouping here: one group per model version.
+DEFAULT_GROUP_BY = ("model_id", "model_version")
+MAX_GROUP_BY = 10
+MAX_INTERVAL = 7 * 24 * 3600.0  # a week, in seconds
 MAX_MODELS = 1000  # model ids one subscription names
 MAX_RECIPIENTS = 20
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -46,6 +50,7 @@ PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 NOT_ENDED = "0001-01-01T00:00:00Z"
 
 Channel = Literal["webhook", "slack", "email", "pagerduty"]
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _ADDRESS = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
@@ -64,6 +69,12 @@ def _address(value: str) -> str:
     return value
 
 
+def _label_name(value: str) -> str:
+    if not _LABEL.fullmatch(value):
+        raise ValueError("a label name such as model_id, rule, feature or severity")
+    return value
+
+
 def _routing_key(value: str) -> str:
     if not 1 <= len(value) <= 64 or not value.isascii() or not value.isprintable():
         raise ValueError("a PagerDuty integration key (1 to 64 printable ASCII characters)")
@@ -73,6 +84,7 @@ def _routing_key(value: str) -> str:
 ModelRef = Annotated[str, AfterValidator(_model_ref)]
 Address = Annotated[str, AfterValidator(_address)]
 RoutingKey = Annotated[str, AfterValidator(_routing_key)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
 
 
 class SubscriptionIn(BaseModel):
@@ -101,6 +113,32 @@ class SubscriptionIn(BaseModel):
         max_length=MAX_MATCHERS,
         description="Label conditions (Alertmanager's) every alert sent must meet.",
     )
+    group_by: list[LabelName] = Field(
+        default_factory=lambda: list(DEFAULT_GROUP_BY),
+        min_length=1,
+        max_length=MAX_GROUP_BY,
+        description="Labels whose values make a group: its alerts are sent together.",
+    )
+    group_wait_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_INTERVAL,
+        description="How long a new group waits for more alerts before its first "
+        "notification (default the server's, 30 s; a critical alert is sent at once).",
+    )
+    group_interval_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_INTERVAL,
+        description="Least time between two notifications of a group's changes (default 300).",
+    )
+    repeat_interval_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_INTERVAL,
+        description="How often alerts still firing, unacknowledged, are sent again "
+        "(default 14400).",
+    )
 
     @model_validator(mode="after")
     def _channel_fields(self) -> Self:
@@ -110,17 +148,17 @@ class SubscriptionIn(BaseModel):
             "email": ("to",),
             "pagerduty": ("routing_key",),
         }
-        for field in needs[self.channel]:
-            if not getattr(self, field):
-                raise ValueError(f"{field} is required for the {self.channel} channel")
+        for name in needs[self.channel]:
+            if not getattr(self, name):
+                raise ValueError(f"{name} is required for the {self.channel} channel")
         unused = {"url", "to", "routing_key"} - set(needs[self.channel])
         if self.channel == "pagerduty":
             unused.discard("url")
             if self.url is None:
                 self.url = HttpUrl(PAGERDUTY_EVENTS_URL)
-        for field in sorted(unused):
-            if getattr(self, field) is not None:
-                raise ValueError(f"{field} does not apply to the {self.channel} channel")
+        for name in sorted(unused):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} does not apply to the {self.channel} channel")
         return self
 
 
@@ -155,6 +193,10 @@ class SubscriptionView(BaseModel):
     models: list[str]
     min_severity: Severity
     matchers: list[Matcher]
+    group_by: list[str]
+    group_wait_seconds: float | None
+    group_interval_seconds: float | None
+    repeat_interval_seconds: float | None
     created_at: datetime
     signed: bool = Field(description="Whether its webhook requests carry X-Vigil-Signature.")
 
@@ -172,6 +214,10 @@ class SubscriptionView(BaseModel):
             models=sub.models,
             min_severity=sub.min_severity,
             matchers=sub.matchers,
+            group_by=sub.group_by,
+            group_wait_seconds=sub.group_wait_seconds,
+            group_interval_seconds=sub.group_interval_seconds,
+            repeat_interval_seconds=sub.repeat_interval_seconds,
             created_at=sub.created_at,
             signed=sub.secret is not None,
         )
@@ -191,18 +237,6 @@ def am_labels(alert: Alert) -> dict[str, str]:
     return {k: v for k, v in labels.items() if v}
 
 
-def route(
-    subscriptions: Iterable[Subscription], alerts: Sequence[Alert]
-) -> list[tuple[Subscription, list[Alert]]]:
-    """Each subscription with the alerts it wants, grouped so it gets one message per report."""
-    routed = []
-    for sub in subscriptions:
-        wanted = [a for a in alerts if sub.wants(a)]
-        if wanted:
-            routed.append((sub, wanted))
-    return routed
-
-
 @dataclass(frozen=True)
 class Notification:
     """One message to one subscription; every retry of it carries the same ``delivery_id``."""
@@ -213,18 +247,30 @@ class Notification:
     alerts: tuple[Alert, ...]
     receiver: str
     test: bool = False
+    group_labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, subscription: Subscription, alerts: Sequence[Alert], test: bool = False) -> Self:
-        """A new notification (new delivery id) of ``alerts`` to ``subscription``."""
+    def of(
+        cls,
+        subscription: Subscription,
+        alerts: Sequence[Alert],
+        test: bool = False,
+        group_labels: Mapping[str, str] | None = None,
+        delivery_id: str | None = None,
+    ) -> Self:
+        """A notification of ``alerts`` to ``subscription``, about the group with
+        ``group_labels`` (a new delivery id unless given)."""
+        labels = dict(group_labels or {})
         active = any(a.status != "resolved" for a in alerts)
+        inner = ",".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
         return cls(
-            delivery_id=uuid.uuid4().hex,
-            group_key=f'{{}}:{{subscription="{subscription.id}"}}',
+            delivery_id=delivery_id or uuid.uuid4().hex,
+            group_key=f'{{}}/{{subscription="{subscription.id}"}}:{{{inner}}}',
             status="firing" if active else "resolved",
             alerts=tuple(alerts),
             receiver=subscription.name,
             test=test,
+            group_labels=labels,
         )
 
 
@@ -237,6 +283,7 @@ class DeliveryResult:
     latency: float
     error: str | None = None
     attempts: int = 1
+    retryable: bool = True  # False: no later attempt can deliver it (refused target, 4xx)
 
 
 def rfc3339(moment: datetime | None) -> str:
@@ -287,7 +334,7 @@ def webhook_body(notification: Notification, external_url: str = "") -> dict[str
         "truncatedAlerts": 0,
         "status": notification.status,
         "receiver": notification.receiver,
-        "groupLabels": {k: common[k] for k in ("model_id",) if k in common},
+        "groupLabels": dict(notification.group_labels),
         "commonLabels": common,
         "commonAnnotations": _common([a["annotations"] for a in alerts]),
         "externalURL": external_url,

@@ -1,10 +1,10 @@
 """The alerting service's stream edge: consumes ``vigil.metrics.v1``; each report's alert
-changes are stored, sent to their subscribers and published on ``vigil.alerts.v1``."""
+changes are recorded on ``vigil.alerts.v1`` and handed to the notification pipeline. A clock
+fires ``model_silent`` for versions whose traffic stopped (nothing arrives to say so)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -19,28 +19,58 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from alerting.channels import open_notifier
 from alerting.config import Settings
+from alerting.dispatch import Dispatcher
+from alerting.grouping import Timing
 from alerting.handlers import fingerprint
-from alerting.history import AlertHistory, delivery_events, event, settle, to_send
+from alerting.history import AlertHistory, event, settle
 from alerting.inhibition import active_sources, source_fingerprints
+from alerting.liveness import (
+    MODEL_SILENT,
+    TrafficSeen,
+    check_silence,
+    seen,
+    silence_fingerprints,
+    traffic_resumed,
+)
 from alerting.ports import AlertStore, Notifier
 from alerting.replay import rebuild
 from alerting.rules import RuleState, evaluate_rules, watched
-from alerting.subscriptions import Notification, route
 from vigil.adapters.bus import KafkaBus, ensure_topics, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.kafka_security import client_options
 from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
+from vigil.adapters.tasks import stop_tasks
 from vigil.wire.codec import Codec, DecodeError
-from vigil.wire.records import Alert, AlertRule, Severity, WindowReport, utcnow
+from vigil.wire.records import (
+    Alert,
+    AlertRule,
+    ModelVersion,
+    Severity,
+    TrafficReport,
+    WindowReport,
+    utcnow,
+)
 from vigil.wire.rules import effective_rules
-from vigil.wire.topics import ALERTS
+from vigil.wire.topics import ALERTS, Topic
 
-__all__ = ["Alerter", "ReportConsumer", "prune_forever", "run_forever", "start"]
+Report = WindowReport | TrafficReport
+
+__all__ = [
+    "Alerter",
+    "ReportConsumer",
+    "decode_report",
+    "liveness_forever",
+    "prune_forever",
+    "run_forever",
+    "start",
+]
 
 log = logging.getLogger(__name__)
 
-REPORTS = Codec(WindowReport)
+WINDOW_REPORTS = Codec(WindowReport)
+TRAFFIC_REPORTS = Codec(TrafficReport)
+DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=4 * 3600.0)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
 OUTAGES = (Unavailable, KafkaError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
@@ -52,14 +82,23 @@ DEAD_LETTERED = Counter(
 
 
 class Alerter:
-    """Turns window reports into alert changes: stored, sent to subscribers, published."""
+    """Turns reports into alert changes: judged by the version's rules, recorded, and handed
+    to the notification pipeline (``alerting.dispatch``)."""
 
-    def __init__(self, bus: Bus, catalog: Catalog, store: AlertStore, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        catalog: Catalog,
+        store: AlertStore,
+        notifier: Notifier,
+        events_topic: Topic = ALERTS,
+        timing: Timing = DEFAULT_TIMING,
+    ) -> None:
         self.bus = bus
         self.catalog = catalog
         self.store = store
-        self.notifier = notifier
-        self.history = AlertHistory(bus, store)
+        self.history = AlertHistory(bus, store, events_topic)
+        self.dispatcher = Dispatcher(store, self.history, notifier, timing)
         self.dead_lettered = 0
 
     async def handle(self, message: Incoming) -> None:
@@ -69,7 +108,7 @@ class Alerter:
         on every attempt, so the report is dead-lettered with the reason and the worker goes on.
         """
         try:
-            report = REPORTS.decode(message.value)
+            report = decode_report(message.value)
         except DecodeError as exc:
             await self._dead_letter(message, "undecodable", exc.reason)
             return
@@ -88,19 +127,21 @@ class Alerter:
         self.dead_lettered += 1
         DEAD_LETTERED.labels(kind).inc()
 
-    async def handle_report(self, report: WindowReport) -> list[Alert]:
-        """Act on one report; returns the alert changes it made."""
-        changes, current = await self._evaluate(report)
+    async def handle_report(self, report: Report) -> list[Alert]:
+        """Act on one report; returns the alert changes it made (as recorded)."""
+        version = await self.catalog.lookup(report.model_id, report.model_version)
+        rules = _rules(version)
+        changes, current = await self._evaluate(report, rules)
+        if isinstance(report, TrafficReport):
+            changes += await self._traffic(report, rules)
+        return await self.apply(changes, current)
+
+    async def apply(self, changes: list[Alert], current: dict[str, Alert]) -> list[Alert]:
+        """Record ``changes`` and hand them to the notification pipeline."""
         if not changes:
             return changes
         recorded = await self._record(changes, current)
-        # Silenced, inhibited, or still acknowledged: recorded, not sent.
-        changes = to_send(recorded)
-        for subscription, alerts in route(await self.store.subscriptions(), changes):
-            notification = Notification.of(subscription, alerts)
-            result = await self.notifier.send(subscription, notification)
-            # Every attempt's outcome is on the record, beside the changes it told.
-            await self.history.record(delivery_events(subscription, notification, result, utcnow()))
+        await self.dispatcher.absorb(recorded)
         for alert in recorded:
             log.info("alert %s %s: %s", alert.fingerprint, alert.status, alert.summary)
         return recorded
@@ -120,28 +161,77 @@ class Alerter:
         await self.history.record(states)
         return settled
 
-    async def _rules(self, report: WindowReport) -> list[AlertRule]:
-        """The version's effective rules: its tier's defaults and its overrides."""
-        version = await self.catalog.lookup(report.model_id, report.model_version)
-        if version is None:
-            return effective_rules(UNKNOWN_MODEL_SEVERITY, [])
-        return effective_rules(version.risk.severity, version.alert_rules)
-
-    async def _evaluate(self, report: WindowReport) -> tuple[list[Alert], dict[str, Alert]]:
+    async def _evaluate(
+        self, report: Report, rules: list[AlertRule]
+    ) -> tuple[list[Alert], dict[str, Alert]]:
         """The alert changes of ``report``, and the version's stored alerts they were judged
         against (with those that may inhibit them); the rules' new state is saved at once (a
         report handled again gives the same changes: see ``alerting.rules``)."""
-        rules = await self._rules(report)
         fps = {
             fingerprint(report.model_id, report.model_version, r.name, s)
             for r, (s, _, _) in watched(report, rules)
         }
         fps |= source_fingerprints(report.model_id, report.model_version)
-        state = RuleState.load(await self.store.rule_state(report.key))
+        state = RuleState.load(await self.store.rule_state(_key(report)))
         current = await self.store.alerts(fps)
         changes, state = evaluate_rules(report, rules, state, current, utcnow())
-        await self.store.save_rule_state(report.key, state.model_dump(mode="json"))
+        await self.store.save_rule_state(_key(report), state.model_dump(mode="json"))
         return changes, current
+
+    async def _traffic(self, report: TrafficReport, rules: list[AlertRule]) -> list[Alert]:
+        """Note the version's traffic (the liveness clock's input); a silence it ends."""
+        key = _key(report)
+        before = (await self.store.traffic()).get(key)
+        await self.store.save_traffic(
+            key, seen(TrafficSeen.load(before), report).model_dump(mode="json")
+        )
+        silent = fingerprint(report.model_id, report.model_version, MODEL_SILENT, None)
+        current = await self.store.alerts([silent])
+        return traffic_resumed(report, rules, current, utcnow())
+
+    async def check_liveness(self, now: datetime | None = None) -> list[Alert]:
+        """Fire ``model_silent`` for every version that received traffic and then none for
+        its expected interval; the clock's job, done by one replica at a time."""
+        now = now or utcnow()
+        recorded: list[Alert] = []
+        for key, stored in (await self.store.traffic()).items():
+            traffic = TrafficSeen.load(stored)
+            model_id, _, version_id = key.partition("/")
+            if traffic is None or not version_id:
+                continue
+            version = await self.catalog.lookup(model_id, version_id)
+            if version is not None and version.status == "retired":
+                await self.store.forget_traffic(key)  # a retired version is meant to be silent
+                continue
+            rules = _rules(version)
+            fps = source_fingerprints(model_id, version_id)
+            fps |= silence_fingerprints(model_id, version_id, rules)
+            current = await self.store.alerts(fps)
+            changes = check_silence(model_id, version_id, traffic, rules, current, now)
+            recorded += await self.apply(changes, current)
+        return recorded
+
+
+def _key(report: Report) -> str:
+    return f"{report.model_id}/{report.model_version}"
+
+
+def _rules(version: ModelVersion | None) -> list[AlertRule]:
+    """A version's effective rules: its tier's defaults and its overrides."""
+    if version is None:
+        return effective_rules(UNKNOWN_MODEL_SEVERITY, [])
+    return effective_rules(version.risk.severity, version.alert_rules, version.expected_interval)
+
+
+def decode_report(value: bytes | None) -> Report:
+    """A record of the metrics topic: a window report, or a traffic report."""
+    try:
+        return WINDOW_REPORTS.decode(value)
+    except DecodeError as first:
+        try:
+            return TRAFFIC_REPORTS.decode(value)
+        except DecodeError:
+            raise first from None
 
 
 class ReportConsumer:
@@ -200,12 +290,33 @@ async def prune_forever(
         await sleep(every_seconds)
 
 
+async def liveness_forever(alerter: Alerter, every_seconds: float) -> None:
+    """Check for silent models every ``every_seconds``; one replica per round does it."""
+    owner = alerter.dispatcher.owner
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            if await alerter.store.take_turn("liveness", owner, every_seconds * 0.9):
+                await alerter.check_liveness()
+        except asyncio.CancelledError:
+            raise
+        except OUTAGES as exc:
+            log.warning("liveness check skipped (%s); trying again later", exc)
+        except Exception:
+            log.exception("liveness check failed; trying again later")
+
+
 async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) -> Alerter:
     """Open the worker's clients, rebuild the cache from the alerts topic if Redis lost it,
     and run the worker in a task until ``stack`` closes."""
     events_topic = replace(ALERTS, name=settings.alerting_events_topic)
     await ensure_topics(settings.kafka, [events_topic])
-    await rebuild(settings.kafka, events_topic, store)
+    timing = Timing(
+        settings.alerting_group_wait_seconds,
+        settings.alerting_group_interval_seconds,
+        settings.alerting_repeat_interval_seconds,
+    )
+    await rebuild(settings.kafka, events_topic, store, timing)
     bus = await KafkaBus.open(stack, settings.kafka, "vigil-alerting")
     follower = await started(stack, ModelCatalogFollower(settings.kafka))
     consumer = AIOKafkaConsumer(
@@ -219,22 +330,21 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
     )
     await started(stack, consumer)
     notifier = open_notifier(stack, settings)
-    alerter = Alerter(bus, follower, store, notifier)
-    alerter.history = AlertHistory(bus, store, events_topic)
+    alerter = Alerter(bus, follower, store, notifier, events_topic, timing)
+    alerter.dispatcher.give_up_after = timedelta(seconds=settings.alerting_give_up_seconds)
+    alerter.dispatcher.lease_seconds = settings.alerting_delivery_lease_seconds
     retention = timedelta(days=settings.alerting_retention_days)
     tasks = [
         asyncio.create_task(run_forever(ReportConsumer(consumer, alerter))),
         asyncio.create_task(
             prune_forever(store, retention, settings.alerting_prune_interval_seconds)
         ),
+        asyncio.create_task(alerter.dispatcher.run()),
+        asyncio.create_task(liveness_forever(alerter, settings.alerting_liveness_check_seconds)),
     ]
 
     async def cancel() -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks([*tasks, *alerter.dispatcher.sending()])
 
     stack.push_async_callback(cancel)
     return alerter

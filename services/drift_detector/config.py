@@ -2,6 +2,8 @@
 
 import socket
 
+from pydantic import Field
+
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.topics import PREDICTIONS
 
@@ -29,6 +31,9 @@ class Settings(VigilSettings):
     drift_max_future_seconds: float = 300.0
     # Failed flushes in a row (not outages) before their culprit records are dead-lettered.
     drift_max_flush_failures: int = 3
+    # The merger publishes a TrafficReport per model version with events this often (wall
+    # clock): the heartbeat alerting judges silence and traffic anomalies on.
+    drift_traffic_seconds: float = Field(default=30.0, gt=0)
     # The registry's lock of a model version (the same setting as the registry's), held while
     # a production reference built here is published: at most this long.
     registry_lock_seconds: float = 30.0

@@ -10,6 +10,9 @@ then its state dropped, here and from the state topic (a tombstone), so that nei
 nor a restart keeps it; partials that were under way when it was retired count in those last
 reports. A version removed from the registry is dropped without reports. Events that no report
 will count are counted in ``evicted["unreported_events"]``.
+
+Beside the window reports, every ``traffic_seconds`` of wall clock it publishes a heartbeat per
+live version that had events (``drift_detector.traffic``), in the same transactions.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import datetime
 
 from drift_detector.partials import MICROS, Partial, WindowPolicy
 from drift_detector.references import ReferencePublisher
+from drift_detector.traffic import TrafficCounts
 from drift_detector.versions import Key, caught_up, is_live, key_of, raw_key
 from drift_detector.windows import ModelWindows
 from vigil.adapters.ports import Catalog, RevisionLocks
@@ -36,7 +40,7 @@ from vigil.adapters.stage_logic import (
     TopicPartitionKey,
 )
 from vigil.wire.codec import Codec
-from vigil.wire.records import ModelVersion, WindowReport, utcnow
+from vigil.wire.records import ModelVersion, TrafficReport, WindowReport, utcnow
 from vigil.wire.topics import METRICS, MODELS
 
 __all__ = ["MODELS_MAX_BYTES", "Merging"]
@@ -44,6 +48,7 @@ __all__ = ["MODELS_MAX_BYTES", "Merging"]
 log = logging.getLogger(__name__)
 
 REPORT_CODEC = Codec(WindowReport)
+TRAFFIC_CODEC = Codec(TrafficReport)
 VERSION_CODEC = Codec(ModelVersion)
 # The broker's default message.max.bytes: the models topic does not raise it.
 MODELS_MAX_BYTES = int(MODELS.config.get("max.message.bytes", 1_048_588))
@@ -52,6 +57,10 @@ RECORD_OVERHEAD = 1024  # record batch and record headers, with room to spare
 
 def _report(report: WindowReport) -> Outgoing:
     return Outgoing(METRICS.name, REPORT_CODEC.encode(report), report.key.encode())
+
+
+def _traffic(report: TrafficReport) -> Outgoing:
+    return Outgoing(METRICS.name, TRAFFIC_CODEC.encode(report), report.key.encode())
 
 
 class Merging(StageLogic):
@@ -73,6 +82,7 @@ class Merging(StageLogic):
         max_future_seconds: float = 300.0,
         wall: Callable[[], float] = time.time,
         lock_seconds: float = 30.0,
+        traffic_seconds: float = 30.0,
     ) -> None:
         self.versions = versions
         self.policy = policy
@@ -93,6 +103,8 @@ class Merging(StageLogic):
         self.stale: dict[Key, int] = {}  # states of versions gone, to delete: partition
         self.failed: Counter[str] = Counter()
         self.evicted: Counter[str] = Counter()  # versions "retired", "removed"; their events
+        # In memory, reset once its reports are committed: a restart starts a new interval.
+        self.traffic = TrafficCounts(traffic_seconds, clock(), wall())
 
     async def absorb(self, records: Sequence[Incoming]) -> None:
         now = self.clock()
@@ -146,14 +158,18 @@ class Merging(StageLogic):
         except ValueError as exc:
             return f"partial not mergeable: {exc}"
         self.evicted["unreported_events"] += held
+        self.traffic.count(key, partial.events, partial.newest)
         self.sources[key].append(record)  # dead-lettered once: not again if the flush fails
         return None
 
     def due(self, now: float) -> bool:
-        return True  # every poll: windows close as time passes, with or without new partials
+        # Every poll: windows close, and traffic intervals end, as time passes, with or without
+        # new partials.
+        return True
 
     async def flush(self) -> Output:
-        """Reports of the windows due, the changed versions' state and any built reference."""
+        """Reports of the windows due, the changed versions' state, any built reference, and
+        the traffic reports of the interval if it is over."""
         await self.publisher.release()  # the locks of the last flush, which is over
         now, created = self.clock(), utcnow()
         records = [Outgoing(self.state_topic, None, raw_key(k), p) for k, p in self.stale.items()]
@@ -163,6 +179,9 @@ class Merging(StageLogic):
                 records += await self._version_outputs(key, now, created)
             except Exception as exc:  # this version's outputs are dropped, the others go
                 self._fail(key, exc, now)
+        live = self.versions.get
+        heartbeats = self.traffic.reports(now, self.wall(), created, lambda k: is_live(live(*k)))
+        records += [_traffic(r) for r in heartbeats]
         out = Output(records, self.rejects)
         self.rejects = []
         self.changed.clear()
@@ -227,6 +246,7 @@ class Merging(StageLogic):
     def _evict(self, key: Key, retired: bool, created: datetime) -> list[Outgoing]:
         """A retired version's last reports (a removed one has none), then its state deleted."""
         windows = self.models.pop(key)
+        self.traffic.drop(key)
         unreported = windows.baseline_events
         out: list[Outgoing] = []
         for w in windows.close_all():
@@ -260,6 +280,7 @@ class Merging(StageLogic):
         reason = f"model version {key[0]}/{key[1]} failed: {type(exc).__name__}: {exc}"
         self.rejects.extend(DeadLetter(r, reason) for r in self.sources.pop(key, []))
         self.failed["model_version"] += 1
+        self.traffic.discard(key)
         self.changed.discard(key)
         self.publisher.settle(key)
         windows, saved = self.models.pop(key, None), self.saved.get(key)
@@ -291,10 +312,12 @@ class Merging(StageLogic):
                 self.saved.pop(key_of(r.key), None)
             elif r.topic == MODELS.name:
                 self.publisher.counts["published"] += 1
-        reports = [r for r in output.records if r.topic == METRICS.name]
-        self.reports_published += len(reports)
-        if reports:
-            log.info("published %d window reports", len(reports))
+        heartbeats = self.traffic.committed()
+        # The metrics topic carries both: the window reports are those that are no heartbeat.
+        reports = sum(r.topic == METRICS.name for r in output.records) - heartbeats
+        self.reports_published += reports
+        if reports or heartbeats:
+            log.info("published %d window reports, %d traffic reports", reports, heartbeats)
 
     async def on_assigned(self, assigned: Assigned) -> list[DeadLetter]:
         """Resume the assigned partitions' model versions from their changelog state; the
@@ -346,5 +369,6 @@ class Merging(StageLogic):
             del self.partition_of[key]
         self.stale = {k: p for k, p in self.stale.items() if p not in numbers}
         self.rejects, self.published = [], []
+        self.traffic.rolled_back()
         self.publisher.settle()  # the flush they were for is committed, or will be redone
         self.sources, self.flushed = defaultdict(list), {}

@@ -150,6 +150,13 @@ class Partial:
     def events(self) -> int:
         return sum(w.events for w in self.windows) + (len(self.baseline) if self.baseline else 0)
 
+    @property
+    def newest(self) -> int | None:
+        """The newest event time counted (micros), None if it carries none. The marks cover
+        every event, baseline included, so the baseline's timestamps are not scanned."""
+        lasts = (w.last for w in self.windows if w.events)
+        return max((*self.marks.values(), *lasts), default=None)
+
     def check(self, latest: int) -> None:
         """ValueError unless the partial is plausible: no event time past ``latest`` (micros),
         no negative count, no window whose first event comes after its last."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from contextlib import AsyncExitStack
@@ -24,6 +23,7 @@ from vigil.adapters.revisions import MODEL_VERSION_LOCKS, RedisRevisionLocks
 from vigil.adapters.schema_registry import SchemaRegistryClient
 from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage import Stage, StageConfig
+from vigil.adapters.tasks import stop_tasks
 from vigil.wire.access import Caller, Permission
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
@@ -89,6 +89,7 @@ def _stages(settings: Settings, versions: Catalog, locks: RevisionLocks) -> tupl
         state.name,
         max_future_seconds=settings.drift_max_future_seconds,
         lock_seconds=settings.registry_lock_seconds,
+        traffic_seconds=settings.drift_traffic_seconds,
     )
     return Stage(profiler, profiling), Stage(merger, merging)
 
@@ -126,11 +127,7 @@ class DriftWorker:
         ]
 
         async def cancel() -> None:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(tasks)
 
         # Stopped before the stages stop (the stack unwinds last-in first-out).
         stack.push_async_callback(cancel)
@@ -162,6 +159,7 @@ async def status(
         "events_profiled": worker.profiling.flushed_events,
         "profiling_seconds": (profiler.last_commit or 0.0) - (profiler.first_read or 0.0),
         "reports_published": worker.merging.reports_published,
+        "traffic_reports_published": worker.merging.traffic.published,
         "dead_lettered": profiler.dead_lettered + merger.dead_lettered,
         "quarantined_events": worker.profiling.quarantined,
         "merge_failures": dict(worker.merging.failed),

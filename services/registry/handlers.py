@@ -47,6 +47,12 @@ class ModelRegistration(BaseModel):
     lineage: Lineage = Field(default_factory=Lineage)
     status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    expected_interval: float = Field(
+        default=600.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds: traffic, then none for this long, fires model_silent.",
+    )
 
     @model_validator(mode="after")
     def _unique_features(self) -> ModelRegistration:

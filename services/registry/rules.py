@@ -43,7 +43,7 @@ def rule_set(version: ModelVersion) -> RuleSet:
         version=version.version,
         risk_tier=tier,
         overrides=version.alert_rules,
-        rules=effective_rules(tier, version.alert_rules),
+        rules=effective_rules(tier, version.alert_rules, version.expected_interval),
     )
 
 

@@ -107,6 +107,8 @@ def stack_env(**overrides: str) -> dict[str, str]:
         "VIGIL_ALERTING_REDIS_PREFIX": f"e2e:{run}",
         # The tests' webhook receiver listens on loopback, as make up's demo receiver does.
         "VIGIL_ALERTING_ALLOWED_NETWORKS": "127.0.0.0/8",
+        # A new alert group is told after a second, not Alertmanager's default 30 s.
+        "VIGIL_ALERTING_GROUP_WAIT_SECONDS": "1",
         "VIGIL_ARCHIVE_GROUP_ID": f"e2e-archive-{run}",
         # A new group reads only what is produced once it is ready, not the topic's history.
         "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",

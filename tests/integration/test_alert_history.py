@@ -14,22 +14,10 @@ from redis.asyncio import Redis
 from alerting.api import create_app
 from alerting.config import Settings
 from tests.access import SESSION
-from tests.kafka_tools import private_copy
+from tests.kafka_tools import private_copy, publish_reports
 from tests.samples import report_at
-from vigil.adapters.bus import new_producer, publish
 from vigil.adapters.settings import VigilSettings
-from vigil.wire.codec import Codec
-from vigil.wire.records import WindowReport
-from vigil.wire.topics import METRICS, Topic
-
-
-async def _send(bootstrap: str, topic: Topic, reports: list[WindowReport]) -> None:
-    producer = new_producer(bootstrap, "test")
-    await producer.start()
-    try:
-        await publish(producer, topic, Codec(WindowReport), reports, lambda r: r.key)
-    finally:
-        await producer.stop()
+from vigil.wire.topics import METRICS
 
 
 async def _flush(url: str, prefix: str) -> int:
@@ -52,6 +40,7 @@ def _state(client: TestClient, model_id: str) -> dict[str, Any]:
         "silences": [
             s for s in client.get("/v1/silences").json() if s["comment"] == f"quiet {model_id}"
         ],
+        "subscriptions": client.get("/v1/subscriptions").json(),
     }
 
 
@@ -66,6 +55,17 @@ def test_flushed_redis_is_rebuilt_from_the_alerts_topic(infra: VigilSettings) ->
         alerting_events_topic=f"test.alerts.{model_id}",
     )
     with TestClient(create_app(settings), headers=SESSION) as client:
+        subscribed = client.post(
+            "/v1/subscriptions",
+            json={
+                "name": "kept",
+                "channel": "webhook",
+                "url": "https://hooks.example.com/kept",
+                "models": [model_id],
+                "group_by": ["model_id"],
+            },
+        )
+        assert subscribed.status_code == 201, subscribed.text
         silence = client.post(
             "/v1/silences",
             json={
@@ -76,7 +76,7 @@ def test_flushed_redis_is_rebuilt_from_the_alerts_topic(infra: VigilSettings) ->
         )
         assert silence.status_code == 201, silence.text
         reports = [report_at(model_id, 0, True), report_at(f"{model_id}-b", 0, True)]
-        asyncio.run(_send(infra.kafka_bootstrap, reports_topic, reports))
+        asyncio.run(publish_reports(infra.kafka_bootstrap, reports_topic, reports))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             listed = client.get("/v1/alerts", params={"model_id": model_id}).json()
@@ -91,6 +91,8 @@ def test_flushed_redis_is_rebuilt_from_the_alerts_topic(infra: VigilSettings) ->
     assert acked_alert["acknowledged_by"] == "tests"  # the session key's principal
     assert [e["kind"] for e in before["history"][alert["fingerprint"]]] == ["state", "ack"]
 
+    assert [s["name"] for s in before["subscriptions"]] == ["kept"]
     assert asyncio.run(_flush(settings.redis_url, prefix)) > 0
     with TestClient(create_app(settings), headers=SESSION) as client:
         assert _state(client, model_id) == before
+    asyncio.run(_flush(settings.redis_url, prefix))

@@ -20,12 +20,15 @@ from vigil.wire.records import WindowReport
 from vigil.wire.topics import DEADLETTER, METRICS, Topic
 
 
-async def _send(bootstrap: str, topic: Topic, reports: list[WindowReport], garbage: bytes) -> None:
+async def _send(
+    bootstrap: str, topic: Topic, reports: list[WindowReport], garbage: bytes | None = None
+) -> None:
     producer = new_producer(bootstrap, "test")
     await producer.start()
     try:
         await publish(producer, topic, Codec(WindowReport), reports, lambda r: r.key)
-        await producer.send_and_wait(topic.name, key=garbage, value=garbage)
+        if garbage is not None:
+            await producer.send_and_wait(topic.name, key=garbage, value=garbage)
     finally:
         await producer.stop()
 
@@ -41,6 +44,9 @@ def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
         alerting_group_id=f"test-{model_id}",
         alerting_redis_prefix=f"test:{model_id}",
         alerting_allowed_networks=["127.0.0.0/8"],  # the receiver is on this machine
+        # A new group is told at once, its changes half a second later.
+        alerting_group_wait_seconds=0,
+        alerting_group_interval_seconds=0.5,
     )
     dead_start = asyncio.run(end_offsets(infra.kafka_bootstrap, DEADLETTER.name))
     with webhook_inbox() as inbox, TestClient(create_app(settings), headers=SESSION) as client:
@@ -56,16 +62,15 @@ def test_drift_fires_once_resolves_once_and_bad_reports_are_dead_lettered(
                 },
             )
             assert response.status_code == 201, response.text
-        reports = [
-            report_at(model_id, 0, True),
-            report_at(model_id, 1, True),
-            report_at(model_id, 2, False),
-        ]
-        asyncio.run(_send(infra.kafka_bootstrap, reports_topic, reports, garbage))
+        drifting = [report_at(model_id, 0, True), report_at(model_id, 1, True)]
+        asyncio.run(_send(infra.kafka_bootstrap, reports_topic, drifting, garbage))
 
         def mine(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
             return [a for a in alerts if a["model_id"] == model_id]
 
+        assert inbox.wait_for(lambda alerts: len(mine(alerts)) >= 1, 30), inbox.bodies
+        calm = [report_at(model_id, 2, False)]
+        asyncio.run(_send(infra.kafka_bootstrap, reports_topic, calm))
         assert inbox.wait_for(lambda alerts: len(mine(alerts)) >= 2, 30), inbox.bodies
         # The model is not registered, so its alerts are "medium": only the first subscription.
         assert [(a["status"], a["feature"], a["severity"]) for a in mine(inbox.alerts())] == [

@@ -7,14 +7,14 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.drift_workers import DriftWorkers
-from tests.kafka_tools import Message, end_offsets, read_from
+from tests.kafka_tools import Message, end_offsets, is_traffic_report, read_from
 from vigil.adapters.bus import new_producer, send_keyed
 from vigil.adapters.settings import VigilSettings
 from vigil.drift.reference import build_reference
@@ -24,6 +24,7 @@ from vigil.wire.records import (
     ModelVersion,
     PredictionEvent,
     RiskAssessment,
+    TrafficReport,
     WindowReport,
 )
 from vigil.wire.topics import METRICS, MODELS
@@ -34,6 +35,7 @@ SETTINGS = {
     "VIGIL_DRIFT_IDLE_CLOSE_SECONDS": "6",
     "VIGIL_DRIFT_LATENESS_SECONDS": "2",
     "VIGIL_DRIFT_FLUSH_SECONDS": "0.3",
+    "VIGIL_DRIFT_TRAFFIC_SECONDS": "2",
 }
 SPEC = [
     FeatureSpec(name="income", type="numeric"),
@@ -109,10 +111,13 @@ async def _produce(bootstrap: str, topic: str, events: list[PredictionEvent]) ->
 
 
 def _reports(messages: list[Message], model_id: str) -> list[WindowReport]:
-    """``model_id``'s reports; other tests' poison on the shared topic is passed over."""
+    """``model_id``'s window reports; traffic reports, and other tests' poison on the shared
+    topic, are passed over."""
     codec = Codec(WindowReport)
     reports = []
     for m in messages:
+        if is_traffic_report(m.value):
+            continue
         with contextlib.suppress(DecodeError):
             reports.append(codec.decode(m.value))
     return [r for r in reports if r.model_id == model_id]
@@ -131,6 +136,25 @@ def _wait_reports(bootstrap: str, start: object, model_id: str, count: int) -> l
     more = asyncio.run(read_from(bootstrap, start, lambda ms: False, 2))  # type: ignore[arg-type]
     assert len(_reports(more, model_id)) == len(_reports(messages, model_id))
     return _reports(more, model_id)
+
+
+def _traffic(messages: list[Message], model_id: str) -> list[TrafficReport]:
+    """``model_id``'s traffic reports (the drift detector's heartbeats)."""
+    codec = Codec(TrafficReport)
+    reports = [codec.decode(m.value) for m in messages if is_traffic_report(m.value)]
+    return [r for r in reports if r.model_id == model_id]
+
+
+def _wait_traffic(bootstrap: str, start: object, model_id: str, events: int) -> list[TrafficReport]:
+    """``model_id``'s traffic reports once they count ``events``, and a few seconds more."""
+
+    def enough(ms: list[Message]) -> bool:
+        return sum(r.event_count for r in _traffic(ms, model_id)) >= events
+
+    asyncio.run(read_from(bootstrap, start, enough, 60))  # type: ignore[arg-type]
+    time.sleep(3)  # an interval counted twice, if there were one, would show up by now
+    more = asyncio.run(read_from(bootstrap, start, lambda ms: False, 2))  # type: ignore[arg-type]
+    return _traffic(more, model_id)
 
 
 @pytest.fixture
@@ -176,6 +200,7 @@ def test_two_workers_publish_the_same_reports_as_one(
 ) -> None:
     bootstrap = infra.kafka_bootstrap
     model_id = f"scale-{uuid.uuid4().hex[:8]}"
+    began = datetime.now(UTC)
     asyncio.run(_register(bootstrap, model_id))
     pair = DriftWorkers(tmp_path, SETTINGS, predictions=workers.predictions)
     try:
@@ -193,6 +218,7 @@ def test_two_workers_publish_the_same_reports_as_one(
         )
         asyncio.run(_produce(bootstrap, workers.predictions, events))
         reports = _wait_reports(bootstrap, metrics_start, model_id, 4)
+        traffic = _wait_traffic(bootstrap, metrics_start, model_id, 2 * 12_000)
         shares = [pair.status(name)["prediction_partitions"] for name in ("a", "b")]
     finally:
         pair.stop()
@@ -211,3 +237,13 @@ def test_two_workers_publish_the_same_reports_as_one(
             assert (a.count, a.missing, a.drifted) == (b.count, b.missing, b.drifted)
     shifted = windows[f"{model_id}/1/{int((window + MINUTE) * 1_000_000)}"][0]
     assert "income" in shifted.drifted_features
+    # Heartbeats: each group counted every event once, over intervals of its wall clock (the
+    # events are ten minutes old), and saw the newest event.
+    assert sum(r.event_count for r in traffic) == 2 * 12_000, traffic
+    for beat in traffic:
+        assert began <= beat.window_start < beat.window_end <= datetime.now(UTC)
+        assert beat.window_end - beat.window_start >= timedelta(seconds=1.9)
+        start = (beat.window_start - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        assert beat.report_id == f"{model_id}/1/traffic/{start}"
+    newest = max(e.timestamp for e in events)
+    assert max(b.last_event_time for b in traffic if b.last_event_time) == newest

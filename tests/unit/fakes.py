@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from alerting.history import folded
-from alerting.ports import HISTORY_LIMIT, AlertPage, AlertStore, Notifier
+from alerting.api import Alerting
+from alerting.dispatch import Dispatcher
+from alerting.grouping import Group, Timing
+from alerting.history import AlertHistory, folded
+from alerting.outbox import Delivery
+from alerting.ports import HISTORY_LIMIT, AlertPage, AlertStore, GroupChange, Notifier
 from alerting.subscriptions import DeliveryResult, Notification, Subscription
 from vigil.adapters.bus import PerMessageBus
 from vigil.adapters.catalog import ModelCatalog
@@ -125,6 +130,12 @@ class FakeAlertStore(AlertStore):
         self.history_by_fingerprint: dict[str, list[AlertEvent]] = {}
         self.rebuilt = False
         self.rule_states: dict[str, dict[str, Any]] = {}
+        self.traffic_by_version: dict[str, dict[str, Any]] = {}
+        self.groups_by_key: dict[str, Group] = {}
+        self.group_due: dict[str, datetime] = {}
+        self.outbox: dict[str, Delivery] = {}
+        self.claims: dict[str, str] = {}
+        self.turns: dict[str, str] = {}
         self.down = False
 
     def __getattribute__(self, name: str) -> Any:
@@ -137,6 +148,67 @@ class FakeAlertStore(AlertStore):
 
     async def save_rule_state(self, key: str, state: dict[str, Any]) -> None:
         self.rule_states[key] = state
+
+    async def traffic(self) -> dict[str, dict[str, Any]]:
+        return dict(self.traffic_by_version)
+
+    async def save_traffic(self, key: str, seen: dict[str, Any]) -> None:
+        self.traffic_by_version[key] = seen
+
+    async def forget_traffic(self, key: str) -> None:
+        self.traffic_by_version.pop(key, None)
+
+    async def change_group(
+        self, key: str, change: Callable[[Group | None], GroupChange]
+    ) -> GroupChange:
+        applied = change(self.groups_by_key.get(key))
+        if applied.group is None:
+            self.groups_by_key.pop(key, None)
+        else:
+            self.groups_by_key[key] = applied.group
+        if applied.group is None or applied.due is None:
+            self.group_due.pop(key, None)
+        else:
+            self.group_due[key] = applied.due
+        if applied.delivery is not None:
+            self.outbox[applied.delivery.delivery_id] = applied.delivery
+        return applied
+
+    async def groups(self) -> list[Group]:
+        return list(self.groups_by_key.values())
+
+    async def due_groups(self, now: datetime, limit: int) -> list[str]:
+        due = sorted((t, k) for k, t in self.group_due.items() if t <= now)
+        return [k for _, k in due[:limit]]
+
+    async def due_deliveries(self, now: datetime, limit: int) -> list[Delivery]:
+        due = [d for d in self.outbox.values() if d.next_attempt_at <= now]
+        return sorted(due, key=lambda d: d.next_attempt_at)[:limit]
+
+    async def deliveries(self) -> list[Delivery]:
+        return sorted(self.outbox.values(), key=lambda d: d.next_attempt_at)
+
+    async def put_delivery(self, delivery: Delivery) -> None:
+        self.outbox[delivery.delivery_id] = delivery
+
+    async def claim_delivery(
+        self, delivery_id: str, owner: str, now: datetime, ttl_seconds: float
+    ) -> Delivery | None:
+        found = self.outbox.get(delivery_id)
+        if found is None or found.next_attempt_at > now or delivery_id in self.claims:
+            return None
+        self.claims[delivery_id] = owner
+        return found
+
+    async def settle_delivery(self, delivery_id: str, retry: Delivery | None) -> None:
+        if retry is None:
+            self.outbox.pop(delivery_id, None)
+        else:
+            self.outbox[delivery_id] = retry
+        self.claims.pop(delivery_id, None)
+
+    async def take_turn(self, name: str, owner: str, ttl_seconds: float) -> bool:
+        return self.turns.setdefault(name, owner) == owner
 
     async def alerts_page(
         self,
@@ -182,9 +254,14 @@ class FakeAlertStore(AlertStore):
         return len(old)
 
     async def cache(self, events: Sequence[AlertEvent]) -> None:
-        alerts, silences = folded(events)
+        alerts, silences, subscriptions = folded(events)
         self.alerts_by_fingerprint.update(alerts)
         self.silences_by_id.update(silences)
+        for sub_id, sub in subscriptions.items():
+            if sub is None:
+                self.subscriptions_by_id.pop(sub_id, None)
+            else:
+                self.subscriptions_by_id[sub_id] = sub
         for e in events:
             if e.fingerprint is not None:
                 kept = self.history_by_fingerprint.setdefault(e.fingerprint, [])
@@ -229,23 +306,38 @@ _STORE_CALLS = frozenset(
         "remove_subscription",
         "rule_state",
         "save_rule_state",
+        "traffic",
+        "save_traffic",
+        "change_group",
+        "due_groups",
+        "due_deliveries",
+        "claim_delivery",
+        "settle_delivery",
     }
 )
 
 
 class FakeNotifier(Notifier):
     """Records each message it is asked to deliver, as (subscription name, alerts), and each
-    notification; answers ``result`` (delivered, by default)."""
+    notification; answers ``result`` (delivered, by default), or the next of ``results``."""
 
-    def __init__(self, result: DeliveryResult | None = None) -> None:
+    def __init__(
+        self, result: DeliveryResult | None = None, results: Sequence[DeliveryResult] = ()
+    ) -> None:
         self.sent: list[tuple[str, list[Alert]]] = []
         self.notifications: list[Notification] = []
         self.result = result or DeliveryResult(ok=True, status_code=200, latency=0.0)
+        self.results = list(results)
 
     async def send(self, subscription: Subscription, notification: Notification) -> DeliveryResult:
+        return await self.attempt(subscription, notification)
+
+    async def attempt(
+        self, subscription: Subscription, notification: Notification
+    ) -> DeliveryResult:
         self.sent.append((subscription.name, list(notification.alerts)))
         self.notifications.append(notification)
-        return self.result
+        return self.results.pop(0) if self.results else self.result
 
 
 class FakeRevisionLocks(RevisionLocks):
@@ -275,3 +367,32 @@ class FakeRevisionLocks(RevisionLocks):
             raise Unavailable("Redis", "ConnectionError")
         if self.holders.get(key) == token:
             del self.holders[key]
+
+
+# Group timing for tests: a new group notifies at once, changes after a microsecond.
+AT_ONCE = Timing(group_wait=0.0, group_interval=1e-6, repeat_interval=3600.0)
+
+
+async def pump(*dispatchers: Dispatcher) -> None:
+    """Every due group decided and every due delivery attempted, sends awaited (twice: what
+    one round made due, e.g. a change a microsecond later, goes too)."""
+    for _ in range(2):
+        await asyncio.sleep(1e-5)
+        for d in dispatchers:
+            await d.flush_due()
+        for d in dispatchers:
+            await d.deliver_due()
+        for d in dispatchers:
+            await asyncio.gather(*d.sending())
+
+
+def alerting_on(
+    store: FakeAlertStore,
+    notifier: Notifier | None = None,
+    bus: FakeBus | None = None,
+) -> Alerting:
+    """The alerting API's adapters on fakes: events recorded on ``bus``, notifications
+    decided with ``AT_ONCE`` timing (``pump`` the dispatcher to send them)."""
+    history = AlertHistory(bus or FakeBus(), store)
+    told = notifier or FakeNotifier()
+    return Alerting(store, told, history, Dispatcher(store, history, told, AT_ONCE))

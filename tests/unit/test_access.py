@@ -11,13 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from alerting.api import Alerting
 from alerting.api import create_app as alerting_app
 from registry.api import Registry
 from registry.api import create_app as registry_app
 from tests.access import ADMIN, ADMIN_KEY, FakeAuditLog, api_key, bearer, fake_guard
 from tests.samples import MODEL, one_feature_model
-from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog
+from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, alerting_on
 from vigil.adapters.auth import Guard
 from vigil.wire.access import AuditEvent, Caller, Permission, hash_key, key_id_of, new_key
 from vigil.wire.codec import Codec
@@ -52,7 +51,7 @@ def registry(bus: FakeBus, audit_bus: FakeBus, guard: Guard) -> Iterator[TestCli
 
 @pytest.fixture
 def alerting(guard: Guard) -> Iterator[TestClient]:
-    with TestClient(alerting_app(adapters=Alerting(FakeAlertStore()), guard=guard)) as client:
+    with TestClient(alerting_app(adapters=alerting_on(FakeAlertStore()), guard=guard)) as client:
         yield client
 
 

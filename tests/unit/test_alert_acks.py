@@ -10,12 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerting.api import Alerting, create_app
-from alerting.history import EVENTS, AlertHistory, acknowledged, settle, to_send
+from alerting.grouping import said
+from alerting.history import EVENTS, acknowledged, settle
 from alerting.replay import LEGACY, as_event
 from alerting.worker import Alerter
 from tests.access import ADMIN, api_key, bearer, fake_guard
 from tests.samples import ALERT, MODEL, T0, report_at
-from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier
+from tests.unit.fakes import AT_ONCE, FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier, pump
 from vigil.wire.topics import ALERTS
 
 ANA, ANA_RECORD = api_key("ana", ["oncall"])
@@ -40,12 +41,12 @@ def notifier() -> FakeNotifier:
 
 @pytest.fixture
 def alerter(store: FakeAlertStore, bus: FakeBus, notifier: FakeNotifier) -> Alerter:
-    return Alerter(bus, FakeCatalog([MODEL]), store, notifier)
+    return Alerter(bus, FakeCatalog([MODEL]), store, notifier, timing=AT_ONCE)
 
 
 @pytest.fixture
-def client(store: FakeAlertStore, bus: FakeBus, notifier: FakeNotifier) -> Iterator[TestClient]:
-    adapters = Alerting(store, notifier, AlertHistory(bus, store))
+def client(store: FakeAlertStore, alerter: Alerter, notifier: FakeNotifier) -> Iterator[TestClient]:
+    adapters = Alerting(store, notifier, alerter.history, alerter.dispatcher)
     guard = fake_guard(ANA_RECORD, SAM_RECORD, OTHER_RECORD)
     with TestClient(create_app(adapters=adapters, guard=guard), headers=ADMIN) as client:
         client.post(
@@ -64,6 +65,7 @@ async def test_an_ack_records_the_principal_and_tells_the_group(
     client: TestClient, alerter: Alerter, notifier: FakeNotifier
 ) -> None:
     (fired,) = await alerter.handle_report(report_at("credit-risk", 0, True))
+    await pump(alerter.dispatcher)
     url = f"/v1/alerts/{fired.fingerprint}/ack"
     assert client.post(url, json={"comment": "mine"}, headers=bearer(SAM)).status_code == 403
     assert client.post(url, json={}, headers=bearer(OTHER)).status_code == 403
@@ -72,6 +74,7 @@ async def test_an_ack_records_the_principal_and_tells_the_group(
     assert (acked.json()["status"], acked.json()["acknowledged_by"]) == ("acknowledged", "ana")
     (listed,) = client.get("/v1/alerts", params={"status": "acknowledged"}).json()
     assert listed["acknowledged_by"] == "ana"
+    await pump(alerter.dispatcher)
     assert [(a.status, a.acknowledged_by) for _, alerts in notifier.sent for a in alerts] == [
         ("firing", None),
         ("acknowledged", "ana"),
@@ -86,32 +89,38 @@ def test_an_acknowledged_alert_is_not_repeated_unless_its_severity_worsens() -> 
     previous = {acked.fingerprint: acked}
     repeat = ALERT.model_copy(update={"severity": "medium", "updated_at": T0})
     (same,) = settle([repeat], previous, [], T0)
-    assert (same.status, same.acknowledged_by, to_send([same])) == ("acknowledged", "ana", [])
+    assert (same.status, said(same, [], T0)) == ("acknowledged", "acknowledged:ana")
     (worse,) = settle([repeat.model_copy(update={"severity": "high"})], previous, [], T0)
-    assert (worse.status, worse.acknowledged_by, to_send([worse])) == ("firing", None, [worse])
+    assert (worse.acknowledged_by, said(worse, [], T0)) == (None, "firing:high")
     resolved = repeat.model_copy(update={"status": "resolved"})
-    assert to_send(settle([resolved], previous, [], T0)) == [resolved]
+    assert [said(a, [], T0) for a in settle([resolved], previous, [], T0)] == ["resolved"]
 
 
 async def test_every_change_is_an_event_in_order_and_answers_the_history(
     client: TestClient, alerter: Alerter, bus: FakeBus
 ) -> None:
     (fired,) = await alerter.handle_report(report_at("credit-risk", 0, True))
+    await pump(alerter.dispatcher)
     client.post(f"/v1/alerts/{fired.fingerprint}/ack", json={"comment": "on it"})
+    await pump(alerter.dispatcher)
     await alerter.handle_report(report_at("credit-risk", 1, False))
+    await pump(alerter.dispatcher)
     published = [e for e in bus.records(ALERTS, EVENTS) if e.fingerprint == fired.fingerprint]
-    kinds = [(e.kind, e.alert.status if e.alert else e.outcome) for e in published]
+    kinds = [(e.kind, e.outcome or (e.alert.status if e.alert else "")) for e in published]
     assert kinds == [
         ("state", "firing"),
-        ("notification", "delivered"),  # the page
+        ("notification", "pending"),  # the page, decided
+        ("notification", "delivered"),  # and sent
         ("ack", "acknowledged"),
-        ("notification", "delivered"),  # who acknowledged it
+        ("notification", "pending"),  # who acknowledged it
+        ("notification", "delivered"),
         ("state", "resolved"),
-        ("notification", "delivered"),  # the resolution
+        ("notification", "pending"),  # the resolution
+        ("notification", "delivered"),
     ]
     history = client.get(f"/v1/alerts/{fired.fingerprint}/history").json()
     assert [e["event_id"] for e in history] == [e.event_id for e in published]
-    assert (history[2]["actor"], history[2]["comment"]) == ("admin", "on it")
+    assert (history[3]["actor"], history[3]["comment"]) == ("admin", "on it")
     assert (
         client.get(f"/v1/alerts/{fired.fingerprint}/history", headers=bearer(OTHER)).status_code
         == 403

@@ -11,13 +11,22 @@ import pytest
 
 import vigil.wire.rules
 from alerting.handlers import fingerprint
-from alerting.rules import RuleState, evaluate_rules
-from tests.samples import REPORT
-from vigil.wire.records import Alert, AlertRule, MultivariateDrift, Severity, WindowReport
+from alerting.rules import RuleState, evaluate_rules, in_utc
+from tests.samples import REPORT, TRAFFIC
+from vigil.wire.records import (
+    Alert,
+    AlertRule,
+    MultivariateDrift,
+    Severity,
+    TrafficReport,
+    WindowReport,
+)
 from vigil.wire.rules import (
     SEVERITIES,
     SIGNALS,
+    Report,
     Signal,
+    SilenceCheck,
     default_rules,
     effective_rules,
     rule_errors,
@@ -38,6 +47,15 @@ def _report(minute: int, events: int = 1000, missing: int = 0, **more: Any) -> W
     return REPORT.model_copy(update={"features": [feature], **fields})
 
 
+def _traffic(interval: int, events: int, seconds: float = 30) -> TrafficReport:
+    """The traffic of the ``interval``-th interval of 30 s after the sample's."""
+    start = TRAFFIC.window_start + timedelta(seconds=30 * interval)
+    end = start + timedelta(seconds=seconds)
+    return TRAFFIC.model_copy(
+        update={"window_start": start, "window_end": end, "event_count": events}
+    )
+
+
 class Run:
     """Reports fed in order through the engine, with its state and the alerts kept between
     them as the worker keeps them."""
@@ -47,7 +65,7 @@ class Run:
         self.state = RuleState()
         self.alerts: dict[str, Alert] = {}
 
-    def feed(self, report: WindowReport) -> list[Alert]:
+    def feed(self, report: Report) -> list[Alert]:
         changes, self.state = evaluate_rules(report, self.rules, self.state, self.alerts, NOW)
         self.alerts.update({a.fingerprint: a for a in changes})
         return changes
@@ -247,8 +265,121 @@ def test_rule_errors_say_which_field_and_what_was_expected() -> None:
     assert errors["[2].features"].received == '"nope"'
 
 
+SILENCE = SilenceCheck.since("credit-risk", "1.0.0", TRAFFIC.window_end, NOW)
+SAMPLE_REPORTS: list[Report] = [REPORT, TRAFFIC, SILENCE]
+
+
 @pytest.mark.parametrize("name", sorted(SIGNALS))
-def test_every_signal_reads_a_report(name: str) -> None:
-    readings = list(SIGNALS[name].read(REPORT))
+def test_every_signal_reads_its_reports_only(name: str) -> None:
+    signal = SIGNALS[name]
+    (own,) = [r for r in SAMPLE_REPORTS if type(r) is signal.reads]
+    readings = list(signal.readings(own))
     assert all(isinstance(value, float) for _, value, _ in readings)
-    assert all((subject is not None) == SIGNALS[name].per_feature for subject, _, _ in readings)
+    assert all((subject is not None) == signal.per_feature for subject, _, _ in readings)
+    assert all(list(signal.readings(r)) == [] for r in SAMPLE_REPORTS if r is not own)
+
+
+def test_traffic_rate_is_events_per_minute_and_an_empty_interval_says_nothing() -> None:
+    ((subject, rate, _),) = SIGNALS["traffic_rate"].readings(_traffic(0, 90, seconds=45))
+    assert (subject, rate) == (None, 120.0)
+    assert list(SIGNALS["traffic_rate"].readings(_traffic(0, 90, seconds=0))) == []
+
+
+def _anomaly(**fields: Any) -> AlertRule:
+    base = {"name": "traffic_anomaly", "signal": "traffic_rate", "condition": "change_beyond"}
+    return _rule(**{**base, "threshold": 0.5, "baseline_windows": 20, "for_windows": 3, **fields})
+
+
+@pytest.mark.parametrize("events", [2600, 400], ids=["spike", "drop"])
+def test_a_traffic_spike_or_drop_fires_after_for_windows_and_resolves(events: int) -> None:
+    run = Run([_anomaly()])
+    assert [run.feed(_traffic(i, 1000)) for i in range(20)] == [[]] * 20  # the baseline
+    assert run.feed(_traffic(20, events)) == [] and run.feed(_traffic(21, events)) == []
+    (fired,) = run.feed(_traffic(22, events))
+    assert (fired.rule, fired.feature, fired.status) == ("traffic_anomaly", None, "firing")
+    assert fired.details["signal"] == "traffic_rate" and fired.details["condition"] == (
+        "change_beyond"
+    )
+    assert fired.labels["signal"] == "traffic_rate"
+    assert fired.fingerprint == fingerprint("credit-risk", "1.0.0", "traffic_anomaly", None)
+    (resolved,) = run.feed(_traffic(23, 1000))  # back within 50 % of the trailing mean
+    assert resolved.status == "resolved"
+
+
+def test_steady_or_slightly_varying_traffic_does_not_fire() -> None:
+    run = Run([_anomaly()])
+    changes = [run.feed(_traffic(i, 1000 + 300 * (-1) ** i)) for i in range(30)]
+    assert changes == [[]] * 30
+
+
+def test_a_window_report_leaves_traffic_streaks_alone_and_the_other_way_round() -> None:
+    missing = _rule(name="missing", for_windows=2)
+    run = Run([_anomaly(for_windows=2, baseline_windows=1), missing])
+    run.feed(_traffic(0, 1000))
+    run.feed(_traffic(1, 3000))  # +200 %: held once
+    run.feed(_report(0, missing=500))  # 50 % missing: held once
+    traffic = run.state.streaks["traffic_anomaly\x1f"]
+    window = _report(1, missing=500)  # 1000 events over a minute: a rate, were it read
+    window = window.model_copy(update={"window_end": window.window_start + timedelta(minutes=1)})
+    assert [a.rule for a in run.feed(window)] == ["missing"]
+    assert run.state.streaks["traffic_anomaly\x1f"] == traffic
+    before = run.state.streaks["missing\x1fincome"]
+    (fired,) = run.feed(_traffic(2, 9000))
+    assert fired.rule == "traffic_anomaly"
+    assert run.state.streaks["missing\x1fincome"] == before
+
+
+def test_reports_without_a_time_zone_are_read_as_utc_whatever_their_type() -> None:
+    naive = _traffic(0, 10).model_copy(
+        update={"window_start": datetime(2026, 5, 1), "last_event_time": datetime(2026, 5, 1)}
+    )
+    aware = in_utc(naive)
+    assert aware.window_start.tzinfo is UTC and aware.last_event_time is not None
+    assert aware.last_event_time.tzinfo is UTC and aware.window_end == naive.window_end
+    assert in_utc(REPORT.model_copy(update={"created_at": datetime(2026, 5, 1)})).created_at == (
+        datetime(2026, 5, 1, tzinfo=UTC)
+    )
+
+
+@pytest.mark.parametrize("tier", SEVERITIES)
+def test_the_defaults_watch_traffic_and_silence_from_the_versions_expected_interval(
+    tier: Severity,
+) -> None:
+    rules = {r.name: r for r in default_rules(tier, expected_interval=120.0)}
+    anomaly, silent = rules["traffic_anomaly"], rules["model_silent"]
+    assert (anomaly.signal, anomaly.condition, anomaly.threshold) == (
+        "traffic_rate",
+        "change_beyond",
+        0.5,
+    )
+    assert (anomaly.baseline_windows, anomaly.for_windows, anomaly.severity) == (20, 3, tier)
+    assert (silent.signal, silent.condition, silent.threshold) == ("silent_seconds", "above", 120)
+    assert silent.severity == tier  # a silent model pages at its tier's severity
+    assert "event_count_drop" in rules
+    effective = {r.name: r for r in effective_rules(tier, [], 300.0)}
+    assert effective["model_silent"].threshold == 300.0
+    assert {r.name: r for r in default_rules(tier)}["model_silent"].threshold == 600.0
+
+
+def test_the_default_rule_names() -> None:
+    assert [r.name for r in default_rules("medium")] == [
+        "feature_drift",
+        "output_drift",
+        "dataset_drift",
+        "multivariate_drift",
+        "sequential_drift",
+        "missing_rate",
+        "type_violation_rate",
+        "out_of_range_rate",
+        "unseen_rate",
+        "event_count_drop",
+        "late_rate",
+        "traffic_anomaly",
+        "model_silent",
+    ]
+
+
+def test_a_change_condition_on_the_clock_is_refused() -> None:
+    rule = _rule(signal="silent_seconds", condition="change_above", threshold=1.0)
+    (error,) = rule_errors([rule], [])
+    assert error.field == "[0].condition" and "above or below" in error.expected

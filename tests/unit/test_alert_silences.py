@@ -11,13 +11,14 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from alerting.api import Alerting, create_app
+from alerting.grouping import Timing
 from alerting.history import AlertHistory
 from alerting.matchers import Matcher, alert_labels, matches_all
 from alerting.silences import SilenceIn, new_silence, silencing
 from alerting.worker import Alerter
 from tests.access import ADMIN, api_key, bearer, fake_guard
 from tests.samples import ALERT, MODEL, T0, report_at
-from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier
+from tests.unit.fakes import AT_ONCE, FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier, pump
 from vigil.wire.alert_events import AlertEvent
 from vigil.wire.codec import Codec
 from vigil.wire.records import utcnow
@@ -94,6 +95,10 @@ def client(store: FakeAlertStore, bus: FakeBus) -> Iterator[TestClient]:
         yield client
 
 
+# Everything due at once, repeats included.
+EVERY_TICK = Timing(group_wait=0.0, group_interval=1e-6, repeat_interval=1e-6)
+
+
 def _body(**matchers: str) -> dict[str, object]:
     return {
         "matchers": [{"name": k, "value": v, "op": "="} for k, v in matchers.items()],
@@ -138,7 +143,7 @@ async def test_a_silenced_alert_is_recorded_with_the_silence_and_not_sent(
     client: TestClient, store: FakeAlertStore
 ) -> None:
     notifier = FakeNotifier()
-    alerter = Alerter(FakeBus(), FakeCatalog([MODEL]), store, notifier)
+    alerter = Alerter(FakeBus(), FakeCatalog([MODEL]), store, notifier, timing=AT_ONCE)
     client.post(
         "/v1/subscriptions",
         json={
@@ -150,15 +155,45 @@ async def test_a_silenced_alert_is_recorded_with_the_silence_and_not_sent(
     )
     silence = client.post("/v1/silences", json=_body(model_id="credit-risk")).json()
     (fired,) = await alerter.handle_report(report_at("credit-risk", 0, True))
+    await pump(alerter.dispatcher)
     assert fired.silenced_by == silence["id"]
     assert notifier.sent == []
     client.delete(f"/v1/silences/{silence['id']}")
     (resolved,) = await alerter.handle_report(report_at("credit-risk", 1, False))
+    await pump(alerter.dispatcher)
     assert resolved.silenced_by is None
-    assert [[a.status for a in alerts] for _, alerts in notifier.sent] == [["resolved"]]
+    # Nobody was told it fired, so nobody is told it resolved.
+    assert notifier.sent == []
     assert isinstance(alerter.bus, FakeBus)
-    states = [e.alert for e in alerter.bus.records(ALERTS, EVENTS)]
+    states = [e.alert for e in alerter.bus.records(ALERTS, EVENTS) if e.kind == "state"]
     assert [(a.status, a.silenced_by) for a in states if a] == [
         ("firing", silence["id"]),
         ("resolved", None),
     ]
+
+
+async def test_a_silence_made_after_an_alert_fired_holds_its_repeats_and_says_so(
+    client: TestClient, store: FakeAlertStore
+) -> None:
+    notifier, bus = FakeNotifier(), FakeBus()
+    alerter = Alerter(bus, FakeCatalog([MODEL]), store, notifier, timing=EVERY_TICK)
+    client.post(
+        "/v1/subscriptions",
+        json={
+            "name": "risk",
+            "channel": "webhook",
+            "url": "https://hooks.example.com/h",
+            "models": ["*"],
+        },
+    )
+    (fired,) = await alerter.handle_report(report_at("credit-risk", 0, True))
+    await pump(alerter.dispatcher)
+    assert len(notifier.sent) == 2  # the page, and its repeat a moment later
+    silence = client.post("/v1/silences", json=_body(model_id="credit-risk")).json()
+    await pump(alerter.dispatcher)
+    assert len(notifier.sent) == 2  # no more repeats
+    told = [e for e in bus.records(ALERTS, EVENTS) if e.outcome == "silenced"]
+    assert [(e.fingerprint, e.silence_id) for e in told] == [(fired.fingerprint, silence["id"])]
+    client.delete(f"/v1/silences/{silence['id']}")
+    await pump(alerter.dispatcher)
+    assert len(notifier.sent) > 2  # repeated again once the silence is over

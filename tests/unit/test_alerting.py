@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from alerting.grouping import groups_for
 from alerting.handlers import evaluate
-from alerting.subscriptions import Notification, Subscription, route, webhook_body
+from alerting.subscriptions import Notification, Subscription, webhook_body
 from tests.samples import REPORT
 from vigil.wire.records import WindowReport
 
@@ -61,8 +62,9 @@ def test_an_acknowledged_alert_is_not_sent_again() -> None:
 def test_routing_by_model_and_minimum_severity() -> None:
     (alert,) = evaluate(_report(True), "medium", {}, NOW)
     subs = [_sub(["*"]), _sub(["credit-risk"], "high"), _sub(["other"]), _sub(["credit-risk"])]
-    routed = route(subs, [alert])
-    assert [s for s, _ in routed] == [subs[0], subs[3]]
+    subs = [s.model_copy(update={"id": f"s{i}"}) for i, s in enumerate(subs)]
+    routed = groups_for(subs, [alert])
+    assert [s for s, _ in routed.values()] == [subs[0], subs[3]]
 
 
 def test_webhook_body_carries_what_on_call_needs() -> None:

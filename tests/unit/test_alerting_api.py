@@ -8,11 +8,19 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from alerting.api import Alerting, create_app
+from alerting.api import create_app
 from alerting.worker import Alerter
 from tests.access import ADMIN, fake_guard
 from tests.samples import MODEL, REPORT
-from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier
+from tests.unit.fakes import (
+    AT_ONCE,
+    FakeAlertStore,
+    FakeBus,
+    FakeCatalog,
+    FakeNotifier,
+    alerting_on,
+    pump,
+)
 from vigil.adapters.stage_logic import Message
 from vigil.wire.alert_events import AlertEvent
 from vigil.wire.codec import Codec
@@ -30,14 +38,14 @@ def store() -> FakeAlertStore:
 @pytest.fixture
 def client(store: FakeAlertStore) -> Iterator[TestClient]:
     with TestClient(
-        create_app(adapters=Alerting(store), guard=fake_guard()), headers=ADMIN
+        create_app(adapters=alerting_on(store), guard=fake_guard()), headers=ADMIN
     ) as client:
         yield client
 
 
 @pytest.fixture
 def alerter(store: FakeAlertStore) -> Alerter:
-    return Alerter(FakeBus(), FakeCatalog([MODEL]), store, FakeNotifier())
+    return Alerter(FakeBus(), FakeCatalog([MODEL]), store, FakeNotifier(), timing=AT_ONCE)
 
 
 def _subscribe(client: TestClient, name: str, models: list[str], severity: str) -> str:
@@ -80,16 +88,20 @@ async def test_a_drift_report_fires_one_alert_told_to_who_wants_it(
     _subscribe(client, "risk", ["credit-risk"], "high")
     _subscribe(client, "pager", ["*"], "critical")
     fired = await alerter.handle_report(_report(0, drifted=True))
+    await pump(alerter.dispatcher)
     again = await alerter.handle_report(_report(1, drifted=True))
+    await pump(alerter.dispatcher)
     resolved = await alerter.handle_report(_report(2, drifted=False))
+    await pump(alerter.dispatcher)
     assert ([a.status for a in fired], again, [a.status for a in resolved]) == (
         ["firing"],
         [],
         ["resolved"],
     )
-    assert isinstance(alerter.notifier, FakeNotifier)
+    notifier = alerter.dispatcher.notifier
+    assert isinstance(notifier, FakeNotifier)
     # The model is registered as high risk: "risk" hears of it, "pager" (critical) does not.
-    assert [(name, [a.status for a in alerts]) for name, alerts in alerter.notifier.sent] == [
+    assert [(name, [a.status for a in alerts]) for name, alerts in notifier.sent] == [
         ("risk", ["firing"]),
         ("risk", ["resolved"]),
     ]
@@ -98,8 +110,9 @@ async def test_a_drift_report_fires_one_alert_told_to_who_wants_it(
     # State changes, and one notification event per alert each subscription was told of.
     assert {e.kind for e in events} == {"state", "notification"}
     told = [e for e in events if e.kind == "notification"]
-    assert told and all(e.outcome == "delivered" and e.delivery_id for e in told)
-    published = [e.alert for e in events if e.alert is not None]
+    assert [e.outcome for e in told] == ["pending", "delivered"] * 2
+    assert all(e.delivery_id for e in told)
+    published = [e.alert for e in events if e.alert is not None and e.kind == "state"]
     assert [(a.status, a.severity, a.feature) for a in published] == [
         ("firing", "high", "income"),
         ("resolved", "high", "income"),

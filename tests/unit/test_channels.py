@@ -11,13 +11,13 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.channels.formats import email_message, pagerduty_events, signature, slack_body
+from alerting.grouping import groups_for
 from alerting.subscriptions import (
     PAGERDUTY_EVENTS_URL,
     Notification,
     Subscription,
     SubscriptionIn,
     SubscriptionView,
-    route,
     webhook_body,
 )
 from tests.webhook import readme_verifier
@@ -68,7 +68,10 @@ def test_the_readme_snippet_verifies_a_signature_and_rejects_a_changed_body() ->
 
 def test_the_webhook_body_is_alertmanagers_version_4_with_vigils_fields() -> None:
     firing, resolved = _alert(), _alert("resolved", feature="age")
-    body = webhook_body(Notification.of(_sub(), [firing, resolved]), "https://vigil.example")
+    notification = Notification.of(
+        _sub(), [firing, resolved], group_labels={"model_id": "credit-risk"}
+    )
+    body = webhook_body(notification, "https://vigil.example")
     assert body["version"] == "4"
     assert (body["status"], body["receiver"], body["externalURL"]) == (
         "firing",
@@ -198,7 +201,7 @@ def test_the_view_never_shows_a_secret_and_shortens_pagerduty_keys() -> None:
 def test_label_matchers_choose_the_alerts_a_subscription_gets(
     matchers: list[dict[str, str]], wanted: bool
 ) -> None:
-    routed = route([_sub(matchers=matchers)], [_alert()])
+    routed = groups_for([_sub(matchers=matchers)], [_alert()])
     assert bool(routed) is wanted
 
 

@@ -22,7 +22,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from alerting.api import Alerting
 from alerting.api import create_app as alerting_app
 from feedback.api import Feedback
 from feedback.api import create_app as feedback_app
@@ -32,7 +31,7 @@ from registry.api import Registry
 from registry.api import create_app as registry_app
 from tests.access import ADMIN, FakeAuditLog, fake_guard
 from tests.samples import MODEL
-from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeIdempotencyStore
+from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeIdempotencyStore, alerting_on
 
 # VIGIL_FUZZ_EXAMPLES=500 hunts longer; the suite's own runs stay within a few seconds a service.
 EXAMPLES_PER_OPERATION = int(os.environ.get("VIGIL_FUZZ_EXAMPLES", "30"))
@@ -58,7 +57,7 @@ def _apps() -> dict[str, FastAPI]:
             guard=fake_guard(),
         ),
         "feedback": feedback_app(adapters=Feedback(FakeBus()), guard=fake_guard()),
-        "alerting": alerting_app(adapters=Alerting(FakeAlertStore()), guard=fake_guard()),
+        "alerting": alerting_app(adapters=alerting_on(FakeAlertStore()), guard=fake_guard()),
     }
 
 

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from registry.api import Registry, create_app
 from tests.access import ADMIN, api_key, bearer, fake_guard
-from tests.samples import MODEL
+from tests.samples import MODEL, one_feature_model
 from tests.unit.fakes import FakeBus, FakeCatalog
 from vigil.wire.codec import Codec
 from vigil.wire.records import ModelVersion
@@ -93,3 +93,21 @@ def test_only_writers_of_the_model_may_change_rules(client: TestClient) -> None:
     other = "/v1/models/other/versions/1/rules"
     assert client.put(other, json=[]).status_code == 403  # not in the key's scope
     assert client.get(RULES.replace(MODEL.version, "9")).status_code == 404
+
+
+def test_the_expected_interval_given_at_registration_is_model_silents_threshold(
+    bus: FakeBus,
+) -> None:
+    catalog = FakeCatalog([MODEL.model_copy(update={"expected_interval": 90.0})])
+    app = create_app(adapters=Registry(bus, catalog), guard=fake_guard(SCIENTIST_RECORD))
+    with TestClient(app, headers=bearer(SCIENTIST)) as client:
+        rules = {r["name"]: r for r in client.get(RULES).json()["rules"]}
+        assert rules["model_silent"]["threshold"] == 90.0
+        assert rules["model_silent"]["severity"] == "high"  # the tier's own
+        body = {**one_feature_model(MODEL.model_id, "2.0.0"), "expected_interval": 120}
+        assert client.post("/v1/models", json=body).status_code == 201
+        for wrong in (0, -5, "inf"):
+            refused = client.post("/v1/models", json={**body, "expected_interval": wrong})
+            assert refused.status_code == 422 and "expected_interval" in refused.text
+    (published,) = bus.records(MODELS, Codec(ModelVersion))
+    assert published.expected_interval == 120.0

@@ -13,7 +13,7 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import BaseModel, create_model
 
-from tests.samples import ALERT, PREDICTION, SILENCE
+from tests.samples import ALERT, PREDICTION, SILENCE, TRAFFIC
 from tests.samples import SAMPLES as TOPIC_SAMPLES
 from vigil.wire import codec as codec_module
 from vigil.wire.alert_events import Silence
@@ -31,6 +31,7 @@ from vigil.wire.records import (
     ModelVersion,
     PredictionEvent,
     Record,
+    TrafficReport,
     WindowProfileState,
 )
 from vigil.wire.topics import CATALOGUE
@@ -102,8 +103,16 @@ DRIFT: dict[type[Record], Record] = {
         built_reference=TOPIC_SAMPLES[ModelVersion].reference,  # type: ignore[attr-defined]
     ),
 }
-RECORDS = [t.record for t in CATALOGUE if t.record is not None] + list(EMBEDDED) + list(DRIFT)
-SAMPLES = {**TOPIC_SAMPLES, **EMBEDDED, **DRIFT}
+# Records on a topic whose catalogue entry names another: the drift detector's heartbeats share
+# vigil.metrics.v1 with its window reports.
+SHARED: dict[type[Record], Record] = {TrafficReport: TRAFFIC}
+RECORDS = [
+    *(t.record for t in CATALOGUE if t.record is not None),
+    *EMBEDDED,
+    *SHARED,
+    *DRIFT,
+]
+SAMPLES = {**TOPIC_SAMPLES, **EMBEDDED, **SHARED, **DRIFT}
 
 
 def _avro_shape(schema: Any, named: dict[str, Any]) -> frozenset[Any]:

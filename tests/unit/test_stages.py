@@ -11,6 +11,7 @@ import pytest
 from archive.handlers import ArchiveFiles, Archiving
 from drift_detector.handlers import Merging, Profiling
 from drift_detector.partials import Partial, WindowPolicy
+from tests.kafka_tools import is_traffic_report
 from tests.samples import PREDICTION
 from tests.unit.fakes import FakeRevisionLocks
 from vigil.adapters.catalog import ModelCatalog
@@ -184,8 +185,13 @@ def _merger(catalog: ModelCatalog, clock: Clock) -> StageHarness:
 
 
 def _reports(harness: StageHarness) -> list[WindowReport]:
+    """The window reports sent (the metrics topic also carries traffic reports)."""
     codec = Codec(WindowReport)
-    return [codec.decode(r.value) for r in harness.sent if r.topic == METRICS.name]
+    return [
+        codec.decode(r.value)
+        for r in harness.sent
+        if r.topic == METRICS.name and not is_traffic_report(r.value)
+    ]
 
 
 async def test_merging_reports_each_window_once_and_keeps_state_in_the_changelog() -> None:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from alerting.api import Alerting, create_app
+from alerting.api import create_app
 from alerting.config import Settings
 from alerting.subscriptions import DeliveryResult
 from tests.access import ADMIN, api_key, bearer, fake_guard
-from tests.unit.fakes import FakeAlertStore, FakeNotifier
+from tests.unit.fakes import FakeAlertStore, FakeNotifier, alerting_on
 
 ONCALL_KEY, ONCALL = api_key("olga", ["oncall"], ["credit-risk"])
 SME_KEY, SME = api_key("ana", ["sme"], ["credit-risk"])
@@ -37,7 +37,7 @@ def notifier() -> FakeNotifier:
 
 def _client(store: FakeAlertStore, notifier: FakeNotifier, **settings: Any) -> TestClient:
     config = Settings(**{"alerting_allowed_networks": []} | settings)
-    app = create_app(config, Alerting(store, notifier), fake_guard(ONCALL, SME))
+    app = create_app(config, alerting_on(store, notifier), fake_guard(ONCALL, SME))
     return TestClient(app, headers=bearer(ONCALL_KEY))
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from alerting.api import Alerting, create_app
+from alerting.api import create_app
 from alerting.subscriptions import MAX_MODELS, Subscription
 from tests.access import ADMIN, fake_guard
-from tests.unit.fakes import FakeAlertStore
+from tests.unit.fakes import FakeAlertStore, alerting_on
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def store() -> FakeAlertStore:
 @pytest.fixture
 def client(store: FakeAlertStore) -> Iterator[TestClient]:
     with TestClient(
-        create_app(adapters=Alerting(store), guard=fake_guard()), headers=ADMIN
+        create_app(adapters=alerting_on(store), guard=fake_guard()), headers=ADMIN
     ) as client:
         yield client
 

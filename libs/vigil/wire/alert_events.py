@@ -29,7 +29,9 @@ class Silence(Record):
     expired_at: datetime | None = None
 
 
-AlertEventKind = Literal["state", "notification", "silence", "silence_expired", "ack"]
+AlertEventKind = Literal[
+    "state", "notification", "silence", "silence_expired", "ack", "subscribed", "unsubscribed"
+]
 
 
 class AlertEvent(Record):
@@ -50,10 +52,15 @@ class AlertEvent(Record):
     error: str | None = None
     actor: str | None = None
     comment: str | None = None
+    silence_id: str | None = None
+    subscription: str | None = None
+    attempt: int | None = None
 
     @property
     def key(self) -> str:
         """Key on the alerts topic: one alert's (or one silence's) events stay in order."""
         if self.fingerprint is not None:
             return self.fingerprint
+        if self.subscription_id is not None:
+            return f"subscription/{self.subscription_id}"
         return f"silence/{self.silence.id if self.silence else ''}"

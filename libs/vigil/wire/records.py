@@ -33,6 +33,7 @@ __all__ = [
     "RiskAssessment",
     "RuleCondition",
     "Severity",
+    "TrafficReport",
     "WindowReport",
     "utcnow",
 ]
@@ -41,7 +42,7 @@ Severity = Literal["low", "medium", "high", "critical"]
 FeatureType = Literal["numeric", "categorical", "boolean"]
 ReferenceSource = Literal["uploaded", "production"]
 AlertStatus = Literal["firing", "acknowledged", "resolved"]
-RuleCondition = Literal["above", "below", "change_above", "change_below"]
+RuleCondition = Literal["above", "below", "change_above", "change_below", "change_beyond"]
 # bool comes first so that JSON true/false never turns into 1/0.
 FeatureValue = bool | int | float | str | None
 Label = bool | int | float | str
@@ -168,9 +169,10 @@ class DriftConfig(Record):
 
 
 class AlertRule(Record):
-    """A value of a window report (``signal``, see ``vigil.wire.rules``) that raises an alert
-    when ``condition`` holds for ``for_windows`` consecutive reports. ``change_*`` conditions
-    compare the relative change against the mean of the previous ``baseline_windows`` values;
+    """A value of a report (``signal``, see ``vigil.wire.rules``) that raises an alert when
+    ``condition`` holds for ``for_windows`` consecutive reports. ``change_*`` conditions
+    compare the relative change against the mean of the previous ``baseline_windows`` values
+    (``change_beyond``: its absolute value, a drop or a spike);
     no ``severity`` means the model's risk tier; ``features`` limits a per-feature signal."""
 
     name: Identifier
@@ -203,6 +205,8 @@ class ModelVersion(Record):
     created_at: datetime
     updated_at: datetime
     alert_rules: list[AlertRule] = Field(default_factory=list)
+    # Seconds without traffic, after some, that fire model_silent.
+    expected_interval: float = Field(default=600.0, gt=0, allow_inf_nan=False)
 
     @property
     def key(self) -> str:
@@ -254,6 +258,25 @@ class WindowReport(Record):
     @property
     def key(self) -> str:
         """Key on the metrics topic: one model version's reports share a partition, in order."""
+        return f"{self.model_id}/{self.model_version}"
+
+
+class TrafficReport(Record):
+    """How many events of one model version the drift detector received over an interval of
+    wall-clock time: the heartbeat liveness and traffic alerts are judged on."""
+
+    report_id: str
+    model_id: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    event_count: int
+    last_event_time: datetime | None = None
+    created_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Key on the metrics topic: beside the version's window reports, in order."""
         return f"{self.model_id}/{self.model_version}"
 
 

@@ -1,10 +1,13 @@
 """Alert rules as data: the signals a rule may watch, the defaults of each risk tier, and a
 model's overrides merged over them. No I/O.
 
-A signal reads (subject, value) pairs out of a ``WindowReport``: the subject is a feature (or
-output) name for a per-feature signal, None for a signal of the whole window. ``SIGNALS`` is
-the plug-in point: a new kind of report value (performance, business, fairness) becomes
-alertable by adding an entry here and rules that name it, without touching the evaluation.
+A signal reads (subject, value) pairs out of one type of ``Report`` (a ``WindowReport``, a
+``TrafficReport``, ...): the subject is a feature (or output) name for a per-feature signal,
+None for a signal of the whole report; a report of another type says nothing to it.
+``SIGNALS`` is the plug-in point: a new kind of report value (performance, business, fairness)
+becomes alertable by adding an entry here and rules that name it, without touching the
+evaluation. ``silent_seconds`` reads no published report but a ``SilenceCheck``, which
+alerting makes from its clock and the version's last traffic.
 
 >>> [(r.name, r.severity) for r in default_rules("high")][:3]
 [('feature_drift', 'high'), ('output_drift', 'high'), ('dataset_drift', 'critical')]
@@ -12,17 +15,23 @@ alertable by adding an entry here and rules that name it, without touching the e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, Self
 
-from vigil.wire.records import AlertRule, FeatureDrift, Severity, WindowReport
+from pydantic import BaseModel, ConfigDict
+
+from vigil.wire.records import AlertRule, FeatureDrift, Severity, TrafficReport, WindowReport
 from vigil.wire.validation import FieldError, describe
 
 __all__ = [
     "SEVERITIES",
     "SIGNALS",
     "Reading",
+    "Report",
     "Signal",
+    "SilenceCheck",
     "default_rules",
     "effective_rules",
     "escalated",
@@ -34,13 +43,69 @@ SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 Reading = tuple[str | None, float, dict[str, str]]
 
 
+class Report(Protocol):
+    """What every report rules read has: the model version and the window it is about."""
+
+    @property
+    def report_id(self) -> str: ...
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def window_start(self) -> datetime: ...
+    @property
+    def window_end(self) -> datetime: ...
+    @property
+    def event_count(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """The report with ``update`` applied (pydantic's)."""
+        ...
+
+
+class SilenceCheck(BaseModel):
+    """Not a published report: how long a version has had no traffic, on alerting's clock.
+    Its window runs from the end of the version's last traffic to now."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    model_id: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    event_count: int = 0
+    created_at: datetime
+    silent_seconds: float
+
+    @classmethod
+    def since(cls, model_id: str, model_version: str, last: datetime, now: datetime) -> Self:
+        """The check at ``now`` of a version whose last traffic ended at ``last``."""
+        return cls(
+            report_id=f"{model_id}/{model_version}/silence/{last.isoformat()}",
+            model_id=model_id,
+            model_version=model_version,
+            window_start=last,
+            window_end=now,
+            created_at=now,
+            silent_seconds=(now - last).total_seconds(),
+        )
+
+
 @dataclass(frozen=True)
 class Signal:
-    """A value of a window report a rule can watch."""
+    """A value of one type of report (``reads``) a rule can watch."""
 
     description: str
-    read: Callable[[WindowReport], Iterable[Reading]]
+    read: Callable[[Any], Iterable[Reading]]
     per_feature: bool = False
+    reads: type[Report] = WindowReport
+
+    def readings(self, report: Report) -> Iterable[Reading]:
+        """The signal's values in ``report``; none in a report of another type."""
+        return self.read(report) if isinstance(report, self.reads) else ()
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -102,6 +167,21 @@ def _multivariate(report: WindowReport) -> float | None:
     return float(report.multivariate.drifted) if report.multivariate is not None else None
 
 
+def _traffic_rate(report: TrafficReport) -> Iterator[Reading]:
+    """Events per minute; an interval of no length says nothing."""
+    seconds = (report.window_end - report.window_start).total_seconds()
+    if seconds > 0:
+        yield None, report.event_count / seconds * 60, {}
+
+
+def _silence(check: SilenceCheck) -> Iterator[Reading]:
+    notes = {
+        "last_traffic_at": check.window_start.isoformat(),
+        "silent_seconds": f"{check.silent_seconds:.0f}",
+    }
+    yield None, check.silent_seconds, notes
+
+
 SIGNALS: dict[str, Signal] = {
     "feature_drift": Signal("1 when a feature drifted in the window, else 0", _feature_drift, True),
     "output_drift": Signal("1 when an output (prediction, score) drifted", _output_drift, True),
@@ -139,6 +219,14 @@ SIGNALS: dict[str, Signal] = {
         "events too late for their window / all the window's events",
         _whole(lambda r: _rate(r.late_events, r.event_count + r.late_events)),
     ),
+    "traffic_rate": Signal(
+        "events per minute received (traffic reports)", _traffic_rate, reads=TrafficReport
+    ),
+    "silent_seconds": Signal(
+        "seconds since the version's last traffic (alerting's clock; above only)",
+        _silence,
+        reads=SilenceCheck,
+    ),
 }
 
 
@@ -154,8 +242,9 @@ _OUT_OF_DOMAIN = (0.10, 0.05, 0.03, 0.02)  # a sample's range and categories are
 _LATE = (0.20, 0.10, 0.05, 0.05)
 
 
-def default_rules(tier: Severity) -> list[AlertRule]:
-    """The rules every model of risk tier ``tier`` has unless it overrides them."""
+def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[AlertRule]:
+    """The rules every model of risk tier ``tier`` has unless it overrides them;
+    ``expected_interval`` is the version's (seconds of silence that fire ``model_silent``)."""
     at = SEVERITIES.index(tier)
 
     def rule(name: str, condition: str, threshold: float, up: int = 0, **more: object) -> AlertRule:
@@ -182,13 +271,24 @@ def default_rules(tier: Severity) -> list[AlertRule]:
         rule("unseen_rate", "above", _OUT_OF_DOMAIN[at], for_windows=2),
         rule("event_count_drop", "change_below", -0.5, signal="event_count", for_windows=2),
         rule("late_rate", "above", _LATE[at], up=-1, for_windows=2),
+        rule(
+            "traffic_anomaly",
+            "change_beyond",
+            0.5,
+            signal="traffic_rate",
+            baseline_windows=20,
+            for_windows=3,
+        ),
+        rule("model_silent", "above", expected_interval, signal="silent_seconds"),
     ]
 
 
-def effective_rules(tier: Severity, overrides: Sequence[AlertRule]) -> list[AlertRule]:
+def effective_rules(
+    tier: Severity, overrides: Sequence[AlertRule], expected_interval: float = 600.0
+) -> list[AlertRule]:
     """The tier's defaults with ``overrides`` applied (same name: replaced; new names: added),
     disabled rules left out, and every severity filled in (none given: the tier's)."""
-    merged = {r.name: r for r in default_rules(tier)}
+    merged = {r.name: r for r in default_rules(tier, expected_interval)}
     merged.update({r.name: r for r in overrides})
     return [
         r if r.severity is not None else r.model_copy(update={"severity": tier})
@@ -199,7 +299,8 @@ def effective_rules(tier: Severity, overrides: Sequence[AlertRule]) -> list[Aler
 
 def rule_errors(rules: Sequence[AlertRule], subjects: Iterable[str]) -> list[FieldError]:
     """Why ``rules`` cannot be a model's rules: unknown signals, repeated names, ``features``
-    on a whole-window signal or naming no feature or output of the model."""
+    on a whole-window signal or naming no feature or output of the model, a ``change_*``
+    condition on a signal read from the clock (it has no trailing windows)."""
     known = set(subjects)
     errors: list[FieldError] = []
     seen: set[str] = set()
@@ -214,6 +315,9 @@ def rule_errors(rules: Sequence[AlertRule], subjects: Iterable[str]) -> list[Fie
                     f"[{i}].features", f"null for the signal {r.signal}", describe(r.features)
                 )
             )
+        elif signal.reads is SilenceCheck and r.condition.startswith("change"):
+            expected = f"above or below for the signal {r.signal}"
+            errors.append(FieldError(f"[{i}].condition", expected, describe(r.condition)))
         elif r.features is not None:
             errors += [
                 FieldError(f"[{i}].features", "a feature or output of the model", describe(name))

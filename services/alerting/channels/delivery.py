@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from email.message import EmailMessage
 
 import httpx
@@ -29,9 +30,9 @@ __all__ = ["ChannelNotifier", "open_notifier"]
 
 log = logging.getLogger(__name__)
 
-NOTIFICATIONS = Counter(
-    "vigil_alerting_notifications_total",
-    "Notifications sent (after retries), by channel and outcome (delivered, failed, refused).",
+ATTEMPTS = Counter(
+    "vigil_alerting_notification_attempts_total",
+    "Attempts to send a notification, by channel and outcome (delivered, failed, refused).",
     ["channel", "outcome"],
 )
 # Worth another attempt: the receiver may recover. Any other 4xx (or a redirect) will not.
@@ -60,43 +61,51 @@ class ChannelNotifier(Notifier):
         self.clock = clock
 
     async def send(self, subscription: Subscription, notification: Notification) -> DeliveryResult:
+        """Up to ``alerting_webhook_attempts`` attempts, 0.5 s apart and doubling (a test
+        notification: the outbox retries the others over an hour, see ``alerting.outbox``)."""
         attempts = max(1, self.settings.alerting_webhook_attempts)
         started = time.monotonic()
-        status: int | None = None
-        outcome, problem = "failed", ""
         for attempt in range(1, attempts + 1):
-            retry = True
-            try:
-                status = await self._deliver(subscription, notification)
-                if status is None or status < 300:
-                    outcome = "delivered"
-                    break
+            result = await self.attempt(subscription, notification)
+            if result.ok or not result.retryable or attempt == attempts:
+                break
+            await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
+        latency = time.monotonic() - started
+        return replace(result, latency=latency, attempts=attempt)
+
+    async def attempt(
+        self, subscription: Subscription, notification: Notification
+    ) -> DeliveryResult:
+        started = time.monotonic()
+        status: int | None = None
+        outcome, problem, retry = "failed", "", True
+        try:
+            status = await self._deliver(subscription, notification)
+            if status is None or status < 300:
+                outcome = "delivered"
+            else:
                 problem = f"HTTP {status}"
                 retry = status >= 500 or status in _RETRY_STATUS
-            except (EgressRefused, Refused) as exc:
-                outcome, problem, retry = "refused", str(exc), False
-            except (httpx.HTTPError, smtplib.SMTPException, OSError) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
+        except (EgressRefused, Refused) as exc:
+            outcome, problem, retry = "refused", str(exc), False
+        except (httpx.HTTPError, smtplib.SMTPException, OSError) as exc:
+            problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if outcome != "delivered":
             log.warning(
-                "%s notification %s to subscription %s, attempt %d/%d, failed: %s",
+                "%s notification %s to subscription %s failed: %s",
                 subscription.channel,
                 notification.delivery_id,
                 subscription.id,
-                attempt,
-                attempts,
                 problem,
             )
-            if not retry or attempt == attempts:
-                break
-            await asyncio.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-        NOTIFICATIONS.labels(subscription.channel, outcome).inc()
+        ATTEMPTS.labels(subscription.channel, outcome).inc()
         ok = outcome == "delivered"
         return DeliveryResult(
             ok=ok,
             status_code=status,
             latency=time.monotonic() - started,
             error=None if ok else problem,
-            attempts=attempt,
+            retryable=retry,
         )
 
     async def _deliver(self, sub: Subscription, notification: Notification) -> int | None:
