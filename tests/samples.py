@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent, LabelMatcher, Silence
+from vigil.wire.performance import ConfusionMatrix, PerformanceReport
 from vigil.wire.records import (
     Alert,
     FeatureDrift,
@@ -128,6 +129,31 @@ TRAFFIC = TrafficReport(
     last_event_time=T0 - timedelta(minutes=2),
     created_at=T0 + timedelta(seconds=30),
 )
+PERFORMANCE = PerformanceReport(
+    report_id=f"credit-risk/1.0.0/performance/{int(T0.timestamp()) * 1_000_000}",
+    model_id="credit-risk",
+    model_version="1.0.0",
+    window_start=T0.replace(microsecond=0),
+    window_end=T0.replace(microsecond=0) + timedelta(hours=1),
+    revision=2,
+    task="binary",
+    predictions=1000,
+    labelled=250,
+    label_coverage=0.25,
+    label_latency_p50_seconds=3600.0,
+    label_latency_p95_seconds=86400.0,
+    orphaned=3,
+    metrics={"accuracy": 0.9, "roc_auc": 0.85},
+    estimated={"accuracy": 0.88},
+    reference_metrics={"accuracy": 0.92},
+    confusion_matrix=ConfusionMatrix(labels=["negative", "positive"], rows=[[200, 5], [20, 25]]),
+    value=-120.5,
+    value_per_prediction=-0.482,
+    reference_value_per_prediction=-0.3,
+    estimated_value=-500.0,
+    currency="EUR",
+    created_at=T0 + timedelta(hours=2),
+)
 ALERT = Alert(
     fingerprint="abc",
     status="firing",
@@ -187,6 +213,7 @@ SAMPLES: dict[type[Record], Record] = {
     ModelVersion: MODEL,
     WindowReport: REPORT,
     TrafficReport: TRAFFIC,
+    PerformanceReport: PERFORMANCE,
     Alert: ALERT,
     AlertEvent: ALERT_EVENT,
     Silence: SILENCE,

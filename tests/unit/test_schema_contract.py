@@ -13,12 +13,13 @@ from fastavro import parse_schema, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from pydantic import BaseModel, create_model
 
-from tests.samples import ALERT, PREDICTION, SILENCE, TRAFFIC
+from tests.samples import ALERT, PERFORMANCE, PREDICTION, SILENCE, TRAFFIC
 from tests.samples import SAMPLES as TOPIC_SAMPLES
 from vigil.wire import codec as codec_module
 from vigil.wire.alert_events import Silence
 from vigil.wire.avro import AvroSchema, avro_schema, known_writer_schemas
 from vigil.wire.codec import Codec
+from vigil.wire.performance import BusinessValue, PerformanceReport, PerformanceState
 from vigil.wire.records import (
     Alert,
     AlertRule,
@@ -65,6 +66,24 @@ EMBEDDED: dict[type[Record], Record] = {
         mins=b"",
         maxs=b"",
     ),
+    BusinessValue: BusinessValue(  # to go inside ModelVersion
+        currency="USD",
+        true_positive=10.0,
+        false_positive=-2.5,
+        false_negative=-40.0,
+        matrix={"cat": {"cat": 1.0, "dog": -0.5}},
+        cost_per_unit_error=0.1,
+    ),
+    PerformanceState: PerformanceState(  # a performance window in a state store
+        format=1,
+        task="multiclass",
+        labels=["cat", "dog"],
+        compression="none",
+        ints_size=1,
+        floats_size=0,
+        ints=(3).to_bytes(8, "little"),
+        floats=b"",
+    ),
 }
 # The drift detector's internal topics (``drift_topics``) and the columns they carry. Bytes are
 # ASCII, so that the JSON round trip holds too.
@@ -103,9 +122,9 @@ DRIFT: dict[type[Record], Record] = {
         built_reference=TOPIC_SAMPLES[ModelVersion].reference,  # type: ignore[attr-defined]
     ),
 }
-# Records on a topic whose catalogue entry names another: the drift detector's heartbeats share
-# vigil.metrics.v1 with its window reports.
-SHARED: dict[type[Record], Record] = {TrafficReport: TRAFFIC}
+# Records on a topic whose catalogue entry names another: the drift detector's heartbeats and
+# the performance reports share vigil.metrics.v1 with its window reports.
+SHARED: dict[type[Record], Record] = {TrafficReport: TRAFFIC, PerformanceReport: PERFORMANCE}
 RECORDS = [
     *(t.record for t in CATALOGUE if t.record is not None),
     *EMBEDDED,
