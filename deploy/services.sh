@@ -17,7 +17,7 @@ export VIGIL_ADMIN_KEY_FILE=${VIGIL_ADMIN_KEY_FILE:-$RUN_DIR/admin.key}
 export VIGIL_ALERTING_ALLOWED_NETWORKS=${VIGIL_ALERTING_ALLOWED_NETWORKS:-127.0.0.0/8}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
-SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:-"
+SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:- feedback_joiner:-"
 
 # shellcheck source=deploy/pidfile.sh
 source "$here/pidfile.sh"

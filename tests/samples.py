@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent, LabelMatcher, Silence
+from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import ConfusionMatrix, PerformanceReport
 from vigil.wire.records import (
     Alert,
@@ -209,7 +210,15 @@ ALERT_EVENT = AlertEvent(
 SAMPLES: dict[type[Record], Record] = {
     PredictionEvent: PREDICTION,
     FeedbackEvent: FEEDBACK,
-    Outcome: Outcome(prediction=PREDICTION, feedback=FEEDBACK, joined_at=T0),
+    Outcome: Outcome(prediction=PREDICTION, feedback=FEEDBACK, joined_at=T0, replaces=FEEDBACK),
+    JoinEntry: JoinEntry(
+        prediction=PREDICTION,
+        label=FEEDBACK,
+        label_joined=True,
+        seen_feedback=["f-1"],
+        waiting=[FEEDBACK],
+        first_seen=T0,
+    ),
     ModelVersion: MODEL,
     WindowReport: REPORT,
     TrafficReport: TRAFFIC,

@@ -32,7 +32,7 @@ DEFAULT_PORTS = {
 }
 
 
-WORKERS = ["archive"]  # stream processors without an HTTP port
+WORKERS = ["archive", "feedback_joiner"]  # stream processors without an HTTP port
 
 
 def test_every_service_runs_in_both_with_the_same_port() -> None:

@@ -87,6 +87,7 @@ class Outcome(Record):
     prediction: PredictionEvent
     feedback: FeedbackEvent
     joined_at: datetime
+    replaces: FeedbackEvent | None = None  # the label this one corrects
 
 
 class FeatureSpec(Record):

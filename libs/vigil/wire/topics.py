@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent
+from vigil.wire.joins import JoinEntry
 from vigil.wire.records import (
     DriftPartial,
     DriftState,
@@ -23,6 +24,7 @@ __all__ = [
     "CATALOGUE",
     "DEADLETTER",
     "FEEDBACK",
+    "JOINS",
     "KEYS",
     "METRICS",
     "MODELS",
@@ -49,6 +51,15 @@ class Topic:
 PREDICTIONS = Topic("vigil.predictions.v1", EVENT_PARTITIONS, "prediction_id", PredictionEvent)
 FEEDBACK = Topic("vigil.feedback.v1", EVENT_PARTITIONS, "prediction_id", FeedbackEvent)
 OUTCOMES = Topic("vigil.outcomes.v1", EVENT_PARTITIONS, "prediction_id", Outcome)
+# The feedback joiner's state, partitioned as the events it joins: compacted, a tombstone
+# once an id is past the label horizon. Read back into the joiner's local store on assignment.
+JOINS = Topic(
+    "vigil.joiner.changelog.v1",
+    EVENT_PARTITIONS,
+    "prediction_id",
+    JoinEntry,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
 # Keyed by model version so its reports stay in order for alert state; report_id names each.
 METRICS = Topic("vigil.metrics.v1", 3, "model_id/model_version", WindowReport)
 # The record of alerting (state changes, notifications, silences, acknowledgements): Redis
@@ -95,6 +106,7 @@ CATALOGUE: tuple[Topic, ...] = (
     PREDICTIONS,
     FEEDBACK,
     OUTCOMES,
+    JOINS,
     METRICS,
     ALERTS,
     MODELS,

@@ -1,0 +1,1 @@
+"""The feedback joiner: predictions and their feedback, joined as they stream."""

@@ -1,0 +1,26 @@
+"""The feedback joiner's settings (``VIGIL_*`` environment variables)."""
+
+import socket
+
+from pydantic import Field
+
+from vigil.adapters.settings import VigilSettings
+
+__all__ = ["Settings"]
+
+
+class Settings(VigilSettings):
+    joiner_group_id: str = "vigil-feedback-joiner"
+    # Stable across restarts (a restarted worker fences its dead predecessor's transactions);
+    # distinct per worker of one group.
+    joiner_worker_id: str = Field(default_factory=socket.gethostname)
+    joiner_state_dir: str = ".run/joiner"  # the local store, one RocksDB per partition
+    joiner_predictions_topic: str = "vigil.predictions.v1"
+    joiner_feedback_topic: str = "vigil.feedback.v1"
+    joiner_outcomes_topic: str = "vigil.outcomes.v1"
+    joiner_changelog_topic: str = "vigil.joiner.changelog.v1"
+    # How long a prediction waits for its label, and a label for its prediction (30 days).
+    joiner_label_horizon_seconds: float = Field(default=30 * 86400.0, gt=0)
+    joiner_flush_seconds: float = Field(default=1.0, gt=0)
+    # How often the store is swept for ids past the horizon.
+    joiner_sweep_seconds: float = Field(default=3600.0, gt=0)

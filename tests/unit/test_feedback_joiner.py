@@ -1,0 +1,184 @@
+"""The feedback join on the in-memory stage harness: labels before or after their prediction,
+corrections, resends, flags, the horizon, and state restored from the changelog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+
+import pytest
+
+from feedback_joiner.handlers import OUTCOMES, Joining, Topics
+from feedback_joiner.ports import JoinStore
+from tests.samples import FEEDBACK, PREDICTION, T0
+from vigil.adapters.stage_testing import StageHarness
+from vigil.wire.codec import Codec
+from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent
+
+TOPICS = Topics("predictions", "feedback", "outcomes", "changelog")
+PARTITIONS = {"predictions": 2, "feedback": 2}
+
+
+class DictStore(JoinStore):
+    def __init__(self) -> None:
+        self.data: dict[int, dict[str, bytes]] = {}
+
+    def get(self, partition: int, key: str) -> bytes | None:
+        return self.data.get(partition, {}).get(key)
+
+    def write(self, partition: int, changes: Mapping[str, bytes | None]) -> None:
+        kept = self.data.setdefault(partition, {})
+        for key, value in changes.items():
+            if value is None:
+                kept.pop(key, None)
+            else:
+                kept[key] = value
+
+    def entries(self, partition: int) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self.data.get(partition, {}).items()))
+
+    def reset(self, partition: int, entries: Iterable[tuple[str, bytes]]) -> None:
+        self.data[partition] = dict(entries)
+
+    def drop(self, partition: int) -> None:
+        self.data.pop(partition, None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def prediction(pid: str) -> bytes:
+    event = PREDICTION.model_copy(update={"prediction_id": pid})
+    return Codec(PredictionEvent).encode(event)
+
+
+def label(pid: str, fid: str, actual: bool, minute: int = 0) -> bytes:
+    event = FEEDBACK.model_copy(
+        update={
+            "prediction_id": pid,
+            "feedback_id": fid,
+            "actual": actual,
+            "flag": None,
+            "timestamp": T0 + timedelta(minutes=minute),
+        }
+    )
+    return Codec(FeedbackEvent).encode(event)
+
+
+def flag(pid: str, fid: str) -> bytes:
+    event = FEEDBACK.model_copy(
+        update={"prediction_id": pid, "feedback_id": fid, "actual": None, "flag": "harmful"}
+    )
+    return Codec(FeedbackEvent).encode(event)
+
+
+def outcomes(harness: StageHarness) -> list[Outcome]:
+    return [OUTCOMES.decode(r.value) for r in harness.sent if r.topic == "outcomes"]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def harness(clock: Clock) -> StageHarness:
+    logic = Joining(DictStore(), TOPICS, timedelta(days=30), clock=clock)
+    found = StageHarness(logic, PARTITIONS, changelog="changelog")
+    await found.assign([("predictions", 0), ("feedback", 0)])
+    return found
+
+
+async def test_a_label_joins_its_prediction_whichever_comes_first(harness: StageHarness) -> None:
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.put("feedback", 0, [label("a", "fa", True), label("b", "fb", False)])
+    await harness.flush()
+    assert [(o.prediction.prediction_id, o.feedback.actual) for o in outcomes(harness)] == [
+        ("a", True)
+    ]
+    await harness.put("predictions", 0, [prediction("b")])  # the label was waiting
+    await harness.flush()
+    assert [o.prediction.prediction_id for o in outcomes(harness)] == ["a", "b"]
+
+
+async def test_a_correction_names_what_it_replaces_and_an_older_label_is_ignored(
+    harness: StageHarness,
+) -> None:
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.put("feedback", 0, [label("a", "first", True, minute=1)])
+    await harness.put("feedback", 0, [label("a", "second", False, minute=2)])
+    await harness.put("feedback", 0, [label("a", "stale", True, minute=0)])
+    await harness.flush()
+    joined = outcomes(harness)
+    assert [(o.feedback.feedback_id, o.replaces and o.replaces.feedback_id) for o in joined] == [
+        ("first", None),
+        ("second", "first"),
+    ]
+
+
+async def test_resent_predictions_and_feedback_are_joined_once(harness: StageHarness) -> None:
+    await harness.put("predictions", 0, [prediction("a"), prediction("a")])
+    await harness.put("feedback", 0, [label("a", "f", True), label("a", "f", True)])
+    await harness.flush()
+    await harness.put("feedback", 0, [label("a", "f", True)])  # after the flush too
+    await harness.flush()
+    assert len(outcomes(harness)) == 1
+
+
+async def test_flags_join_without_replacing_the_label(harness: StageHarness) -> None:
+    await harness.put("feedback", 0, [flag("a", "x"), label("a", "l", True)])
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.flush()
+    joined = outcomes(harness)
+    assert sorted((o.feedback.feedback_id, o.replaces is None) for o in joined) == [
+        ("l", True),
+        ("x", True),
+    ]
+
+
+async def test_state_comes_back_from_the_changelog_after_a_restart(clock: Clock) -> None:
+    first = Joining(DictStore(), TOPICS, timedelta(days=30), clock=clock)
+    harness = StageHarness(first, PARTITIONS, changelog="changelog")
+    await harness.assign([("predictions", 0), ("feedback", 0)])
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.put("feedback", 0, [label("b", "fb", True)])
+    await harness.flush()
+    # A new worker on a fresh machine: an empty store, the same changelog and offsets.
+    harness.logic = Joining(DictStore(), TOPICS, timedelta(days=30), clock=clock)
+    await harness.assign([("predictions", 0), ("feedback", 0)])
+    await harness.put("feedback", 0, [label("a", "fa", False)])
+    await harness.put("predictions", 0, [prediction("b")])
+    await harness.flush()
+    assert sorted(o.prediction.prediction_id for o in outcomes(harness)) == ["a", "b"]
+
+
+async def test_past_the_horizon_ids_are_forgotten_and_lonely_feedback_is_orphaned(
+    clock: Clock,
+) -> None:
+    logic = Joining(DictStore(), TOPICS, timedelta(days=30), sweep_seconds=0.0, clock=clock)
+    harness = StageHarness(logic, PARTITIONS, changelog="changelog")
+    await harness.assign([("predictions", 0), ("feedback", 0)])
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.put("feedback", 0, [label("never", "f", True)])
+    await harness.flush()
+    clock.now = T0 + timedelta(days=31)
+    await harness.flush()  # the sweep
+    assert logic.counts.orphaned == 1 and logic.counts.expired == 2
+    tombstones = [r.key for r in harness.sent if r.topic == "changelog" and r.value is None]
+    assert sorted(tombstones) == [b"a", b"never"]
+    await harness.put("feedback", 0, [label("a", "late", True)])
+    await harness.flush()
+    assert outcomes(harness) == []  # its prediction is forgotten: it waits on its own
+
+
+async def test_an_undecodable_record_is_dead_lettered(harness: StageHarness) -> None:
+    await harness.put("feedback", 0, [b"garbage"])
+    await harness.flush()
+    ((letter),) = harness.dead_letters
+    assert letter.record.value == b"garbage"
+    assert [r for r in harness.sent if r.topic == "changelog"] == []
