@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent, LabelMatcher, Silence
 from vigil.wire.joins import JoinEntry
-from vigil.wire.performance import ConfusionMatrix, PerformanceReport
+from vigil.wire.performance import ConfusionMatrix, PerformancePartial, PerformanceReport
 from vigil.wire.records import (
     Alert,
     FeatureDrift,
@@ -223,6 +223,14 @@ SAMPLES: dict[type[Record], Record] = {
     WindowReport: REPORT,
     TrafficReport: TRAFFIC,
     PerformanceReport: PERFORMANCE,
+    PerformancePartial: PerformancePartial(
+        model_id="credit-risk",
+        model_version="1.0.0",
+        window_start=T0.replace(microsecond=0),
+        window_end=T0.replace(microsecond=0) + timedelta(hours=1),
+        revision=3,
+        state=b"state",  # ASCII, so that the JSON round trip holds too
+    ),
     Alert: ALERT,
     AlertEvent: ALERT_EVENT,
     Silence: SILENCE,

@@ -42,6 +42,7 @@ from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.adapters.tasks import stop_tasks
 from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import (
     Alert,
     AlertRule,
@@ -70,6 +71,7 @@ log = logging.getLogger(__name__)
 
 WINDOW_REPORTS = Codec(WindowReport)
 TRAFFIC_REPORTS = Codec(TrafficReport)
+PERFORMANCE_REPORTS = Codec(PerformanceReport)
 DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=4 * 3600.0)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
@@ -110,6 +112,9 @@ class Alerter:
         try:
             report = decode_report(message.value)
         except DecodeError as exc:
+            if is_performance_report(message.value):
+                # Performance reports share the topic; no alert rule reads them yet.
+                return
             await self._dead_letter(message, "undecodable", exc.reason)
             return
         try:
@@ -221,6 +226,15 @@ def _rules(version: ModelVersion | None) -> list[AlertRule]:
     if version is None:
         return effective_rules(UNKNOWN_MODEL_SEVERITY, [])
     return effective_rules(version.risk.severity, version.alert_rules, version.expected_interval)
+
+
+def is_performance_report(value: bytes | None) -> bool:
+    """Whether a record of the metrics topic is a ``PerformanceReport``."""
+    try:
+        PERFORMANCE_REPORTS.decode(value)
+    except DecodeError:
+        return False
+    return True
 
 
 def decode_report(value: bytes | None) -> Report:

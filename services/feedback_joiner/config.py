@@ -19,6 +19,13 @@ class Settings(VigilSettings):
     joiner_feedback_topic: str = "vigil.feedback.v1"
     joiner_outcomes_topic: str = "vigil.outcomes.v1"
     joiner_changelog_topic: str = "vigil.joiner.changelog.v1"
+    joiner_partials_topic: str = "vigil.performance.partials.v1"
+    joiner_windows_topic: str = "vigil.performance.changelog.v1"
+    joiner_metrics_topic: str = "vigil.metrics.v1"  # where PerformanceReports go
+    # Event-time windows of the predictions that performance is reported for.
+    joiner_window_seconds: float = Field(default=3600.0, gt=0)
+    # A window's report is revised at most this often while its labels stream in.
+    joiner_report_seconds: float = Field(default=2.0, gt=0)
     # How long a prediction waits for its label, and a label for its prediction (30 days).
     joiner_label_horizon_seconds: float = Field(default=30 * 86400.0, gt=0)
     joiner_flush_seconds: float = Field(default=1.0, gt=0)

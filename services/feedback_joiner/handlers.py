@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from feedback_joiner.ports import JoinStore
+from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
     Assigned,
     DeadLetter,
@@ -34,8 +35,10 @@ from vigil.adapters.stage_logic import (
     StageLogic,
     TopicPartitionKey,
 )
+from vigil.performance import WINDOW_SECONDS, WindowPerformance, window_of
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.joins import JoinEntry
+from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent, Record, utcnow
 
 __all__ = ["Joining", "Topics"]
@@ -46,6 +49,7 @@ ENTRIES = Codec(JoinEntry)
 PREDICTIONS = Codec(PredictionEvent)
 FEEDBACK = Codec(FeedbackEvent)
 OUTCOMES = Codec(Outcome)
+PARTIALS = Codec(PerformancePartial)
 SEEN_KEPT = 32  # feedback ids remembered per prediction, to join a resend once
 WAITING_KEPT = 32  # flags kept per prediction that has not come yet
 
@@ -59,6 +63,7 @@ class Topics:
     feedback: str
     outcomes: str
     changelog: str
+    partials: str = "vigil.performance.partials.v1"
 
 
 @dataclass
@@ -72,6 +77,7 @@ class Counts:
     duplicates: int = 0  # resent predictions or feedback ids, joined once
     orphaned: int = 0  # feedback forgotten at the horizon without its prediction
     expired: int = 0  # ids forgotten at the horizon
+    unjudged: int = 0  # outcomes of a label the model's task cannot read (not counted)
 
 
 class Joining(StageLogic):
@@ -87,8 +93,14 @@ class Joining(StageLogic):
         sweep_seconds: float = 3600.0,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        versions: Catalog | None = None,
+        window_seconds: float = WINDOW_SECONDS,
     ) -> None:
         self.store = store
+        self.versions = versions
+        self.window_seconds = window_seconds
+        # This flush's performance deltas, by (model, version, window start).
+        self.deltas: dict[tuple[str, str, datetime], tuple[datetime, WindowPerformance]] = {}
         self.topics = topics
         self.horizon = horizon
         self.flush_seconds = flush_seconds
@@ -141,6 +153,9 @@ class Joining(StageLogic):
             self.pending.duplicates += 1  # a resend: the first one stands
             return
         self.pending.indexed += 1
+        window = self._window(prediction)
+        if window is not None:
+            window.add_prediction(prediction.prediction, prediction.score)
         if entry.label is not None and not entry.label_joined:
             self._outcome(prediction, entry.label, None, now)
             entry = entry.model_copy(update={"label_joined": True})
@@ -191,6 +206,53 @@ class Joining(StageLogic):
         self.pending.joined += 1
         if replaces is not None:
             self.pending.corrections += 1
+        if feedback.actual is not None:
+            self._count(prediction, feedback, feedback.actual, replaces)
+
+    def _window(self, prediction: PredictionEvent) -> WindowPerformance | None:
+        """This flush's delta of the window ``prediction`` falls in; None for a version the
+        registry does not know (joined all the same, not counted)."""
+        if self.versions is None:
+            return None
+        version = self.versions.get(prediction.model_id, prediction.model_version)
+        if version is None:
+            return None
+        start, end = window_of(_utc(prediction.timestamp), self.window_seconds)
+        key = (prediction.model_id, prediction.model_version, start)
+        found = self.deltas.get(key)
+        if found is None:
+            found = self.deltas[key] = (
+                end,
+                WindowPerformance(version.task, version.positive_label),
+            )
+        return found[1]
+
+    def _count(
+        self,
+        prediction: PredictionEvent,
+        label: FeedbackEvent,
+        actual: bool | int | float | str,
+        replaces: FeedbackEvent | None,
+    ) -> None:
+        """Count a label into its window's delta; a correction takes the old label out first."""
+        window = self._window(prediction)
+        if window is None:
+            return
+        try:
+            if replaces is not None and replaces.actual is not None:
+                window.add_outcome(
+                    prediction.prediction,
+                    prediction.score,
+                    replaces.actual,
+                    _latency(prediction, replaces),
+                    sign=-1,
+                )
+            window.add_outcome(
+                prediction.prediction, prediction.score, actual, _latency(prediction, label)
+            )
+        except ValueError as exc:  # e.g. a string label for a regression model
+            self.pending.unjudged += 1
+            log.warning("outcome of %s not counted: %s", prediction.prediction_id, exc)
 
     # -- flushing ----------------------------------------------------------------------------
 
@@ -215,9 +277,26 @@ class Joining(StageLogic):
             )
             for (partition, pid), entry in self.dirty.items()
         ]
-        output = Output([*self.outcomes, *changes], self.rejects)
+        partials = [
+            Outgoing(
+                self.topics.partials,
+                PARTIALS.encode(
+                    PerformancePartial(
+                        model_id=model_id,
+                        model_version=version,
+                        window_start=start,
+                        window_end=end,
+                        state=window.to_bytes(),
+                    )
+                ),
+                f"{model_id}/{version}".encode(),
+            )
+            for (model_id, version, start), (end, window) in self.deltas.items()
+        ]
+        output = Output([*self.outcomes, *changes, *partials], self.rejects)
         self._flushing = (self.dirty, self.pending)
         self.dirty, self.outcomes, self.rejects, self.pending = {}, [], [], Counts()
+        self.deltas = {}
         self.last_flush = now
         return output
 
@@ -289,10 +368,16 @@ class Joining(StageLogic):
         # partitions, so this is a rewind after a failed flush): nothing of it is kept.
         numbers = {p for _, p in partitions}
         self.dirty, self.outcomes, self.rejects, self.pending = {}, [], [], Counts()
+        self.deltas = {}
         self._flushing = None
         for partition in numbers:
             self.store.drop(partition)
         self.owned -= numbers
+
+
+def _latency(prediction: PredictionEvent, label: FeedbackEvent) -> float:
+    """Seconds from the prediction to its label (0 for a label stamped before it)."""
+    return max((_utc(label.timestamp) - _utc(prediction.timestamp)).total_seconds(), 0.0)
 
 
 def _utc(moment: datetime) -> datetime:

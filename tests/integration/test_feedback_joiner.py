@@ -1,6 +1,7 @@
 """The feedback joiner as a process on the real broker: labels before and after their
 predictions, corrections, resends and orphans; killed with SIGKILL mid-stream and restarted on
-an empty disk, it writes every outcome exactly once."""
+an empty disk, it writes every outcome exactly once, and the window's PerformanceReport agrees
+with scikit-learn on the final labels."""
 
 from __future__ import annotations
 
@@ -15,16 +16,35 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
+import pytest
 from aiokafka import TopicPartition
+from sklearn.metrics import (
+    accuracy_score,
+    f1_score,
+    log_loss,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
-from tests.kafka_tools import Message, end_offsets, private_copy, read_from
-from tests.samples import FEEDBACK, PREDICTION
+from tests.kafka_tools import Message, end_offsets, partitions, private_copy, read_from
+from tests.samples import FEEDBACK, MODEL, PREDICTION
 from vigil.adapters.bus import new_producer
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
-from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent, utcnow
+from vigil.wire.performance import PerformanceReport
+from vigil.wire.records import FeedbackEvent, ModelVersion, Outcome, PredictionEvent, utcnow
 from vigil.wire.topics import FEEDBACK as FEEDBACK_TOPIC
-from vigil.wire.topics import JOINS, OUTCOMES, PREDICTIONS
+from vigil.wire.topics import (
+    JOINS,
+    METRICS,
+    MODELS,
+    OUTCOMES,
+    PERFORMANCE_PARTIALS,
+    PERFORMANCE_WINDOWS,
+    PREDICTIONS,
+)
 
 N = 3000
 
@@ -53,8 +73,24 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
     run = uuid.uuid4().hex[:8]
     topics = {
         t.name: private_copy(infra.kafka_bootstrap, t, run).name
-        for t in (PREDICTIONS, FEEDBACK_TOPIC, OUTCOMES, JOINS)
+        for t in (
+            PREDICTIONS,
+            FEEDBACK_TOPIC,
+            OUTCOMES,
+            JOINS,
+            PERFORMANCE_PARTIALS,
+            PERFORMANCE_WINDOWS,
+            METRICS,
+        )
     }
+    model = MODEL.model_copy(
+        update={"model_id": f"joined-{run}", "positive_label": None, "status": "champion"}
+    )
+    asyncio.run(
+        _produce(
+            infra.kafka_bootstrap, MODELS.name, [(model.key, Codec(ModelVersion).encode(model))]
+        )
+    )
     env = {
         **os.environ,
         "VIGIL_JOINER_GROUP_ID": f"test-joiner-{run}",
@@ -64,13 +100,28 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
         "VIGIL_JOINER_FEEDBACK_TOPIC": topics[FEEDBACK_TOPIC.name],
         "VIGIL_JOINER_OUTCOMES_TOPIC": topics[OUTCOMES.name],
         "VIGIL_JOINER_CHANGELOG_TOPIC": topics[JOINS.name],
+        "VIGIL_JOINER_PARTIALS_TOPIC": topics[PERFORMANCE_PARTIALS.name],
+        "VIGIL_JOINER_WINDOWS_TOPIC": topics[PERFORMANCE_WINDOWS.name],
+        "VIGIL_JOINER_METRICS_TOPIC": topics[METRICS.name],
+        "VIGIL_JOINER_REPORT_SECONDS": "0.5",
         "VIGIL_JOINER_FLUSH_SECONDS": "0.2",
     }
-    now = utcnow()
+    now = utcnow().replace(minute=30, second=0, microsecond=0)  # mid-window
     ids = [f"{run}-{i}" for i in range(N)]
+    rng = np.random.default_rng(3)
+    scores = {pid: float(rng.random()) for pid in ids}
 
     def prediction(pid: str) -> tuple[str, bytes]:
-        event = PREDICTION.model_copy(update={"prediction_id": pid, "timestamp": now})
+        event = PREDICTION.model_copy(
+            update={
+                "prediction_id": pid,
+                "model_id": model.model_id,
+                "model_version": model.version,
+                "timestamp": now,
+                "prediction": scores[pid] > 0.5,
+                "score": scores[pid],
+            }
+        )
         return pid, Codec(PredictionEvent).encode(event)
 
     def label(pid: str, fid: str, actual: bool, seconds: int) -> tuple[str, bytes]:
@@ -137,6 +188,43 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
     assert len(corrections) == 300
     assert all(o.replaces and o.replaces.feedback_id.startswith("late-") for o in corrections)
     assert not any("ghost" in o.feedback.feedback_id for o in decoded)
+    # The window's last revision counts every prediction and the final label of each.
+    reports = asyncio.run(
+        read_from(
+            infra.kafka_bootstrap,
+            asyncio.run(_starts(infra.kafka_bootstrap, topics[METRICS.name])),
+            lambda ms: False,
+            3,
+        )
+    )
+    (report,) = _last_revisions(reports)
+    final = {pid: True for pid in ids[:800]} | {pid: False for pid in ids[800:2500]}
+    truth = [final[p] for p in final]
+    predicted = [scores[p] > 0.5 for p in final]
+    probabilities = [scores[p] for p in final]
+    assert (report.predictions, report.labelled) == (N, 2500)
+    assert report.metrics["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
+    assert report.metrics["precision"] == pytest.approx(precision_score(truth, predicted))
+    assert report.metrics["recall"] == pytest.approx(recall_score(truth, predicted))
+    assert report.metrics["f1"] == pytest.approx(f1_score(truth, predicted))
+    assert abs(report.metrics["roc_auc"] - roc_auc_score(truth, probabilities)) < 0.005
+    assert abs(report.metrics["log_loss"] - log_loss(truth, probabilities)) < 0.005
+
+
+async def _starts(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    return {TopicPartition(topic, p): 0 for p in await partitions(bootstrap, topic)}
+
+
+def _last_revisions(messages: list[Message]) -> list[PerformanceReport]:
+    codec = Codec(PerformanceReport)
+    latest: dict[str, PerformanceReport] = {}
+    for m in messages:
+        report = codec.decode(m.value)
+        if report.revision > latest.get(report.report_id, report).revision or (
+            report.report_id not in latest
+        ):
+            latest[report.report_id] = report
+    return list(latest.values())
 
 
 def _after(messages: list[Message], tp: TopicPartition, start: int) -> int:

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from feedback_joiner.handlers import OUTCOMES, Joining, Topics
+from feedback_joiner.handlers import OUTCOMES, PARTIALS, Joining, Topics
 from feedback_joiner.ports import JoinStore
-from tests.samples import FEEDBACK, PREDICTION, T0
+from tests.samples import FEEDBACK, MODEL, PREDICTION, T0
+from tests.unit.fakes import FakeCatalog
 from vigil.adapters.stage_testing import StageHarness
+from vigil.performance import WindowPerformance, realised_metrics
 from vigil.wire.codec import Codec
 from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent
 
@@ -182,3 +184,22 @@ async def test_an_undecodable_record_is_dead_lettered(harness: StageHarness) -> 
     ((letter),) = harness.dead_letters
     assert letter.record.value == b"garbage"
     assert [r for r in harness.sent if r.topic == "changelog"] == []
+
+
+async def test_predictions_and_labels_become_performance_deltas(clock: Clock) -> None:
+    model = MODEL.model_copy(update={"positive_label": None})
+    logic = Joining(
+        DictStore(), TOPICS, timedelta(days=30), clock=clock, versions=FakeCatalog([model])
+    )
+    harness = StageHarness(logic, PARTITIONS, changelog="changelog")
+    await harness.assign([("predictions", 0), ("feedback", 0)])
+    await harness.put("predictions", 0, [prediction("a"), prediction("b")])
+    await harness.put("feedback", 0, [label("a", "1", False, minute=1)])
+    await harness.put("feedback", 0, [label("a", "2", True, minute=2)])  # a correction
+    await harness.flush()
+    partials = [PARTIALS.decode(r.value) for r in harness.sent if r.topic == TOPICS.partials]
+    (partial,) = partials
+    window = WindowPerformance.from_bytes(partial.state)
+    # Two predictions; one label, the corrected one (the first was taken out again).
+    assert (window.predictions, window.labelled) == (2, 1)
+    assert realised_metrics(window)["accuracy"] == 1.0

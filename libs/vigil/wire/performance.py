@@ -20,6 +20,7 @@ from vigil.wire.shapes import FiniteMap
 __all__ = [
     "BusinessValue",
     "ConfusionMatrix",
+    "PerformancePartial",
     "PerformanceReport",
     "PerformanceState",
     "Task",
@@ -108,3 +109,21 @@ class PerformanceState(Record):
     floats_size: int
     ints: bytes
     floats: bytes
+
+
+class PerformancePartial(Record):
+    """A performance window's accumulator (``WindowPerformance.to_bytes``) of one model
+    version: a joiner's delta for one flush (``revision`` 0) on the partials topic, or the
+    merged window with the revision last reported, in the reporter's changelog."""
+
+    model_id: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    revision: int = 0
+    state: bytes
+
+    @property
+    def key(self) -> str:
+        """Key on the partials topic: one version's deltas meet in one reporter."""
+        return f"{self.model_id}/{self.model_version}"

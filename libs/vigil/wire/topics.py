@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent
 from vigil.wire.joins import JoinEntry
+from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import (
     DriftPartial,
     DriftState,
@@ -29,6 +30,8 @@ __all__ = [
     "METRICS",
     "MODELS",
     "OUTCOMES",
+    "PERFORMANCE_PARTIALS",
+    "PERFORMANCE_WINDOWS",
     "PREDICTIONS",
     "SCHEMAS",
     "Topic",
@@ -58,6 +61,18 @@ JOINS = Topic(
     EVENT_PARTITIONS,
     "prediction_id",
     JoinEntry,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
+# The joiners' performance deltas, by model version, for the reporter that owns the version;
+# and the reporter's merged windows (compacted, partitioned as the partials).
+PERFORMANCE_PARTIALS = Topic(
+    "vigil.performance.partials.v1", 3, "model_id/model_version", PerformancePartial
+)
+PERFORMANCE_WINDOWS = Topic(
+    "vigil.performance.changelog.v1",
+    3,
+    "model_id/model_version/window start micros",
+    PerformancePartial,
     {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
 )
 # Keyed by model version so its reports stay in order for alert state; report_id names each.
@@ -107,6 +122,8 @@ CATALOGUE: tuple[Topic, ...] = (
     FEEDBACK,
     OUTCOMES,
     JOINS,
+    PERFORMANCE_PARTIALS,
+    PERFORMANCE_WINDOWS,
     METRICS,
     ALERTS,
     MODELS,
