@@ -47,6 +47,10 @@ class Streak(BaseModel):
     window: datetime
     held: int = 0
     history: list[float] = Field(default_factory=list)
+    # A revised report of the same window (performance, as labels land) is judged again:
+    # the revision last judged, and the streak before that window.
+    revision: int = 0
+    before: int = 0
 
 
 class RuleState(BaseModel):
@@ -121,25 +125,35 @@ def _baseline(rule: AlertRule, previous: list[float]) -> float | None:
 
 
 def _step(
-    rule: AlertRule, before: Streak | None, window: datetime, value: float
+    rule: AlertRule, before: Streak | None, window: datetime, value: float, revision: int = 0
 ) -> tuple[Streak, bool, float | None] | None:
     """The streak after ``value`` of ``window``, whether the condition held, and the baseline.
 
     None for a window older than the last one seen. The last window again (a report handled
     twice) gives the same answer and the same streak, whether or not the alerts it changed
-    were stored the first time.
+    were stored the first time; unless it is a later ``revision`` of that window's report,
+    which is judged again in its place.
     """
     if before is not None and _utc(before.window) > window:
         return None
-    if before is not None and _utc(before.window) == window:
+    again = before is not None and _utc(before.window) == window
+    if before is not None and again and revision <= before.revision:
         return before, before.held > 0, _baseline(rule, before.history[:-1])
-    previous = before.history if before is not None else []
+    if before is not None and again:
+        previous, streak = before.history[:-1], before.before
+    else:
+        previous = before.history if before is not None else []
+        streak = before.held if before is not None else 0
     baseline = _baseline(rule, previous)
     holds = condition_holds(rule, value, baseline)
-    held = before.held + 1 if holds and before is not None else int(holds)
+    held = streak + 1 if holds else 0
     history = [*previous, value][-(rule.baseline_windows + 1) :]
     kept = history if rule.condition.startswith("change") else []
-    return Streak(window=window, held=held, history=kept), holds, baseline
+    return (
+        Streak(window=window, held=held, history=kept, revision=revision, before=streak),
+        holds,
+        baseline,
+    )
 
 
 def evaluate_rules(
@@ -158,7 +172,8 @@ def evaluate_rules(
     changes: list[Alert] = []
     for rule, (subject, value, notes) in watched(report, rules):
         key = _SEP.join([rule.name, subject or ""])
-        stepped = _step(rule, streaks.get(key), report.window_start, value)
+        revision = int(getattr(report, "revision", 0))
+        stepped = _step(rule, streaks.get(key), report.window_start, value, revision)
         if stepped is None:
             continue
         streaks[key], holds, baseline = stepped

@@ -55,7 +55,7 @@ from vigil.wire.records import (
 from vigil.wire.rules import effective_rules
 from vigil.wire.topics import ALERTS, Topic
 
-Report = WindowReport | TrafficReport
+Report = WindowReport | TrafficReport | PerformanceReport
 
 __all__ = [
     "Alerter",
@@ -112,9 +112,6 @@ class Alerter:
         try:
             report = decode_report(message.value)
         except DecodeError as exc:
-            if is_performance_report(message.value):
-                # Performance reports share the topic; no alert rule reads them yet.
-                return
             await self._dead_letter(message, "undecodable", exc.reason)
             return
         try:
@@ -228,24 +225,17 @@ def _rules(version: ModelVersion | None) -> list[AlertRule]:
     return effective_rules(version.risk.severity, version.alert_rules, version.expected_interval)
 
 
-def is_performance_report(value: bytes | None) -> bool:
-    """Whether a record of the metrics topic is a ``PerformanceReport``."""
-    try:
-        PERFORMANCE_REPORTS.decode(value)
-    except DecodeError:
-        return False
-    return True
-
-
 def decode_report(value: bytes | None) -> Report:
-    """A record of the metrics topic: a window report, or a traffic report."""
+    """A record of the metrics topic: a window, traffic or performance report."""
     try:
         return WINDOW_REPORTS.decode(value)
     except DecodeError as first:
-        try:
-            return TRAFFIC_REPORTS.decode(value)
-        except DecodeError:
-            raise first from None
+        for codec in (TRAFFIC_REPORTS, PERFORMANCE_REPORTS):
+            try:
+                return codec.decode(value)
+            except DecodeError:
+                continue
+        raise first from None
 
 
 class ReportConsumer:

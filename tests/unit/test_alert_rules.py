@@ -12,7 +12,8 @@ import pytest
 import vigil.wire.rules
 from alerting.handlers import fingerprint
 from alerting.rules import RuleState, evaluate_rules, in_utc
-from tests.samples import REPORT, TRAFFIC
+from tests.samples import PERFORMANCE, REPORT, TRAFFIC
+from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import (
     Alert,
     AlertRule,
@@ -266,7 +267,7 @@ def test_rule_errors_say_which_field_and_what_was_expected() -> None:
 
 
 SILENCE = SilenceCheck.since("credit-risk", "1.0.0", TRAFFIC.window_end, NOW)
-SAMPLE_REPORTS: list[Report] = [REPORT, TRAFFIC, SILENCE]
+SAMPLE_REPORTS: list[Report] = [REPORT, TRAFFIC, SILENCE, PERFORMANCE]
 
 
 @pytest.mark.parametrize("name", sorted(SIGNALS))
@@ -376,6 +377,9 @@ def test_the_default_rule_names() -> None:
         "late_rate",
         "traffic_anomaly",
         "model_silent",
+        "performance_drop",
+        "estimated_performance_drop",
+        "label_coverage_drop",
     ]
 
 
@@ -383,3 +387,34 @@ def test_a_change_condition_on_the_clock_is_refused() -> None:
     rule = _rule(signal="silent_seconds", condition="change_above", threshold=1.0)
     (error,) = rule_errors([rule], [])
     assert error.field == "[0].condition" and "above or below" in error.expected
+
+
+def _performance(window: int, accuracy: float, revision: int = 1) -> PerformanceReport:
+    start = PERFORMANCE.window_start + timedelta(hours=window)
+    return PERFORMANCE.model_copy(
+        update={
+            "window_start": start,
+            "window_end": start + timedelta(hours=1),
+            "revision": revision,
+            "metrics": {"accuracy": accuracy},
+            "report_id": f"credit-risk/1.0.0/performance/{window}",
+        }
+    )
+
+
+def test_a_performance_drop_fires_and_a_revised_window_is_judged_again() -> None:
+    rules = [r for r in default_rules("high") if r.name == "performance_drop"]
+    state, current = RuleState(), {}
+    for window in range(10):
+        changes, state = evaluate_rules(_performance(window, 0.9), rules, state, current, NOW)
+        assert changes == []
+    # Window 10 looks fine at first; its second revision (more labels) drops below -10 %.
+    changes, state = evaluate_rules(_performance(10, 0.9), rules, state, current, NOW)
+    assert changes == []
+    changes, state = evaluate_rules(_performance(10, 0.7, revision=2), rules, state, current, NOW)
+    assert changes == []  # held once: for_windows is 2
+    (fired,) = evaluate_rules(_performance(11, 0.7), rules, state, current, NOW)[0]
+    assert (fired.rule, fired.feature, fired.status) == ("performance_drop", "accuracy", "firing")
+    # The same revision again changes nothing.
+    again, _ = evaluate_rules(_performance(10, 0.7, revision=2), rules, state, current, NOW)
+    assert again == []

@@ -18,6 +18,7 @@ from vigil.wire.records import Record
 from vigil.wire.shapes import FiniteMap
 
 __all__ = [
+    "METRICS",
     "BusinessValue",
     "ConfusionMatrix",
     "PerformancePartial",
@@ -27,6 +28,11 @@ __all__ = [
 ]
 
 Task = Literal["binary", "multiclass", "regression"]
+# The metrics a report may carry (``vigil.performance.metrics``): what rules may name.
+METRICS = (
+    *("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "ece"),
+    *("positive_rate", "base_rate", "mae", "rmse", "r2", "mean_error"),
+)
 
 
 class BusinessValue(Record):
@@ -90,6 +96,11 @@ class PerformanceReport(Record):
     estimated_value: float | None = None
     currency: str | None = None
     created_at: datetime
+
+    @property
+    def event_count(self) -> int:
+        """The window's predictions (what alert rules call a report's events)."""
+        return self.predictions
 
     @property
     def key(self) -> str:

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from vigil.wire.performance import METRICS, PerformanceReport
 from vigil.wire.records import AlertRule, FeatureDrift, Severity, TrafficReport, WindowReport
 from vigil.wire.validation import FieldError, describe
 
@@ -63,6 +64,9 @@ class Report(Protocol):
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """The report with ``update`` applied (pydantic's)."""
         ...
+
+
+R = TypeVar("R")
 
 
 class SilenceCheck(BaseModel):
@@ -140,10 +144,10 @@ def _per_feature(
     return read
 
 
-def _whole(
-    value: Callable[[WindowReport], float | None],
-) -> Callable[[WindowReport], Iterator[Reading]]:
-    def read(report: WindowReport) -> Iterator[Reading]:
+def _whole(value: Callable[[R], float | None]) -> Callable[[R], Iterator[Reading]]:
+    """A signal of the whole window (no subject)."""
+
+    def read(report: R) -> Iterator[Reading]:
         found = value(report)
         if found is not None:
             yield None, found, {}
@@ -180,6 +184,18 @@ def _silence(check: SilenceCheck) -> Iterator[Reading]:
         "silent_seconds": f"{check.silent_seconds:.0f}",
     }
     yield None, check.silent_seconds, notes
+
+
+def _by_name(
+    metrics: Callable[[PerformanceReport], Mapping[str, float]],
+) -> Callable[[PerformanceReport], Iterator[Reading]]:
+    """A signal of each metric of a performance report (the subject is the metric's name)."""
+
+    def read(report: PerformanceReport) -> Iterator[Reading]:
+        for name, value in sorted(metrics(report).items()):
+            yield name, value, {"revision": str(report.revision), "labelled": str(report.labelled)}
+
+    return read
 
 
 SIGNALS: dict[str, Signal] = {
@@ -226,6 +242,33 @@ SIGNALS: dict[str, Signal] = {
         "seconds since the version's last traffic (alerting's clock; above only)",
         _silence,
         reads=SilenceCheck,
+    ),
+    "performance": Signal(
+        "each realised metric of a performance report (features: the metric names)",
+        _by_name(lambda r: r.metrics),
+        True,
+        PerformanceReport,
+    ),
+    "estimated_performance": Signal(
+        "each metric estimated from the scores alone (binary models, before labels)",
+        _by_name(lambda r: r.estimated),
+        True,
+        PerformanceReport,
+    ),
+    "label_coverage": Signal(
+        "labelled / predictions of the window",
+        _whole(lambda r: r.label_coverage),
+        reads=PerformanceReport,
+    ),
+    "value_per_prediction": Signal(
+        "realised business value per labelled prediction",
+        _whole(lambda r: r.value_per_prediction),
+        reads=PerformanceReport,
+    ),
+    "orphaned_rate": Signal(
+        "feedback whose prediction never came / all feedback of the window",
+        _whole(lambda r: _rate(r.orphaned, r.orphaned + r.labelled)),
+        reads=PerformanceReport,
     ),
 }
 
@@ -280,6 +323,26 @@ def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[Aler
             for_windows=3,
         ),
         rule("model_silent", "above", expected_interval, signal="silent_seconds"),
+        # Outcomes: a metric 10 % below its last 10 windows, for 2 windows (each revision of a
+        # window's report is judged again as its labels land); the estimate likewise.
+        rule(
+            "performance_drop",
+            "change_below",
+            -0.1,
+            signal="performance",
+            for_windows=2,
+            features=["accuracy", "f1", "roc_auc"],
+        ),
+        rule(
+            "estimated_performance_drop",
+            "change_below",
+            -0.1,
+            up=-1,
+            for_windows=2,
+            signal="estimated_performance",
+            features=["accuracy", "roc_auc"],
+        ),
+        rule("label_coverage_drop", "change_below", -0.5, signal="label_coverage", for_windows=3),
     ]
 
 
@@ -318,6 +381,12 @@ def rule_errors(rules: Sequence[AlertRule], subjects: Iterable[str]) -> list[Fie
         elif signal.reads is SilenceCheck and r.condition.startswith("change"):
             expected = f"above or below for the signal {r.signal}"
             errors.append(FieldError(f"[{i}].condition", expected, describe(r.condition)))
+        elif r.features is not None and signal.reads is PerformanceReport:
+            errors += [
+                FieldError(f"[{i}].features", "a metric: " + ", ".join(METRICS), describe(name))
+                for name in r.features
+                if name not in METRICS
+            ]
         elif r.features is not None:
             errors += [
                 FieldError(f"[{i}].features", "a feature or output of the model", describe(name))
