@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent, LabelMatcher, Silence
 from vigil.wire.joins import JoinEntry
-from vigil.wire.performance import ConfusionMatrix, PerformancePartial, PerformanceReport
+from vigil.wire.performance import (
+    BusinessValue,
+    ConfusionMatrix,
+    PerformancePartial,
+    PerformanceReport,
+)
 from vigil.wire.records import (
     Alert,
     FeatureDrift,
@@ -63,6 +68,9 @@ MODEL = ModelVersion(
     risk=RiskAssessment(probability=3, impact=4, severity="high"),
     sensitive_attributes=["age"],
     business_costs={"false_positive": 5.0, "false_negative": 50.0},
+    business_value=BusinessValue(
+        currency="EUR", true_positive=120.0, false_positive=-40.0, false_negative=-2000.0
+    ),
     lineage=Lineage(training_data="s3://bucket/train.parquet", code_version="abc123"),
     status="challenger",
     reference=ReferenceProfile(

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
     Assigned,
     DeadLetter,
@@ -59,7 +60,9 @@ class Reporting(StageLogic):
         report_seconds: float = 2.0,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        versions: Catalog | None = None,
     ) -> None:
+        self.versions = versions  # the registry: each version's business value
         self.metrics_topic = metrics_topic
         self.changelog_topic = changelog_topic
         self.report_seconds = report_seconds
@@ -106,17 +109,19 @@ class Reporting(StageLogic):
         records: list[Outgoing] = []
         flushing: dict[WindowKey, tuple[int, PerformancePartial]] = {}
         for key, (partition, base, merged) in self.changed.items():
-            model_id, version, start = key
+            model_id, version_id, start = key
             revision = base.revision + 1 if key in self.windows else 1
+            version = self.versions.get(model_id, version_id) if self.versions else None
             report = performance_report(
                 merged,
                 model_id=model_id,
-                model_version=version,
+                model_version=version_id,
                 window_start=start,
                 window_end=base.window_end,
                 revision=revision,
                 created_at=now,
                 calibration=IDENTITY if merged.task == "binary" else None,
+                value=version.business_value if version is not None else None,
             )
             state = base.model_copy(update={"revision": revision, "state": merged.to_bytes()})
             records.append(

@@ -62,7 +62,7 @@ def joiner_stage(settings: Settings, store: RocksJoinStore, versions: Catalog) -
     return Stage(config, logic)
 
 
-def reporter_stage(settings: Settings) -> Stage:
+def reporter_stage(settings: Settings, versions: Catalog) -> Stage:
     """The performance reporter as a transactional stage with a changelog."""
     config = StageConfig(
         name="performance-reporter",
@@ -77,6 +77,7 @@ def reporter_stage(settings: Settings) -> Stage:
         settings.joiner_metrics_topic,
         settings.joiner_windows_topic,
         report_seconds=settings.joiner_report_seconds,
+        versions=versions,
     )
     return Stage(config, logic)
 
@@ -100,7 +101,7 @@ async def main(settings: Settings) -> None:
         stack.callback(store.close)
         versions = await started(stack, ModelCatalogFollower(settings.kafka))
         joiner = await started(stack, joiner_stage(settings, store, versions))
-        reporter = await started(stack, reporter_stage(settings))
+        reporter = await started(stack, reporter_stage(settings, versions))
         tasks = [
             asyncio.create_task(joiner.run(), name="feedback-joiner"),
             asyncio.create_task(reporter.run(), name="performance-reporter"),

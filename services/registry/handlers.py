@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.drift.reference import build_reference
 from vigil.drift.verdicts import OUTPUTS
+from vigil.wire.performance import BusinessValue
 from vigil.wire.records import (
     DriftConfig,
     FeatureSpec,
@@ -44,6 +45,9 @@ class ModelRegistration(BaseModel):
     positive_label: Name | None = None
     sensitive_attributes: list[Name] = Field(default_factory=list)
     business_costs: FiniteMap = Field(default_factory=dict)
+    business_value: BusinessValue | None = Field(
+        default=None, description="What an outcome is worth, for the performance reports."
+    )
     lineage: Lineage = Field(default_factory=Lineage)
     status: Literal["champion", "challenger", "shadow", "retired"] = "champion"
     drift: DriftConfig = Field(default_factory=DriftConfig)

@@ -21,6 +21,7 @@ import pytest
 from aiokafka import TopicPartition
 from sklearn.metrics import (
     accuracy_score,
+    confusion_matrix,
     f1_score,
     log_loss,
     precision_score,
@@ -209,6 +210,13 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
     assert report.metrics["f1"] == pytest.approx(f1_score(truth, predicted))
     assert abs(report.metrics["roc_auc"] - roc_auc_score(truth, probabilities)) < 0.005
     assert abs(report.metrics["log_loss"] - log_loss(truth, probabilities)) < 0.005
+    # In business terms, from the registry's value of each outcome.
+    value = model.business_value
+    assert value is not None
+    tn, fp, fn, tp = confusion_matrix(truth, predicted).ravel()
+    worth = tp * value.true_positive + fp * value.false_positive + fn * value.false_negative
+    assert report.value == pytest.approx(worth + tn * value.true_negative)
+    assert report.currency == "EUR"
 
 
 async def _starts(bootstrap: str, topic: str) -> dict[TopicPartition, int]:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from vigil.wire.records import Record
+from vigil.wire.base import Record
 from vigil.wire.shapes import FiniteMap
 
 __all__ = [

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from vigil.wire.base import Record, utcnow
+from vigil.wire.performance import BusinessValue
 from vigil.wire.shapes import INT64_MAX, FiniteMap, Identifier, Name
 
 __all__ = [
@@ -46,17 +48,6 @@ RuleCondition = Literal["above", "below", "change_above", "change_below", "chang
 # bool comes first so that JSON true/false never turns into 1/0.
 FeatureValue = bool | int | float | str | None
 Label = bool | int | float | str
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware, truncated to Avro's microsecond resolution."""
-    return datetime.now(UTC)
-
-
-class Record(BaseModel):
-    """Base of every wire record: unknown fields are errors, not silently dropped."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class PredictionEvent(Record):
@@ -208,6 +199,7 @@ class ModelVersion(Record):
     alert_rules: list[AlertRule] = Field(default_factory=list)
     # Seconds without traffic, after some, that fire model_silent.
     expected_interval: float = Field(default=600.0, gt=0, allow_inf_nan=False)
+    business_value: BusinessValue | None = None
 
     @property
     def key(self) -> str:

@@ -1,0 +1,20 @@
+"""What every wire record shares: the base class and the clock's resolution."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Record", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, truncated to Avro's microsecond resolution."""
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    """Base of every wire record: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
