@@ -70,6 +70,7 @@ bench: up-infra ## performance measurements against the local Kafka and Redis; t
 	$(PY) -m benchmarks.evidently
 	$(PY) -m benchmarks.drift
 	$(PY) -m benchmarks.drift_consume
+	$(PY) -m benchmarks.alerting
 
 clean: down ## stop everything and delete the run directory (Kafka data, logs)
 	rm -rf $(VIGIL_RUN_DIR)

@@ -1,13 +1,18 @@
-"""`make demo`: a model is registered, serves normal then drifted traffic, on-call is paged.
+"""`make demo`: a model is registered, serves normal then drifted traffic, on-call is paged;
+then the true outcomes arrive, and the loss is paged and told in money.
 
 Runs against the stack `make up` started. It replays ten minutes of a credit-risk model's
 predictions (1,000 a minute, event time in the recent past): six normal minutes, then four in
 which applicants' income is 40 % higher. A webhook served by this script is subscribed to the
-model; the alerts that reach it are printed, with the drift reports behind them.
+model; the alerts that reach it are printed, with the drift reports behind them. Then the
+repayments of every loan come back as labels (the drifted applicants repay far less often than
+their scores say): the version's business-value floor pages, and the window's performance is
+printed in euros, next to what Vigil estimated from the scores before any label came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -18,13 +23,23 @@ from typing import Any
 
 import httpx
 import numpy as np
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.performance import PerformanceReport
 
 HOST = "http://127.0.0.1"
 REGISTRY = f"{HOST}:{os.environ.get('VIGIL_REGISTRY_PORT', '8000')}"
 LOGGER = f"{HOST}:{os.environ.get('VIGIL_PREDICTION_LOGGER_PORT', '8001')}"
 ALERTING = f"{HOST}:{os.environ.get('VIGIL_ALERTING_PORT', '8003')}"
+FEEDBACK = f"{HOST}:{os.environ.get('VIGIL_FEEDBACK_PORT', '8002')}"
 MINUTES_NORMAL, MINUTES_DRIFTED, PER_MINUTE = 6, 4, 1000
 WAIT_SECONDS = 600
+KAFKA = os.environ.get("VIGIL_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+METRICS = "vigil.metrics.v1"
+# What a loan is worth: approved and repaid, approved and defaulted, declined (either way).
+VALUE = {"currency": "EUR", "true_positive": 500.0, "false_positive": -1000.0,
+         "true_negative": 0.0, "false_negative": -100.0}  # fmt: skip
 
 received: queue.Queue[dict[str, Any]] = queue.Queue()
 
@@ -103,9 +118,26 @@ def main() -> None:
             "risk": {"probability": 3, "impact": 4},
             "owner": "risk-team",
             "purpose": "loan approval",
+            "business_value": VALUE,
         },
     ).raise_for_status()
-    print(f"registered credit-risk {version} (risk 3 x 4: high)")
+    print(f"registered credit-risk {version} (risk 3 x 4: high), a loan worth +€500 repaid,")
+    print("  -€1,000 defaulted, -€100 declined though it would have been repaid")
+    # The business owner's floor: below €0 per labelled prediction, page.
+    http.put(
+        f"{REGISTRY}/v1/models/credit-risk/versions/{version}/rules",
+        json=[
+            {
+                "name": "value-floor",
+                "signal": "value_per_prediction",
+                "condition": "below",
+                "threshold": 0.0,
+                "severity": "high",
+            }
+        ],
+    ).raise_for_status()
+    print("added an alert rule: value per labelled prediction below €0 pages (high)")
+    metrics_start = asyncio.run(_end_offsets())
     http.post(
         f"{REGISTRY}/v1/models/credit-risk/versions/{version}/reference",
         json=applicants(rng, 5000, 1.0),
@@ -119,27 +151,37 @@ def main() -> None:
             "url": hook,
             "models": ["credit-risk"],
             "min_severity": "medium",
-            # One message per model version, sent 5 s after its first alert (default 30 s).
+            # One message per model version, sent 5 s after its first alert (default 30 s),
+            # and its changes at most every 10 s (default 5 min), for a short demo.
             "group_wait_seconds": 5,
+            "group_interval_seconds": 10,
         },
     ).raise_for_status()
     print(f"subscribed a webhook ({hook}) to credit-risk alerts, medium and up")
 
     start = (time.time() // 60 - MINUTES_NORMAL - MINUTES_DRIFTED - 1) * 60
+    repaid: dict[str, bool] = {}  # what the bank learns later, by prediction id
     for minute in range(MINUTES_NORMAL + MINUTES_DRIFTED):
         drifted = minute >= MINUTES_NORMAL
         rows = applicants(rng, PER_MINUTE, 1.4 if drifted else 1.0)
+        # The model's probability of repayment rises with income, and is right on normal
+        # applicants; the drifted ones repay far less often than it says.
+        scores = [repayment_score(row["income"]) for row in rows]
         events = [
             {
+                "prediction_id": f"{version}-{minute}-{i}",
                 "model_id": "credit-risk",
                 "model_version": version,
                 "timestamp": start + minute * 60 + i * 59 / PER_MINUTE,
                 "features": row,
-                "prediction": bool(row["income"] > 45_000),
-                "score": float(rng.random()),
+                "prediction": score > 0.5,
+                "score": score,
             }
-            for i, row in enumerate(rows)
+            for i, (row, score) in enumerate(zip(rows, scores, strict=True))
         ]
+        for event, score in zip(events, scores, strict=True):
+            chance = score * (0.4 if drifted else 1.0)
+            repaid[str(event["prediction_id"])] = bool(rng.random() < chance)
         app.post(f"{LOGGER}/v1/predictions", json=events).raise_for_status()
         print(
             f"  minute {minute + 1:2d}: sent {PER_MINUTE} predictions"
@@ -172,7 +214,126 @@ def main() -> None:
             f"      window {details['window_start']} .. {details['window_end']}, "
             f"{details['events']} events, fingerprint {alert['fingerprint']}"
         )
+    send_outcomes(app, repaid)
+    wait_for_the_floor()
+    show_performance(version, metrics_start)
     server.shutdown()
+
+
+def repayment_score(income: float) -> float:
+    """The model: a probability of repayment from income alone."""
+    return round(float(1 / (1 + np.exp(-(income - 40_000) / 12_000))), 4)
+
+
+def send_outcomes(app: httpx.Client, repaid: dict[str, bool]) -> None:
+    """The loans' outcomes, as the bank's label pipeline would send them."""
+    print(f"\nthe repayments come back: {len(repaid):,} labels (source ground_truth)")
+    items = [
+        {"prediction_id": pid, "model_id": "credit-risk", "actual": ok, "source": "ground_truth"}
+        for pid, ok in repaid.items()
+    ]
+    for first in range(0, len(items), 2000):
+        app.post(f"{FEEDBACK}/v1/feedback", json=items[first : first + 2000]).raise_for_status()
+
+
+def wait_for_the_floor() -> None:
+    """Wait for the business-value floor to page."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            alert = received.get(timeout=1)
+        except queue.Empty:
+            continue
+        if alert["rule"] == "value-floor" and alert["status"] == "firing":
+            print(f"  [{alert['severity'].upper()}] firing: {alert['summary']}")
+            return
+    raise SystemExit("the value floor did not page within 180 s; see .run/feedback_joiner.log")
+
+
+def show_performance(version: str, start: dict[TopicPartition, int]) -> None:
+    """Each window's first report (before labels) and last one, in money."""
+    reports = asyncio.run(_performance_reports(version, start))
+    for report_id in sorted({r.report_id for r in reports}):
+        revisions = sorted((r for r in reports if r.report_id == report_id), key=_revision)
+        before, after = revisions[0], revisions[-1]
+        print(
+            f"\nwindow {after.window_start:%H:%M}-{after.window_end:%H:%M}: "
+            f"{after.predictions:,} predictions, {after.labelled:,} labelled "
+            f"(revision {after.revision})"
+        )
+        if before.estimated_value is not None:
+            print(
+                f"  estimated from the scores, before any label: accuracy "
+                f"{before.estimated.get('accuracy', float('nan')):.3f}, value "
+                f"{_euros(before.estimated_value)}"
+            )
+        matrix = after.confusion_matrix.rows
+        defaulted = matrix[0][1] if len(matrix) == 2 else 0
+        print(
+            f"  realised: accuracy {after.metrics.get('accuracy', float('nan')):.3f}, "
+            f"approved {defaulted:,} loans that defaulted, value {_euros(after.value or 0)} "
+            f"({_euros(after.value_per_prediction or 0, 2)} per prediction)"
+        )
+
+
+def _euros(amount: float, decimals: int = 0) -> str:
+    sign = "\u2212" if amount < 0 else "+"
+    return f"{sign}\u20ac{abs(amount):,.{decimals}f}"
+
+
+def _revision(report: PerformanceReport) -> int:
+    return report.revision
+
+
+async def _end_offsets() -> dict[TopicPartition, int]:
+    """Where the metrics topic ends now (reports after this are the demo's)."""
+    consumer = AIOKafkaConsumer(METRICS, bootstrap_servers=KAFKA)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(METRICS, p) for p in sorted(await _partitions(consumer))]
+        return dict(await consumer.end_offsets(parts))
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer) -> set[int]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(METRICS)
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise SystemExit(f"no partitions found for {METRICS}")
+
+
+async def _performance_reports(
+    version: str, start: dict[TopicPartition, int]
+) -> list[PerformanceReport]:
+    """The version's performance reports published since ``start``."""
+    codec = Codec(PerformanceReport)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=KAFKA, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    found: list[PerformanceReport] = []
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        quiet = 0
+        while quiet < 3:  # until three empty polls in a row: the end of what is there
+            batches = await consumer.getmany(timeout_ms=1000)
+            quiet = 0 if batches else quiet + 1
+            for messages in batches.values():
+                for m in messages:
+                    try:
+                        report = codec.decode(m.value)
+                    except DecodeError:
+                        continue  # window and traffic reports share the topic
+                    if report.model_version == version:
+                        found.append(report)
+    finally:
+        await consumer.stop()
+    return found
 
 
 if __name__ == "__main__":

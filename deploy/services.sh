@@ -15,6 +15,9 @@ export VIGIL_IDEMPOTENCY_REDIS_URL=${VIGIL_IDEMPOTENCY_REDIS_URL:-redis://127.0.
 export VIGIL_ADMIN_KEY_FILE=${VIGIL_ADMIN_KEY_FILE:-$RUN_DIR/admin.key}
 # Alert notifications may go to receivers on this machine (the demo's); other private ranges stay closed.
 export VIGIL_ALERTING_ALLOWED_NETWORKS=${VIGIL_ALERTING_ALLOWED_NETWORKS:-127.0.0.0/8}
+# The joiner of a new local stack starts at the end of the topics: a developer machine's topics
+# hold the tests' traffic, which no label will ever join (a deployment joins from the start).
+export VIGIL_JOINER_AUTO_OFFSET_RESET=${VIGIL_JOINER_AUTO_OFFSET_RESET:-latest}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
 SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:- feedback_joiner:-"

@@ -29,5 +29,7 @@ class Settings(VigilSettings):
     # How long a prediction waits for its label, and a label for its prediction (30 days).
     joiner_label_horizon_seconds: float = Field(default=30 * 86400.0, gt=0)
     joiner_flush_seconds: float = Field(default=1.0, gt=0)
+    # Where a new consumer group starts: "earliest" joins every prediction still on the topic.
+    joiner_auto_offset_reset: str = "earliest"
     # How often the store is swept for ids past the horizon.
     joiner_sweep_seconds: float = Field(default=3600.0, gt=0)

@@ -17,6 +17,7 @@ changelog (partition = the prediction's); the local store takes it once that is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -125,7 +126,13 @@ class Joining(StageLogic):
         if key in self.dirty:
             return self.dirty[key]
         raw = self.store.get(*key)
-        return ENTRIES.decode(raw) if raw is not None else None
+        if raw is None:
+            return None
+        try:
+            return ENTRIES.decode(raw)
+        except DecodeError as exc:
+            log.warning("dropping the unreadable state of %s: %s", key[1], exc.reason)
+            return None
 
     async def absorb(self, records: Sequence[Incoming]) -> None:
         now = self.clock()
@@ -341,27 +348,24 @@ class Joining(StageLogic):
     # -- assignment --------------------------------------------------------------------------
 
     async def on_assigned(self, assigned: Assigned) -> list[DeadLetter]:
+        # Entries are stored as read, not decoded here: a restore of millions must not hold
+        # the event loop (and the consumer's heartbeats) for long. One that cannot be read is
+        # found, and dropped, when its id next comes.
         numbers = {p for _, p in assigned.partitions}
         found: dict[int, list[tuple[str, bytes]]] = {p: [] for p in numbers}
-        unreadable: list[DeadLetter] = []
         for record in assigned.changelog:
-            if record.key is None or record.value is None or record.partition not in numbers:
-                continue
-            try:
-                ENTRIES.decode(record.value)
-            except DecodeError as exc:
-                unreadable.append(DeadLetter(record, f"not a join entry: {exc.reason}"))
-                continue
-            found[record.partition].append((record.key.decode(), record.value))
+            if record.key is not None and record.value is not None and record.partition in found:
+                found[record.partition].append((record.key.decode(errors="replace"), record.value))
         for partition, entries in found.items():
             self.store.reset(partition, entries)
+            await asyncio.sleep(0)
         self.owned |= numbers
         log.info(
             "joiner restored %d entries for partitions %s",
             sum(len(e) for e in found.values()),
             sorted(numbers),
         )
-        return unreadable
+        return []
 
     def on_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
         # Work not committed is read again (the stage flushes before a rebalance takes
