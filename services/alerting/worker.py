@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -72,6 +73,7 @@ log = logging.getLogger(__name__)
 WINDOW_REPORTS = Codec(WindowReport)
 TRAFFIC_REPORTS = Codec(TrafficReport)
 PERFORMANCE_REPORTS = Codec(PerformanceReport)
+UNKNOWN_SECONDS = 30.0
 DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=4 * 3600.0)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
@@ -102,6 +104,7 @@ class Alerter:
         self.history = AlertHistory(bus, store, events_topic)
         self.dispatcher = Dispatcher(store, self.history, notifier, timing)
         self.dead_lettered = 0
+        self._unknown: dict[tuple[str, str], float] = {}  # versions not found, when
 
     async def handle(self, message: Incoming) -> None:
         """One message of the metrics topic: a report acted on, or dead-lettered.
@@ -131,12 +134,29 @@ class Alerter:
 
     async def handle_report(self, report: Report) -> list[Alert]:
         """Act on one report; returns the alert changes it made (as recorded)."""
-        version = await self.catalog.lookup(report.model_id, report.model_version)
+        version = await self._version(report.model_id, report.model_version)
         rules = _rules(version)
         changes, current = await self._evaluate(report, rules)
         if isinstance(report, TrafficReport):
             changes += await self._traffic(report, rules)
         return await self.apply(changes, current)
+
+    async def _version(self, model_id: str, version_id: str) -> ModelVersion | None:
+        """The registry's version, catching up with the catalog when it is not known; a
+        version still unknown after that is not looked up again for UNKNOWN_SECONDS (each
+        catch-up waits on the models topic, and would hold up every report behind it)."""
+        found = self.catalog.get(model_id, version_id)
+        if found is not None:
+            return found
+        now = time.monotonic()
+        if now - self._unknown.get((model_id, version_id), -UNKNOWN_SECONDS) < UNKNOWN_SECONDS:
+            return None
+        found = await self.catalog.lookup(model_id, version_id)
+        if found is None:
+            if len(self._unknown) > 10_000:
+                self._unknown.clear()
+            self._unknown[(model_id, version_id)] = now
+        return found
 
     async def apply(self, changes: list[Alert], current: dict[str, Alert]) -> list[Alert]:
         """Record ``changes`` and hand them to the notification pipeline."""
@@ -201,7 +221,7 @@ class Alerter:
             model_id, _, version_id = key.partition("/")
             if traffic is None or not version_id:
                 continue
-            version = await self.catalog.lookup(model_id, version_id)
+            version = await self._version(model_id, version_id)
             if version is not None and version.status == "retired":
                 await self.store.forget_traffic(key)  # a retired version is meant to be silent
                 continue

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from alerting.worker import Alerter
-from tests.samples import MODEL, REPORT
+from tests.samples import MODEL, REPORT, report_at
 from tests.unit.fakes import FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier
 from vigil.adapters.ports import Unavailable
 from vigil.adapters.stage_logic import Message
@@ -86,3 +86,11 @@ async def test_an_outage_is_retried_not_dead_lettered(alerter: Alerter) -> None:
         await alerter.handle(_message(0, REPORTS.encode(_report(0, drifted=True))))
     assert alerter.bus.dead_letters == []
     assert alerter.dead_lettered == 0
+
+
+async def test_an_unknown_version_is_looked_up_once_in_a_while_not_per_report() -> None:
+    catalog = FakeCatalog([])
+    alerter = Alerter(FakeBus(), catalog, FakeAlertStore(), FakeNotifier())
+    for minute in range(5):
+        await alerter.handle_report(report_at("nowhere", minute, False))
+    assert catalog.catch_ups == 1
