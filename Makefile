@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export VIGIL_RUN_DIR ?= $(CURDIR)/.run
-# The prediction logger's de-duplication keys have their own Redis (deploy/redis.sh: 6380).
+# The prediction logger's and the feedback service's de-duplication keys have their own Redis
+# (deploy/redis.sh: 6380).
 export VIGIL_IDEMPOTENCY_REDIS_URL ?= redis://127.0.0.1:6380/0
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -65,6 +66,7 @@ bench: up-infra ## performance measurements against the local Kafka and Redis; t
 	$(PY) -m benchmarks.batchdecode
 	$(PY) -m benchmarks.sdk
 	$(PY) -m benchmarks.ingest
+	$(PY) -m benchmarks.feedback_ingest
 	$(PY) -m benchmarks.archive
 	$(PY) -m benchmarks.drift_quality
 	$(PY) -m benchmarks.evidently

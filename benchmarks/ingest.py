@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from typing import Any
 
 import httpx
 import numpy as np
@@ -25,10 +26,13 @@ from tests.drift_workers import free_port
 from benchmarks.common import events, machine, register_model
 from vigil.adapters.settings import VigilSettings
 
+__all__ = ["post_batches", "timed_round"]
+
 BATCHES, BATCH, CONCURRENCY, ROUNDS = 60, 1000, 4, 3
 
 
-async def _run(url: str, bodies: list[bytes], key: str) -> list[float]:
+async def post_batches(url: str, bodies: list[bytes], key: str) -> list[float]:
+    """POST each JSON body to ``url``, ``CONCURRENCY`` at a time; each request's seconds."""
     latencies: list[float] = []
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
@@ -51,39 +55,39 @@ async def _run(url: str, bodies: list[bytes], key: str) -> list[float]:
     return latencies
 
 
-def _serve(extra: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+def timed_round(
+    command: list[str], port_variable: str, path: str, items: list[Any], key: str
+) -> tuple[float, list[float]]:
+    """Start the server ``command`` on a free port (the environment variable ``port_variable``
+    says which), post ``items`` to ``path`` as JSON arrays of ``BATCH``, the first 5 to warm it
+    up: items/s of the others, and each request's seconds. The server is stopped after."""
+    bodies = [orjson.dumps(items[i : i + BATCH]) for i in range(0, len(items), BATCH)]
     port = free_port()
-    env = {
-        **os.environ,
-        "VIGIL_PREDICTION_LOGGER_PORT": str(port),
-        "VIGIL_PREDICTION_LOGGER_REDIS_PREFIX": f"bench:{uuid.uuid4().hex[:8]}",
-        "VIGIL_LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.ingest_server", *extra], env=env)
+    env = {**os.environ, port_variable: str(port), "VIGIL_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(url + "/healthz").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    return server, url
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        asyncio.run(post_batches(url + path, bodies[:5], key))  # warm-up
+        start = time.perf_counter()
+        latencies = asyncio.run(post_batches(url + path, bodies[5:], key))
+        return len(items[5 * BATCH :]) / (time.perf_counter() - start), latencies
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def _round(model_id: str, key: str, extra: list[str], seed: int) -> tuple[float, list[float]]:
     """One server, one warm-up, one timed run: events/s and request latencies."""
+    os.environ["VIGIL_PREDICTION_LOGGER_REDIS_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}"
+    command = [sys.executable, "-m", "benchmarks.ingest_server", *extra]
     all_events = events(model_id, (BATCHES + 5) * BATCH, seed=seed)
-    bodies = [orjson.dumps(all_events[i : i + BATCH]) for i in range(0, len(all_events), BATCH)]
-    server, url = _serve(extra)
-    try:
-        asyncio.run(_run(url + "/v1/predictions", bodies[:5], key))  # warm-up
-        start = time.perf_counter()
-        latencies = asyncio.run(_run(url + "/v1/predictions", bodies[5:], key))
-        elapsed = time.perf_counter() - start
-    finally:
-        server.terminate()
-        server.wait(10)
-    return BATCHES * BATCH / elapsed, latencies
+    return timed_round(command, "VIGIL_PREDICTION_LOGGER_PORT", "/v1/predictions", all_events, key)
 
 
 def main() -> None:

@@ -6,14 +6,17 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from vigil.wire.avro import known_writer_schemas
 from vigil.wire.codec import Codec
-from vigil.wire.records import WindowReport
+from vigil.wire.records import Record, WindowReport
 from vigil.wire.topics import Topic
+
+R = TypeVar("R", bound=Record)
 
 Message = ConsumerRecord[bytes, bytes]
 TRAFFIC_FINGERPRINTS = frozenset(known_writer_schemas("TrafficReport"))
@@ -76,6 +79,20 @@ async def read_from(
         return messages
     finally:
         await consumer.stop()
+
+
+def keyed_records(
+    bootstrap: str, start: dict[TopicPartition, int], keys: set[str], codec: Codec[R]
+) -> list[R]:
+    """The records written after ``start`` under one of ``keys``, decoded, in order: read
+    until every key is there, then a little longer (3 s in all) so that a duplicate would show
+    up too."""
+
+    def mine(ms: list[Message]) -> list[Message]:
+        return [m for m in ms if m.key.decode() in keys]
+
+    messages = asyncio.run(read_from(bootstrap, start, lambda ms: len(mine(ms)) > len(keys), 3))
+    return [codec.decode(m.value) for m in mine(messages)]
 
 
 def private_copy(bootstrap: str, topic: Topic, tag: str) -> Topic:

@@ -20,6 +20,8 @@ class Settings(VigilSettings):
     alerting_events_topic: str = "vigil.alerts.v1"
     # Where the window reports come from (tests give each alerting group its own topic).
     alerting_reports_topic: str = "vigil.metrics.v1"
+    # Where a new consumer group starts reading the reports ("latest": only new ones).
+    alerting_auto_offset_reset: str = "earliest"
     # Alertmanager's group timing, for subscriptions that do not set their own (seconds).
     alerting_group_wait_seconds: float = Field(default=30.0, ge=0)
     alerting_group_interval_seconds: float = Field(default=300.0, gt=0)

@@ -348,7 +348,7 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
         **client_options(settings.kafka),
         group_id=settings.alerting_group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=settings.alerting_auto_offset_reset,
         # Reports are written in transactions: never act on one that was rolled back.
         isolation_level="read_committed",
     )

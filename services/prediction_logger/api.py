@@ -34,10 +34,11 @@ from vigil.adapters.http import (
     raw_body_openapi,
     request_body,
 )
+from vigil.adapters.openapi import NDJSON_BODY
 from vigil.wire.access import ALL_MODELS, Caller, Permission
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent, utcnow
-from vigil.wire.validation import FieldError, decode_items, parse_items
+from vigil.wire.validation import FieldError, decode_items, is_ndjson, parse_items
 
 __all__ = ["PredictionLog", "create_app", "router"]
 
@@ -48,14 +49,12 @@ LogDep = Annotated[PredictionLog, Depends(provider(PredictionLog))]
 Producer = Annotated[Caller, Depends(allowed(Permission.PREDICTIONS_WRITE))]
 SettingsDep = Annotated[Settings, Depends(provider(Settings, "settings"))]
 router = APIRouter()
-# NDJSON bodies: one event (a JSON object) per line.
-_NDJSON = {"application/x-ndjson": {"type": "string"}}
 
 
 @router.post(
     "/v1/predictions",
     responses=error_responses(400, 404, 503),
-    openapi_extra=raw_body_openapi(PredictionIn, batch=True, others=_NDJSON),
+    openapi_extra=raw_body_openapi(PredictionIn, batch=True, others=NDJSON_BODY),
 )
 async def log_predictions(
     request: Request, caller: Producer, log: LogDep, settings: SettingsDep, partial: bool = False
@@ -92,8 +91,7 @@ async def _log(
 ) -> dict[str, Any]:
     limit = settings.prediction_logger_max_batch
     body = await request_body(request, settings.prediction_logger_max_body_bytes)
-    content_type = request.headers.get("content-type", "")
-    ndjson = "ndjson" in content_type or "jsonl" in content_type
+    ndjson = is_ndjson(request.headers.get("content-type", ""))
     items, errors = decode_items(body, ndjson)
     if not errors and len(items) <= limit:
         # The usual batch, all valid, takes one quick pass; anything else the checks below.

@@ -18,8 +18,3 @@ class Settings(VigilSettings):
     prediction_logger_pending_seconds: int = 300
     # One encoded event (Avro), well under Kafka's 1 MB message limit: larger ones get 413.
     prediction_logger_max_event_bytes: int = 256 * 1024
-
-    @property
-    def idempotency_url(self) -> str:
-        """The Redis that keeps the de-duplication keys: its own, else the shared one."""
-        return self.idempotency_redis_url or self.redis_url

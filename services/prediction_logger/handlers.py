@@ -10,16 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.adapters.ports import Catalog
 from vigil.wire.access import ALL_MODELS, Caller
 from vigil.wire.shapes import (
-    EARLIEST,
-    LATEST,
     MAX_CLOCK_SKEW_SECONDS,
     TAG_VALUE_MAX,
     FiniteFloat,
@@ -35,7 +33,13 @@ from vigil.wire.shapes import (
     is_name,
     is_text,
 )
-from vigil.wire.validation import FeatureCheck, FieldError, check_features, describe
+from vigil.wire.validation import (
+    FeatureCheck,
+    FieldError,
+    check_features,
+    describe,
+    fill_timestamps,
+)
 
 __all__ = [
     "CheckedBatch",
@@ -147,7 +151,6 @@ def too_far_ahead(
 _FIELDS = frozenset(PredictionIn.model_fields)
 _LABEL_TYPES = frozenset({bool, int, float, str})
 _MISSING = object()
-_TIMESTAMPS = TypeAdapter(list[datetime])
 # Integers a float field takes as they are: float(n) is exact up to 2**53.
 _EXACT_INT = 2**53
 
@@ -185,39 +188,14 @@ def valid_events(
     error, or input pydantic would coerce, such as a number in a string) it answers None, and
     the caller takes the full path, which names every problem.
     """
-    events: list[Event] = []
-    stamps: list[Any] = []  # the timestamps to validate, in one call, for...
-    stamped: list[Event] = []  # ...these events
     checks: dict[tuple[str, str], FeatureCheck] = {}
     try:
-        for item in items:
-            event = _quick_event(item, catalog, checks, now)
-            timestamp = item.get("timestamp")
-            if timestamp is not None:
-                kind = type(timestamp)
-                if kind is not str and kind is not int and kind is not float:
-                    return None
-                stamps.append(timestamp)
-                stamped.append(event)
-            events.append(event)
+        events = [_quick_event(item, catalog, checks, now) for item in items]
     except _Unsure:
         return None
-    if stamps:
-        # pydantic reads a string or number as a datetime the same in Python as in JSON.
-        try:
-            times = _TIMESTAMPS.validate_python(stamps)
-        except ValidationError:
-            return None
-        # What the Timestamp type does, for the whole batch at once: naive is UTC, and the
-        # range (with the clock skew tolerance) is checked on the earliest and the latest.
-        times = [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in times]
-        if min(times) < EARLIEST or max(times) >= LATEST:
-            return None
-        if ahead_of(max(times), now, max_clock_skew):
-            return None
-        for event, timestamp in zip(stamped, times, strict=True):
-            event["timestamp"] = timestamp
-    return events
+    # Every timestamp in one call, for the whole batch.
+    given = [item.get("timestamp") for item in items]
+    return events if fill_timestamps(events, given, now, max_clock_skew) else None
 
 
 def _quick_event(

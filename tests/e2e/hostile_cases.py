@@ -899,12 +899,13 @@ def feedback_cases() -> list[HttpCase]:
         *mentions: str,
         headers: tuple[tuple[str, str | bytes], ...] = json_type,
         stores: dict[str, dict[str, Any]] | None = None,
+        target: str = "/v1/feedback",
     ) -> HttpCase:
         return HttpCase(
             f"feedback: {name}",
             "feedback",
             "POST",
-            "/v1/feedback",
+            target,
             body,
             headers,
             "length",
@@ -918,6 +919,10 @@ def feedback_cases() -> list[HttpCase]:
 
     big, naive = pid(), pid()
     naive_time = datetime.fromtimestamp(WINDOW0 + 5, UTC)
+    lines, zipped, twice, resent, kept = pid(), pid(), pid(), pid(), pid()
+    ndjson = (("Content-Type", "application/x-ndjson"),)
+    gzipped = (*ndjson, ("Content-Encoding", "gzip"))
+    repeated = J([feedback(twice, actual=2.0, feedback_id=f"{twice}-f")] * 2)
     return [
         post("malformed JSON", b'{"prediction_id"', {400}, "json"),
         post("empty array", b"[]", {400}, "at least one item"),
@@ -969,6 +974,45 @@ def feedback_cases() -> list[HttpCase]:
             J(feedback(naive, timestamp=naive_time.replace(tzinfo=None).isoformat())),
             {200},
             stores={naive: {"timestamp": naive_time}},
+        ),
+        post(
+            "NDJSON body",
+            J(feedback(lines, actual=3.0)) + b"\n" + J(feedback(lines, flag="ok")) + b"\n",
+            {200},
+            headers=ndjson,
+            stores={lines: {"model_id": MODEL}},
+        ),
+        post(
+            "gzip NDJSON body",
+            gzip.compress(J(feedback(zipped, actual=4.5)) + b"\n"),
+            {200},
+            headers=gzipped,
+            stores={zipped: {"actual": 4.5}},
+        ),
+        post(
+            "one feedback_id twice in a batch (stored once)",
+            repeated,
+            {200},
+            stores={twice: {"feedback_id": f"{twice}-f"}},
+        ),
+        *(
+            post(
+                f"a feedback_id resent ({n}: stored once)",
+                J(feedback(resent, actual=5.0, feedback_id=f"{resent}-f")),
+                {200},
+                stores={resent: {"feedback_id": f"{resent}-f"}},
+            )
+            for n in ("first", "again")
+        ),
+        one("text actual for a regression model", {422}, "actual", "number", actual="12.5"),
+        one("boolean actual for a regression model", {422}, "actual", "number", actual=True),
+        one("an unknown model", {422}, "model_id", "registered", model_id=f"{MODEL}-nope"),
+        post(
+            "partial: the valid item stored, the invalid one listed",
+            J([feedback(kept, actual=6.0), feedback(pid(), actual="six")]),
+            {200},
+            stores={kept: {"actual": 6.0}},
+            target="/v1/feedback?partial=true",
         ),
         *_common("feedback", "/v1/feedback", FEEDBACK_LIMIT),
     ]

@@ -109,6 +109,9 @@ def stack_env(**overrides: str) -> dict[str, str]:
         "VIGIL_ALERTING_ALLOWED_NETWORKS": "127.0.0.0/8",
         # A new alert group is told after a second, not Alertmanager's default 30 s.
         "VIGIL_ALERTING_GROUP_WAIT_SECONDS": "1",
+        # Like the detector, alerting reads only what comes once it is up, not the history of
+        # every report on this machine's metrics topic.
+        "VIGIL_ALERTING_AUTO_OFFSET_RESET": "latest",
         "VIGIL_ARCHIVE_GROUP_ID": f"e2e-archive-{run}",
         # A new group reads only what is produced once it is ready, not the topic's history.
         "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",

@@ -16,7 +16,7 @@ from prediction_logger.api import create_app
 from prediction_logger.config import Settings
 from registry.api import create_app as registry_app
 from tests.access import SESSION
-from tests.kafka_tools import Message, end_offsets, read_from
+from tests.kafka_tools import end_offsets, keyed_records
 from tests.samples import one_feature_model
 from vigil.adapters.idempotency import IdempotencyKeys, scoped_id
 from vigil.adapters.settings import VigilSettings
@@ -49,14 +49,7 @@ def _event(i: int | str, x: object = 1.0) -> dict[str, object]:
 
 
 def _on_topic(infra: VigilSettings, start: dict, ids: set[str]) -> list[PredictionEvent]:  # type: ignore[type-arg]
-    def mine(ms: list[Message]) -> list[Message]:
-        return [m for m in ms if m.key.decode() in ids]
-
-    # Read until every id is there, then a little longer so a duplicate would show up too.
-    messages = asyncio.run(
-        read_from(infra.kafka_bootstrap, start, lambda ms: len(mine(ms)) > len(ids), 3)
-    )
-    return [Codec(PredictionEvent).decode(m.value) for m in mine(messages)]
+    return keyed_records(infra.kafka_bootstrap, start, ids, Codec(PredictionEvent))
 
 
 def test_ndjson_gzip_and_resends_are_stored_exactly_once(

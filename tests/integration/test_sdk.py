@@ -19,9 +19,10 @@ from tests.unit.test_sdk import FAST, FlakyTransport
 from vigil.adapters.settings import VigilSettings
 from vigil.sdk import AsyncPredictionLogger, PredictionLogger, Spool
 from vigil.sdk.pipeline import Delivery
+from vigil.sdk.transport import is_feedback
 from vigil.wire.codec import Codec
-from vigil.wire.records import PredictionEvent
-from vigil.wire.topics import PREDICTIONS
+from vigil.wire.records import FeedbackEvent, PredictionEvent
+from vigil.wire.topics import FEEDBACK, PREDICTIONS
 
 
 def _read_ids(infra: VigilSettings, start: dict, prefix: str, n: int) -> list[str]:  # type: ignore[type-arg]
@@ -73,6 +74,37 @@ def test_the_asyncio_twin_delivers_too(infra: VigilSettings, tmp_path: Path) -> 
     assert len(set(_read_ids(infra, start, prefix, 500))) == 500
 
 
+def test_feedback_logged_with_the_predictions_reaches_the_feedback_topic(
+    infra: VigilSettings, tmp_path: Path
+) -> None:
+    start = asyncio.run(end_offsets(infra.kafka_bootstrap, FEEDBACK.name))
+    predictions = asyncio.run(end_offsets(infra.kafka_bootstrap, PREDICTIONS.name))
+    prefix = f"sdk-fb-{uuid.uuid4().hex[:8]}-"
+    logger = PredictionLogger(f"kafka://{infra.kafka_bootstrap}", spool_dir=tmp_path)
+    for i in range(300):  # each prediction, then its outcome, in the same queue
+        pid = logger.log("sdk-model", "1", {"x": float(i)}, 0.5, prediction_id=f"{prefix}{i}")
+        logger.feedback(pid, float(i), model_id="sdk-model", feedback_id=f"f-{i}")
+    logger.feedback(f"{prefix}0", flag="incorrect", comment="too low", source="sme")
+    assert logger.close(within=60)
+    assert (logger.stats().sent, logger.stats().dropped) == (601, 0)
+
+    def mine(ms: list[Message]) -> list[Message]:
+        return [m for m in ms if m.key.decode().startswith(prefix)]
+
+    messages = asyncio.run(
+        read_from(infra.kafka_bootstrap, start, lambda ms: len(mine(ms)) >= 301, 60)
+    )
+    feedback = [Codec(FeedbackEvent).decode(m.value) for m in mine(messages)]
+    truths = {f.prediction_id: f for f in feedback if f.actual is not None}
+    assert sorted(truths) == sorted(f"{prefix}{i}" for i in range(300))
+    assert (truths[f"{prefix}7"].feedback_id, truths[f"{prefix}7"].actual) == ("f-7", 7.0)
+    assert truths[f"{prefix}7"].source == "ground_truth"
+    (flag,) = [f for f in feedback if f.flag is not None]
+    assert (flag.prediction_id, flag.comment, flag.source) == (f"{prefix}0", "too low", "sme")
+    # Each kind on its own topic: every message read there decodes as its record.
+    assert sorted(_read_ids(infra, predictions, prefix, 300)) == sorted(truths)
+
+
 def test_the_spool_appends_durably_and_skips_a_torn_last_line(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_bytes=10_000, segment_bytes=200)
     events = [{"prediction_id": str(i), "features": {"x": i}} for i in range(10)]
@@ -98,6 +130,23 @@ def test_an_unreachable_destination_spills_to_the_spool_and_replays_it(tmp_path:
     assert sorted(delivered, key=int) == [str(i) for i in range(30)]
     assert (delivery.sent, delivery.spooled, delivery.dropped) == (30, 0, 0)
     assert Spool(tmp_path, 1 << 20).segments() == []
+
+
+def test_spooled_feedback_is_replayed_as_feedback(tmp_path: Path) -> None:
+    transport = FlakyTransport(failures=FAST.attempts)  # the first batch is spooled
+    queue: deque[dict[str, Any]] = deque()
+    for i in range(6):
+        queue.append({"prediction_id": str(i)})
+        queue.append({"feedback_id": f"f-{i}", "prediction_id": str(i), "actual": i})
+    delivery = Delivery(transport, queue, Spool(tmp_path, 1 << 20), FAST)
+    delivery.stopping = True
+    asyncio.run(delivery.run())
+    delivered = [e for b in transport.batches for e in b]
+    assert sorted(e["feedback_id"] for e in delivered if is_feedback(e)) == [
+        f"f-{i}" for i in range(6)
+    ]
+    assert sum(not is_feedback(e) for e in delivered) == 6
+    assert (delivery.sent, delivery.spooled, delivery.dropped) == (12, 0, 0)
 
 
 def test_a_spool_left_by_a_previous_run_is_delivered_by_the_next(tmp_path: Path) -> None:

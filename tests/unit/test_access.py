@@ -88,16 +88,17 @@ def test_no_key_a_malformed_or_unknown_key_is_401_with_a_challenge(registry: Tes
 def test_only_health_and_metrics_answer_without_a_key(
     registry: TestClient, alerting: TestClient
 ) -> None:
-    from feedback.api import Feedback
+    from feedback.api import FeedbackLog
     from feedback.api import create_app as feedback_app
     from prediction_logger.api import PredictionLog
     from prediction_logger.api import create_app as logger_app
     from tests.unit.fakes import FakeIdempotencyStore
 
     log = PredictionLog(FakeBus(), FakeCatalog([MODEL]), FakeIdempotencyStore())
+    feedback_log = FeedbackLog(FakeBus(), FakeCatalog([MODEL]), FakeIdempotencyStore())
     with (
         TestClient(logger_app(adapters=log, guard=fake_guard())) as logger,
-        TestClient(feedback_app(adapters=Feedback(FakeBus()), guard=fake_guard())) as feedback,
+        TestClient(feedback_app(adapters=feedback_log, guard=fake_guard())) as feedback,
     ):
         _every_route_needs_a_key([registry, alerting, logger, feedback])
     assert registry.get("/healthz").status_code == 200

@@ -1,4 +1,4 @@
-"""The hand-written PredictionEvent encoder writes exactly fastavro's bytes."""
+"""The hand-written PredictionEvent and FeedbackEvent encoders write exactly fastavro's bytes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastavro import schemaless_writer
 
 from vigil.wire import fastencode
 from vigil.wire.avro import avro_schema
-from vigil.wire.fastencode import encode_prediction_body
+from vigil.wire.fastencode import encode_feedback_body, encode_prediction_body
 
 
 def _value(rng: random.Random) -> object:
@@ -93,3 +93,24 @@ def test_matches_fastavro_on_float_only_features_whatever_their_order() -> None:
         expected = io.BytesIO()
         schemaless_writer(expected, schema, event)
         assert encode_prediction_body(event) == expected.getvalue(), event
+
+
+def test_feedback_matches_fastavro_on_random_events() -> None:
+    rng = random.Random(14)
+    schema = avro_schema("FeedbackEvent").parsed
+    for i in range(2000):
+        event = {
+            "feedback_id": f"f-{i}" * rng.randint(1, 30),
+            "prediction_id": f"p-{i}",
+            "model_id": rng.choice([None, "m", "é" * 70]),
+            "actual": rng.choice([None, True, False, 0, -(2**62), 2.5, np.float64(1.0), "yes"]),
+            "flag": rng.choice([None, "incorrect", "unexpected", "harmful", "ok"]),
+            "comment": rng.choice([None, "", "c" * rng.randint(0, 200)]),
+            "reviewer": rng.choice([None, "ana"]),
+            "source": rng.choice(["sme", "ground_truth", "system"]),
+            "timestamp": datetime(2026, 1, 1, tzinfo=UTC)
+            + timedelta(microseconds=rng.randint(-(10**15), 10**15)),
+        }
+        expected = io.BytesIO()
+        schemaless_writer(expected, schema, event)
+        assert encode_feedback_body(event) == expected.getvalue(), event

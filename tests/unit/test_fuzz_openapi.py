@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from alerting.api import create_app as alerting_app
-from feedback.api import Feedback
+from feedback.api import FeedbackLog
 from feedback.api import create_app as feedback_app
 from prediction_logger.api import PredictionLog
 from prediction_logger.api import create_app as prediction_logger_app
@@ -56,7 +56,10 @@ def _apps() -> dict[str, FastAPI]:
             adapters=PredictionLog(FakeBus(), FakeCatalog([MODEL]), FakeIdempotencyStore()),
             guard=fake_guard(),
         ),
-        "feedback": feedback_app(adapters=Feedback(FakeBus()), guard=fake_guard()),
+        "feedback": feedback_app(
+            adapters=FeedbackLog(FakeBus(), FakeCatalog([MODEL]), FakeIdempotencyStore()),
+            guard=fake_guard(),
+        ),
         "alerting": alerting_app(adapters=alerting_on(FakeAlertStore()), guard=fake_guard()),
     }
 

@@ -30,11 +30,11 @@ from fastavro.schema import parse_schema as fastavro_parse_schema
 from pydantic import BaseModel
 
 import vigil.wire.avro as avro
-from feedback.api import Feedback, router
+from feedback.api import FeedbackLog, router
 from feedback.config import Settings
 from registry.handlers import ModelRegistration, new_version, reference_from_rows
 from registry.reference import parse_reference
-from tests.unit.fakes import FakeBus
+from tests.unit.fakes import FakeBus, FakeCatalog, FakeIdempotencyStore
 from vigil.adapters.http import BodyLimit, create_api, install_error_handlers, request_body
 from vigil.wire.records import utcnow
 from vigil.wire.validation import FieldError, errors_from_pydantic
@@ -183,8 +183,8 @@ def feedback() -> TestClient:
     app = create_api(
         "Vigil feedback",
         "feedback",
-        lambda _: Feedback.open(_, settings),
-        Feedback(FakeBus()),
+        lambda _: FeedbackLog.open(_, settings),
+        FeedbackLog(FakeBus(), FakeCatalog(), FakeIdempotencyStore()),
         [router],
         settings,
         guard=fake_guard(),

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter, ValidationError
 
-from feedback.api import Feedback
+from feedback.api import FeedbackLog
 from feedback.api import create_app as feedback_app
 from feedback.config import Settings as FeedbackSettings
 from feedback.handlers import FeedbackIn
@@ -67,7 +67,11 @@ def logger(bus: FakeBus) -> Iterator[TestClient]:
 @pytest.fixture
 def feedback(bus: FakeBus) -> Iterator[TestClient]:
     with TestClient(
-        feedback_app(adapters=Feedback(bus), guard=fake_guard()), headers=ADMIN
+        feedback_app(
+            adapters=FeedbackLog(bus, FakeCatalog([MODEL]), FakeIdempotencyStore()),
+            guard=fake_guard(),
+        ),
+        headers=ADMIN,
     ) as client:
         yield client
 
@@ -255,7 +259,12 @@ def test_the_services_use_the_configured_clock_skew(bus: FakeBus) -> None:
         )
     lenient = FeedbackSettings(max_clock_skew_seconds=3600)
     with TestClient(
-        feedback_app(lenient, adapters=Feedback(bus), guard=fake_guard()), headers=ADMIN
+        feedback_app(
+            lenient,
+            adapters=FeedbackLog(bus, FakeCatalog([MODEL]), FakeIdempotencyStore()),
+            guard=fake_guard(),
+        ),
+        headers=ADMIN,
     ) as client:
         assert client.post("/v1/feedback", json=given).status_code == 200
 

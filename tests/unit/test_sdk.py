@@ -1,21 +1,33 @@
-"""The SDK's logic without a destination: queueing, sampling, the decorator, delivery policy."""
+"""The SDK's logic without a destination: queueing, sampling, the decorator, delivery policy,
+and where each kind of event goes."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import uuid
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import numpy as np
+import orjson
 import pytest
 
 from vigil.sdk.ids import new_id
 from vigil.sdk.logger import _LoggerBase
 from vigil.sdk.pipeline import Delivery, DeliveryPolicy
-from vigil.sdk.transport import Rejected, transport_for
+from vigil.sdk.transport import (
+    HttpTransport,
+    KafkaTransport,
+    Rejected,
+    by_kind,
+    is_feedback,
+    transport_for,
+)
+from vigil.wire.topics import FEEDBACK, PREDICTIONS
 
 FAST = DeliveryPolicy(
     batch_size=10, linger_seconds=0, attempts=2, backoff_seconds=0, retry_interval_seconds=0
@@ -190,3 +202,105 @@ def test_destinations_are_chosen_by_url() -> None:
     assert type(transport_for("https://vigil.example/")).__name__ == "HttpTransport"
     with pytest.raises(ValueError, match="expected kafka://"):
         transport_for("redis://nope")
+
+
+def test_feedback_queues_a_complete_event_and_returns_its_id() -> None:
+    logger = _logger(sample_rate=0.01)  # feedback is never sampled
+    fid = logger.feedback("p-1", np.bool_(True), comment="paid back", model_id="m", timestamp=7.0)
+    given = logger.feedback("p-2", flag="harmful", feedback_id="f-2", source="sme")
+    (truth, flag) = logger._queue
+    assert truth == {
+        "feedback_id": fid,
+        "prediction_id": "p-1",
+        "model_id": "m",
+        "actual": True,
+        "flag": None,
+        "comment": "paid back",
+        "source": "ground_truth",
+        "timestamp": 7.0,
+    }
+    assert type(truth["actual"]) is bool and len(fid) == 32
+    assert (given, flag["flag"], flag["source"]) == ("f-2", "harmful", "sme")
+    assert [is_feedback(e) for e in logger._queue] == [True, True]
+    predictions = _logger()
+    predictions.log("m", "1", {"x": 1.0}, True)
+    assert not is_feedback(predictions._queue[0])
+
+
+def test_feedback_that_says_nothing_or_has_nowhere_to_go_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="actual"):
+        _logger().feedback("p-1")
+    http = _LoggerBase("http://127.0.0.1:1", spool_max_bytes=0)
+    with pytest.raises(ValueError, match="feedback_destination"):
+        http.feedback("p-1", 1)
+    routed = _LoggerBase(
+        "http://127.0.0.1:1", spool_max_bytes=0, feedback_destination="http://127.0.0.1:2"
+    )
+    assert routed.feedback("p-1", 1)
+
+
+def _prediction(pid: str) -> dict[str, Any]:
+    return {"prediction_id": pid, "model_id": "m", "features": {}}
+
+
+def _feedback(pid: str) -> dict[str, Any]:
+    return {"feedback_id": f"f-{pid}", "prediction_id": pid, "actual": 1}
+
+
+MIXED = [_prediction("a"), _feedback("a"), _prediction("b"), _feedback("b"), _feedback("c")]
+
+
+def test_a_batch_splits_by_kind_keeping_the_order() -> None:
+    predictions, feedback = by_kind(MIXED)
+    assert [e["prediction_id"] for e in predictions] == ["a", "b"]
+    assert [e["prediction_id"] for e in feedback] == ["a", "b", "c"]
+
+
+def test_kafka_sends_each_kind_to_its_topic_keyed_by_prediction_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, list[bytes], list[dict[str, Any]]]] = []
+
+    async def send_encoded(_: Any, topic: str, keys: list[bytes], values: Any) -> None:
+        sent.append((topic, keys, [orjson.loads(v) for v in values]))
+
+    monkeypatch.setattr("vigil.sdk.transport.send_encoded", send_encoded)
+    transport = transport_for("kafka://127.0.0.1:1")
+    assert isinstance(transport, KafkaTransport)
+    transport._producer = object()  # never used: the sends are faked
+    assert asyncio.run(transport.send(MIXED)) == []
+    assert [(topic, keys) for topic, keys, _ in sent] == [
+        (PREDICTIONS.name, [b"a", b"b"]),
+        (FEEDBACK.name, [b"a", b"b", b"c"]),
+    ]
+    assert sent[1][2][0] == _feedback("a")
+
+
+def _http(handler: Any, feedback_url: str | None = "http://feedback:8002") -> HttpTransport:
+    transport = HttpTransport("http://logger:8001", api_key="k", feedback_url=feedback_url)
+    transport._client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    return transport
+
+
+def test_http_posts_each_kind_to_its_service_and_counts_what_one_refuses() -> None:
+    posted: list[tuple[str, list[dict[str, Any]]]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        lines = gzip.decompress(request.content).splitlines()
+        posted.append((str(request.url), [orjson.loads(line) for line in lines]))
+        if request.url.path == "/v1/feedback":
+            return httpx.Response(422, json={"detail": "bad batch", "errors": []})
+        return httpx.Response(200, json={"errors": []})
+
+    refused = asyncio.run(_http(handler).send(MIXED))
+    assert [url for url, _ in posted] == [
+        "http://logger:8001/v1/predictions?partial=true",
+        "http://feedback:8002/v1/feedback?partial=true",
+    ]
+    assert [len(events) for _, events in posted] == [2, 3]
+    # The predictions were delivered: only the feedback is refused, not the batch.
+    assert len(refused) == 3 and refused[0].startswith("HTTP 422")
+    with pytest.raises(Rejected):  # a batch of one kind, refused whole
+        asyncio.run(_http(handler).send(MIXED[1:2]))
+    nowhere = asyncio.run(_http(handler, feedback_url=None).send(MIXED[:2]))
+    assert nowhere == ["feedback: no feedback destination is configured"]

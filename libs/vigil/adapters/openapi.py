@@ -6,7 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["ErrorBody", "FieldErrorBody", "error_responses", "raw_body_openapi"]
+__all__ = ["NDJSON_BODY", "ErrorBody", "FieldErrorBody", "error_responses", "raw_body_openapi"]
+
+# For ``raw_body_openapi(..., others=NDJSON_BODY)``: NDJSON bodies, one JSON object per line.
+NDJSON_BODY = {"application/x-ndjson": {"type": "string"}}
 
 
 class FieldErrorBody(BaseModel):

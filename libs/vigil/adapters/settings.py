@@ -24,8 +24,8 @@ class VigilSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # The prediction logger's de-duplication keys, on a Redis with its own memory budget and
-    # eviction policy; unset, they are kept on the Redis at redis_url.
+    # The prediction logger's and the feedback service's de-duplication keys, on a Redis with
+    # its own memory budget and eviction policy; unset, they are kept on the Redis at redis_url.
     idempotency_redis_url: str | None = None
     schema_registry_url: str | None = None
     log_level: str = "INFO"
@@ -51,6 +51,11 @@ class VigilSettings(BaseSettings):
             # Not a ValueError: pydantic would quote every input, the password too.
             raise InvalidSettings(str(exc)) from None
         return self
+
+    @property
+    def idempotency_url(self) -> str:
+        """The Redis that keeps the de-duplication keys: its own, else the shared one."""
+        return self.idempotency_redis_url or self.redis_url
 
     @property
     def kafka(self) -> KafkaConnection:

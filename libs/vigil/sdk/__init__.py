@@ -1,4 +1,5 @@
-"""Vigil's SDK for production apps: log predictions without ever slowing down or breaking."""
+"""Vigil's SDK for production apps: log predictions, and their feedback, without ever slowing
+down or breaking."""
 
 from vigil.sdk.logger import AsyncPredictionLogger, PredictionLogger
 from vigil.sdk.pipeline import DeliveryPolicy, LoggerStats

@@ -1,5 +1,5 @@
-"""Prediction logging for production apps: ``log()`` never blocks on I/O and never raises
-because Vigil or Kafka is down."""
+"""Prediction logging for production apps: ``log()`` (and ``feedback()``, for true outcomes)
+never blocks on I/O and never raises because Vigil or Kafka is down."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from vigil.adapters.kafka_security import KafkaSecurity
 from vigil.sdk.ids import new_id
@@ -31,6 +31,8 @@ __all__ = ["AsyncPredictionLogger", "PredictionLogger"]
 # object for the garbage collector to count and traverse) fewer per log().
 _NO_TAGS: dict[str, str] = {}
 
+Flag = Literal["incorrect", "unexpected", "harmful", "ok"]
+Source = Literal["ground_truth", "system", "sme"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -56,6 +58,7 @@ class _LoggerBase:
         sasl_password: str | None = None,
         ssl_cafile: str | None = None,
         api_key: str | None = None,
+        feedback_destination: str | None = None,
     ) -> None:
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
@@ -80,8 +83,10 @@ class _LoggerBase:
             )
         # An http(s) destination needs a producer's API key (default: VIGIL_API_KEY).
         key = api_key if api_key is not None else os.environ.get("VIGIL_API_KEY")
+        # Kafka takes both kinds; over HTTP feedback has its own service.
+        self._takes_feedback = destination.startswith("kafka://") or bool(feedback_destination)
         self._delivery = Delivery(
-            transport_for(destination, security, key),
+            transport_for(destination, security, key, feedback_destination),
             self._queue,
             spool,
             policy or DeliveryPolicy(),
@@ -120,6 +125,48 @@ class _LoggerBase:
             }
         )
         return prediction_id
+
+    def feedback(
+        self,
+        prediction_id: str,
+        actual: Any = None,
+        *,
+        flag: Flag | None = None,
+        comment: str | None = None,
+        feedback_id: str | None = None,
+        model_id: str | None = None,
+        source: Source = "ground_truth",
+        timestamp: float | None = None,
+    ) -> str:
+        """Queue a true outcome (``actual``), a ``flag`` (incorrect, unexpected, harmful, ok), or
+        both, for a logged prediction; returns the feedback's id. Sent again (after an outage),
+        feedback with the same id is stored once by the HTTP endpoint. Never sampled; dropped
+        (and counted) only if the queue is full."""
+        if actual is None and flag is None:
+            raise ValueError("feedback needs actual (the true outcome), flag, or both")
+        if not self._takes_feedback:
+            raise ValueError(
+                "an http(s) destination sends feedback to the feedback service: give"
+                " feedback_destination (e.g. http://127.0.0.1:8002, or the same URL behind"
+                " one gateway)"
+            )
+        feedback_id = feedback_id or new_id()
+        if len(self._queue) >= self.queue_size:
+            self._dropped_full += 1
+            return feedback_id
+        self._queue.append(
+            {
+                "feedback_id": feedback_id,
+                "prediction_id": prediction_id,
+                "model_id": model_id,
+                "actual": _plain(actual),
+                "flag": flag,
+                "comment": comment,
+                "source": source,
+                "timestamp": time.time() if timestamp is None else timestamp,
+            }
+        )
+        return feedback_id
 
     def stats(self) -> LoggerStats:
         d = self._delivery
@@ -194,10 +241,12 @@ class _LoggerBase:
 
 
 class PredictionLogger(_LoggerBase):
-    """Logs predictions from any (threaded or not) app; delivery runs in a background thread.
+    """Logs predictions (``log``) and their feedback (``feedback``) from any (threaded or not)
+    app; delivery runs in a background thread.
 
     ``destination`` is ``kafka://host:9092`` (straight to Kafka) or ``http://host:8001`` (the
-    prediction logger). Pending events are delivered by ``flush()``, ``close()`` and at exit.
+    prediction logger; feedback then goes to ``feedback_destination``, e.g.
+    ``http://host:8002``). Pending events are delivered by ``flush()``, ``close()`` and at exit.
 
     For a secured Kafka pass ``security_protocol`` (``SASL_PLAINTEXT``, ``SASL_SSL``, ``SSL``),
     ``sasl_mechanism`` (default ``SCRAM-SHA-512``), ``sasl_username``, ``sasl_password`` and

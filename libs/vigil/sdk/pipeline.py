@@ -1,5 +1,7 @@
 """The SDK's delivery loop: batches from the in-memory queue to the destination, with retries,
-spilling to the spool while the destination is unreachable and replaying it once it is back."""
+spilling to the spool while the destination is unreachable and replaying it once it is back.
+
+A batch may mix predictions and feedback: the transport sends each kind where it belongs."""
 
 from __future__ import annotations
 
@@ -120,7 +122,7 @@ class Delivery:
             except Rejected as exc:
                 self.dropped += len(batch)
                 self.last_error = f"rejected by the destination: {exc}"
-                log.error("vigil: %d predictions rejected: %s", len(batch), exc)
+                log.error("vigil: %d events rejected: %s", len(batch), exc)
                 return True
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -135,7 +137,7 @@ class Delivery:
             self.spooled += len(batch)
         else:
             self.dropped += len(batch)
-            self.last_error = f"spool full or disabled: {len(batch)} predictions dropped"
+            self.last_error = f"spool full or disabled: {len(batch)} events dropped"
             log.error("vigil: %s", self.last_error)
 
     async def _replay(self) -> None:

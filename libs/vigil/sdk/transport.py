@@ -1,10 +1,15 @@
-"""Where the SDK sends batches: Kafka directly, or the prediction logger's HTTP endpoint."""
+"""Where the SDK sends batches: Kafka directly, or the prediction logger's and the feedback
+service's HTTP endpoints.
+
+A batch may hold predictions and feedback: feedback is what has a ``feedback_id``
+(``is_feedback``). Each kind goes to its own topic or endpoint.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -19,7 +24,7 @@ from vigil.adapters.kafka_security import (
     client_options,
     start_client,
 )
-from vigil.wire.topics import PREDICTIONS
+from vigil.wire.topics import FEEDBACK, PREDICTIONS
 
 __all__ = [
     "HttpTransport",
@@ -27,8 +32,24 @@ __all__ = [
     "KeyRefused",
     "Rejected",
     "Transport",
+    "by_kind",
+    "is_feedback",
     "transport_for",
 ]
+
+
+def is_feedback(event: Mapping[str, Any]) -> bool:
+    """Whether a queued event is feedback on a prediction rather than a prediction."""
+    return "feedback_id" in event
+
+
+def by_kind(events: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The predictions of a batch, and its feedback, each in order."""
+    predictions: list[dict[str, Any]] = []
+    feedback: list[dict[str, Any]] = []
+    for event in events:
+        (feedback if "feedback_id" in event else predictions).append(event)
+    return predictions, feedback
 
 
 class Rejected(Exception):
@@ -45,15 +66,19 @@ class Transport(Protocol):
 
 
 class KafkaTransport:
-    """Produces each event as a JSON object keyed by prediction_id, acks from all replicas.
+    """Produces each event as a JSON object keyed by prediction_id, acks from all replicas:
+    predictions to ``topic``, feedback to ``feedback_topic``.
 
     A broker that refuses the credentials raises ``KafkaAccessDenied`` (the SDK's
     ``last_error``) saying so, and the events wait in the spool as for any outage.
     """
 
-    def __init__(self, kafka: Kafka, topic: str = PREDICTIONS.name) -> None:
+    def __init__(
+        self, kafka: Kafka, topic: str = PREDICTIONS.name, feedback_topic: str = FEEDBACK.name
+    ) -> None:
         self.kafka = kafka
         self.topic = topic
+        self.feedback_topic = feedback_topic
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -79,9 +104,12 @@ class KafkaTransport:
             await self.start()
         producer = self._producer
         assert producer is not None
-        keys = [e["prediction_id"].encode() for e in events]
-        # Encoded one at a time as they join a record batch (see send_encoded).
-        await send_encoded(producer, self.topic, keys, map(orjson.dumps, events))
+        predictions, feedback = by_kind(events)
+        for topic, group in ((self.topic, predictions), (self.feedback_topic, feedback)):
+            if group:
+                keys = [e["prediction_id"].encode() for e in group]
+                # Encoded one at a time as they join a record batch (see send_encoded).
+                await send_encoded(producer, topic, keys, map(orjson.dumps, group))
         return []
 
     async def stop(self) -> None:
@@ -91,10 +119,18 @@ class KafkaTransport:
 
 
 class HttpTransport:
-    """POSTs gzip NDJSON batches to ``<url>/v1/predictions``; invalid events are refused alone."""
+    """POSTs gzip NDJSON batches to ``<url>/v1/predictions`` and, when given a
+    ``feedback_url``, to ``<feedback_url>/v1/feedback``; invalid events are refused alone."""
 
-    def __init__(self, url: str, timeout: float = 10.0, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        api_key: str | None = None,
+        feedback_url: str | None = None,
+    ) -> None:
         self.url = url.rstrip("/") + "/v1/predictions"
+        self.feedback_url = feedback_url.rstrip("/") + "/v1/feedback" if feedback_url else None
         self.timeout = timeout
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client: httpx.AsyncClient | None = None
@@ -103,13 +139,30 @@ class HttpTransport:
         self._client = httpx.AsyncClient(timeout=self.timeout, headers=self._headers)
 
     async def send(self, events: Sequence[dict[str, Any]]) -> list[str]:
+        refused: list[str] = []
+        predictions, feedback = by_kind(events)
+        for url, group in ((self.url, predictions), (self.feedback_url, feedback)):
+            if not group:
+                continue
+            if url is None:  # spooled by a logger that had a feedback destination
+                refused += ["feedback: no feedback destination is configured"] * len(group)
+                continue
+            try:
+                refused += await self._post(url, group)
+            except Rejected as exc:
+                if len(group) == len(events):
+                    raise
+                refused += [str(exc)] * len(group)  # the other kind was delivered: not resent
+        return refused
+
+    async def _post(self, url: str, events: Sequence[dict[str, Any]]) -> list[str]:
         if self._client is None:
             await self.start()
         assert self._client is not None
         body = gzip.compress(b"\n".join(orjson.dumps(e) for e in events), compresslevel=1)
         # partial=true: one bad event must not cost the batch's good ones.
         response = await self._client.post(
-            self.url,
+            url,
             params={"partial": "true"},
             content=body,
             headers={"content-type": "application/x-ndjson", "content-encoding": "gzip"},
@@ -132,20 +185,25 @@ class HttpTransport:
 
 
 class KeyRefused(Exception):
-    """The prediction logger refused the API key (missing, revoked, or without the producer
-    role for the model): the events are kept and resent once the key is fixed."""
+    """The prediction logger or the feedback service refused the API key (missing, revoked, or
+    without the producer role for the model): the events are kept and resent once the key is
+    fixed."""
 
 
 def transport_for(
-    destination: str, security: KafkaSecurity | None = None, api_key: str | None = None
+    destination: str,
+    security: KafkaSecurity | None = None,
+    api_key: str | None = None,
+    feedback_destination: str | None = None,
 ) -> Transport:
     """``kafka://host:port[,host:port]`` (connecting with ``security``, default PLAINTEXT) or
-    ``http(s)://host:port`` of the prediction logger (with ``api_key``, a producer's key)."""
+    ``http(s)://host:port`` of the prediction logger (with ``api_key``, a producer's key), and
+    of the feedback service at ``feedback_destination`` if it is elsewhere."""
     if destination.startswith("kafka://"):
         bootstrap = destination.removeprefix("kafka://")
         return KafkaTransport(KafkaConnection(bootstrap, security or KafkaSecurity()))
     if destination.startswith(("http://", "https://")):
-        return HttpTransport(destination, api_key=api_key)
+        return HttpTransport(destination, api_key=api_key, feedback_url=feedback_destination)
     raise ValueError(
         f"destination {destination!r}: expected kafka://host:port or http(s)://host:port"
     )

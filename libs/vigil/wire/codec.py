@@ -10,6 +10,7 @@ schema-registry URL is configured.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -22,13 +23,17 @@ from vigil.wire.avro import (
     known_writer_schemas,
     registered_writer_schema,
 )
-from vigil.wire.fastencode import encode_prediction_body
-from vigil.wire.records import PredictionEvent, Record
+from vigil.wire.fastencode import encode_feedback_body, encode_prediction_body
+from vigil.wire.records import FeedbackEvent, PredictionEvent, Record
 
 __all__ = ["Codec", "DecodeError", "WriterSchemas"]
 
 R = TypeVar("R", bound=Record)
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
+_FAST_BODIES: dict[type[Record], Callable[[Mapping[str, Any]], bytes]] = {
+    PredictionEvent: encode_prediction_body,
+    FeedbackEvent: encode_feedback_body,
+}
 CONFLUENT_MAGIC = 0
 
 
@@ -58,8 +63,8 @@ class Codec(Generic[R]):
         self._writers = known_writer_schemas(model.__name__)
         self._registry = registry
         self._header = SINGLE_OBJECT_MARKER + self.schema.fingerprint
-        # The hottest record has a hand-written encoder that writes fastavro's exact bytes.
-        self._fast_body = encode_prediction_body if model is PredictionEvent else None
+        # The hottest records have hand-written encoders that write fastavro's exact bytes.
+        self._fast_body = _FAST_BODIES.get(model)
 
     def encode(self, record: R) -> bytes:
         """Avro single-object encoding of ``record``."""

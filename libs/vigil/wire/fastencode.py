@@ -1,4 +1,5 @@
-"""A hand-written Avro encoder for PredictionEvent, the hottest record on the wire.
+"""Hand-written Avro encoders for PredictionEvent, the hottest record on the wire, and
+FeedbackEvent, which label pipelines send in bulk.
 
 fastavro spends ~40 us on one event with 20 features, mostly resolving the union of each
 feature value; this writes the same bytes (a test compares them with fastavro's on random
@@ -12,6 +13,7 @@ events) in a fraction of that:
 - a features map whose values are all floats, the usual case, is packed by one
   ``struct.Struct`` per key order instead of value by value.
 
+A FeedbackEvent has no map: its encoder only skips fastavro's per-field union resolution.
 Other records go through fastavro.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["encode_prediction_body"]
+__all__ = ["encode_feedback_body", "encode_prediction_body"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
@@ -213,5 +215,36 @@ def encode_prediction_body(event: Mapping[str, Any]) -> bytes:
             _optional_double(event.get("score")),
             _map(tags, _string) if tags else b"\x00",
             _optional_double(event.get("sample_rate")),
+        )
+    )
+
+
+_FLAGS = {
+    "incorrect": b"\x02\x00",
+    "unexpected": b"\x02\x02",
+    "harmful": b"\x02\x04",
+    "ok": b"\x02\x06",
+}
+_SOURCES = {"sme": b"\x00", "ground_truth": b"\x02", "system": b"\x04"}
+
+
+def _optional_string(value: str | None) -> bytes:
+    return b"\x00" if value is None else b"\x02" + _string(value)
+
+
+def encode_feedback_body(event: Mapping[str, Any]) -> bytes:
+    """The Avro binary body of a FeedbackEvent given as a dict (its model_dump shape)."""
+    flag = event.get("flag")
+    return b"".join(
+        (
+            _string(event["feedback_id"]),
+            _string(event["prediction_id"]),
+            _optional_string(event.get("model_id")),
+            _feature(event.get("actual")),  # the same union: null, boolean, long, double, string
+            b"\x00" if flag is None else _FLAGS[flag],
+            _optional_string(event.get("comment")),
+            _optional_string(event.get("reviewer")),
+            _SOURCES[event.get("source", "sme")],
+            _long(_micros(event["timestamp"])),
         )
     )

@@ -6,13 +6,21 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from vigil.wire.records import FeatureSpec
-from vigil.wire.shapes import IDENTIFIER_PATTERN, INT64_MAX, INT64_MIN
+from vigil.wire.shapes import (
+    EARLIEST,
+    IDENTIFIER_PATTERN,
+    INT64_MAX,
+    INT64_MIN,
+    LATEST,
+    ahead_of,
+)
 
 __all__ = [
     "FeatureCheck",
@@ -21,8 +29,11 @@ __all__ = [
     "decode_items",
     "describe",
     "errors_from_pydantic",
+    "fill_timestamps",
+    "is_ndjson",
     "parse_batch",
     "parse_items",
+    "quick_timestamps",
     "unreadable_body",
     "unsupported_encoding",
 ]
@@ -242,6 +253,11 @@ def errors_from_pydantic(
     return errors
 
 
+def is_ndjson(content_type: str) -> bool:
+    """Whether a body of this Content-Type is NDJSON (JSON Lines): one JSON object per line."""
+    return "ndjson" in content_type or "jsonl" in content_type
+
+
 def decode_items(body: bytes, ndjson: bool = False) -> tuple[list[Any], list[FieldError]]:
     """The items of a JSON object, a JSON array, or NDJSON (one object per line)."""
     if not ndjson:
@@ -317,3 +333,47 @@ def unreadable_body(cause: BaseException | None, encoding: str | None = None) ->
 def unsupported_encoding(encoding: str) -> FieldError:
     """The error for a body in a ``Content-Encoding`` Vigil does not read (only gzip is)."""
     return FieldError("Content-Encoding", "identity or gzip", encoding[:100])
+
+
+_TIMESTAMPS = TypeAdapter(list[datetime])
+_TIMESTAMP_TYPES = frozenset({str, int, float})
+
+
+def quick_timestamps(
+    stamps: Sequence[Any], now: datetime, max_clock_skew: float
+) -> list[datetime] | None:
+    """Event times as the ``Timestamp`` type reads them, checked all at once for a hot path;
+    None unless every one is plainly valid (the caller then takes the path naming problems).
+
+    Each is a JSON string or number as ``orjson`` decodes it; pydantic reads those as a
+    datetime the same in Python as in JSON. A time without a zone is UTC; the range, and
+    at most ``max_clock_skew`` seconds after ``now``, are checked on the earliest and latest.
+    """
+    if not set(map(type, stamps)) <= _TIMESTAMP_TYPES:
+        return None
+    try:
+        times = _TIMESTAMPS.validate_python(stamps)
+    except ValidationError:
+        return None
+    times = [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in times]
+    if times and (min(times) < EARLIEST or max(times) >= LATEST):
+        return None
+    if times and ahead_of(max(times), now, max_clock_skew):
+        return None
+    return times
+
+
+def fill_timestamps(
+    events: Sequence[dict[str, Any]], given: Sequence[Any], now: datetime, max_clock_skew: float
+) -> bool:
+    """Set each event's ``timestamp`` to the time it was ``given`` (None: left as it is), read
+    by ``quick_timestamps``; False, with nothing set, unless every one is plainly valid."""
+    stamped = [i for i, time in enumerate(given) if time is not None]
+    if not stamped:
+        return True
+    times = quick_timestamps([given[i] for i in stamped], now, max_clock_skew)
+    if times is None:
+        return False
+    for i, time in zip(stamped, times, strict=True):
+        events[i]["timestamp"] = time
+    return True
