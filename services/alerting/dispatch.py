@@ -144,6 +144,7 @@ class Dispatcher:
         """Start sending every due delivery whose subscription is not busy here; how many."""
         now = self.clock()
         due = await self.store.due_deliveries(now, 500)
+        subs = {s.id: s for s in await self.store.subscriptions()} if due else {}
         started = 0
         for found in due:
             if found.subscription_id in self._sending:
@@ -153,7 +154,7 @@ class Dispatcher:
             )
             if claimed is None:
                 continue  # another replica has it, or it was settled meanwhile
-            task = asyncio.create_task(self._send(claimed))
+            task = asyncio.create_task(self._send(claimed, subs.get(claimed.subscription_id)))
             self._sending[claimed.subscription_id] = task
             task.add_done_callback(partial(self._done, claimed.subscription_id))
             started += 1
@@ -167,11 +168,9 @@ class Dispatcher:
         self._sending.pop(sub_id, None)
         self.wake.set()  # its subscription's next delivery may be due
 
-    async def _send(self, delivery: Delivery) -> None:
+    async def _send(self, delivery: Delivery, sub: Subscription | None) -> None:
         """One attempt of ``delivery``, recorded; then out of the outbox or rescheduled."""
         try:
-            subs = {s.id: s for s in await self.store.subscriptions()}
-            sub = subs.get(delivery.subscription_id)
             if sub is None:  # unsubscribed since: nobody to tell
                 await self.store.settle_delivery(delivery.delivery_id, None)
                 return

@@ -29,6 +29,7 @@ from vigil.wire.alert_events import Silence
 from vigil.wire.records import Alert
 
 __all__ = [
+    "DEFAULT_TIMING",
     "Flush",
     "Group",
     "Timing",
@@ -50,6 +51,11 @@ class Timing:
     group_wait: float
     group_interval: float
     repeat_interval: float
+
+
+# Alertmanager's defaults: 30 s before a new group's first message, 5 min between updates,
+# 4 h between repeats.
+DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=4 * 3600.0)
 
 
 class Group(BaseModel):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from alerting.rules import Finding, condition_holds, fingerprint, in_utc, resolved, watched
 from alerting.rules import window_of as silence_start
+from vigil.wire.base import as_utc
 from vigil.wire.records import Alert, AlertRule, TrafficReport
 from vigil.wire.rules import SIGNALS, SilenceCheck
 
@@ -45,7 +46,7 @@ class TrafficSeen(BaseModel):
     @field_validator("last_traffic_at")
     @classmethod
     def _aware(cls, moment: datetime | None) -> datetime | None:
-        return moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
+        return as_utc(moment) if moment is not None else None
 
     @classmethod
     def load(cls, stored: Mapping[str, Any] | None) -> TrafficSeen | None:

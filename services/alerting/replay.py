@@ -18,7 +18,17 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from alerting.grouping import Group, Timing, absorb, due_at, group_of, groups_for, said, timing
+from alerting.grouping import (
+    DEFAULT_TIMING,
+    Group,
+    Timing,
+    absorb,
+    due_at,
+    group_of,
+    groups_for,
+    said,
+    timing,
+)
 from alerting.history import EVENTS
 from alerting.outbox import Delivery
 from alerting.ports import AlertStore, GroupChange
@@ -65,7 +75,7 @@ STALL_POLLS = 10
 
 
 async def rebuild(
-    kafka: Kafka, topic: Topic, store: AlertStore, defaults: Timing | None = None
+    kafka: Kafka, topic: Topic, store: AlertStore, defaults: Timing = DEFAULT_TIMING
 ) -> int | None:
     """Replay ``topic`` into ``store`` unless it is already rebuilt; events applied, or None."""
     if await store.is_rebuilt():
@@ -79,7 +89,7 @@ async def rebuild(
         applied = await _replay(kafka, consumer, topic, store, told)
     finally:
         await consumer.stop()
-    await restore_pipeline(store, told, defaults or Timing(30.0, 300.0, 4 * 3600.0), utcnow())
+    await restore_pipeline(store, told, defaults, utcnow())
     await store.mark_rebuilt()
     log.info("alert cache rebuilt from %s: %d event(s)", topic.name, applied)
     return applied

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from vigil.wire.base import as_utc
 from vigil.wire.records import Alert, AlertRule, Severity
 from vigil.wire.rules import SIGNALS, Reading, Report
 
@@ -76,14 +77,9 @@ def fingerprint(model_id: str, model_version: str, rule: str, feature: str | Non
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _utc(moment: datetime) -> datetime:
-    """``moment`` with its zone; a time without one is UTC (as Avro's timestamps are)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 def in_utc(report: R) -> R:
     """``report`` with every time zone-aware: a JSON report may omit the zone, meaning UTC."""
-    times = {n: _utc(v) for n, v in vars(report).items() if isinstance(v, datetime)}
+    times = {n: as_utc(v) for n, v in vars(report).items() if isinstance(v, datetime)}
     return report.model_copy(update=times)
 
 
@@ -134,9 +130,9 @@ def _step(
     were stored the first time; unless it is a later ``revision`` of that window's report,
     which is judged again in its place.
     """
-    if before is not None and _utc(before.window) > window:
+    if before is not None and as_utc(before.window) > window:
         return None
-    again = before is not None and _utc(before.window) == window
+    again = before is not None and as_utc(before.window) == window
     if before is not None and again and revision <= before.revision:
         return before, before.held > 0, _baseline(rule, before.history[:-1])
     if before is not None and again:
@@ -192,7 +188,7 @@ def evaluate_rules(
 
 def window_of(alert: Alert) -> datetime:
     """Start of the window whose report last changed ``alert``."""
-    return _utc(datetime.fromisoformat(alert.details["window_start"]))
+    return as_utc(datetime.fromisoformat(alert.details["window_start"]))
 
 
 def resolved(existing: Alert, now: datetime, details: dict[str, str], summary: str) -> Alert:

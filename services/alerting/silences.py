@@ -4,13 +4,14 @@ but not sent. Pure logic; the API and the worker store and publish them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from alerting.matchers import MAX_MATCHERS, Matcher, alert_labels, matches, matches_all
 from vigil.wire.alert_events import LabelMatcher, Silence
+from vigil.wire.base import as_utc
 from vigil.wire.records import Alert
 
 __all__ = [
@@ -30,10 +31,6 @@ MAX_COMMENT = 1024
 SilenceState = Literal["pending", "active", "expired"]
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
 class SilenceIn(BaseModel):
     """What ``POST /v1/silences`` accepts: matchers, a span (from now when no start), why."""
 
@@ -48,7 +45,7 @@ class SilenceIn(BaseModel):
         # As Alertmanager: a silence whose every matcher matches "" would silence everything.
         if all(matches(m, {}) for m in self.matchers):
             raise ValueError("at least one matcher must not match the empty value")
-        if self.starts_at is not None and _utc(self.ends_at) <= _utc(self.starts_at):
+        if self.starts_at is not None and as_utc(self.ends_at) <= as_utc(self.starts_at):
             raise ValueError("ends_at must be after starts_at")
         return self
 
@@ -61,8 +58,8 @@ class SilenceView(Silence):
 
 def new_silence(body: SilenceIn, silence_id: str, principal: str, now: datetime) -> Silence:
     """The silence ``principal`` asked for; ValueError if it would already be over."""
-    starts = _utc(body.starts_at) if body.starts_at is not None else now
-    ends = _utc(body.ends_at)
+    starts = as_utc(body.starts_at) if body.starts_at is not None else now
+    ends = as_utc(body.ends_at)
     if ends <= now:
         raise ValueError("ends_at is in the past")
     return Silence(
@@ -80,9 +77,9 @@ def state_of(silence: Silence, now: datetime) -> SilenceState:
     end = (
         silence.ends_at if silence.expired_at is None else min(silence.ends_at, silence.expired_at)
     )
-    if _utc(end) <= now:
+    if as_utc(end) <= now:
         return "expired"
-    return "pending" if _utc(silence.starts_at) > now else "active"
+    return "pending" if as_utc(silence.starts_at) > now else "active"
 
 
 def is_active(silence: Silence, now: datetime) -> bool:

@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from alerting.channels import open_notifier
 from alerting.config import Settings
 from alerting.dispatch import Dispatcher
-from alerting.grouping import Timing
+from alerting.grouping import DEFAULT_TIMING, Timing
 from alerting.handlers import fingerprint
 from alerting.history import AlertHistory, event, settle
 from alerting.inhibition import active_sources, source_fingerprints
@@ -74,7 +74,6 @@ WINDOW_REPORTS = Codec(WindowReport)
 TRAFFIC_REPORTS = Codec(TrafficReport)
 PERFORMANCE_REPORTS = Codec(PerformanceReport)
 UNKNOWN_SECONDS = 30.0
-DEFAULT_TIMING = Timing(group_wait=30.0, group_interval=300.0, repeat_interval=4 * 3600.0)
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
 OUTAGES = (Unavailable, KafkaError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)

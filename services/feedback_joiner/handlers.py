@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from feedback_joiner.ports import JoinStore
@@ -37,6 +37,7 @@ from vigil.adapters.stage_logic import (
     TopicPartitionKey,
 )
 from vigil.performance import WINDOW_SECONDS, WindowPerformance, window_of
+from vigil.wire.base import as_utc
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
@@ -190,7 +191,7 @@ class Joining(StageLogic):
             else:
                 waiting = [*entry.waiting, feedback][-WAITING_KEPT:]
                 entry = entry.model_copy(update={"waiting": waiting})
-        elif entry.label is None or _utc(feedback.timestamp) >= _utc(entry.label.timestamp):
+        elif entry.label is None or as_utc(feedback.timestamp) >= as_utc(entry.label.timestamp):
             joined = prediction is not None
             if prediction is not None:
                 replaced = entry.label if entry.label_joined else None
@@ -224,7 +225,7 @@ class Joining(StageLogic):
         version = self.versions.get(prediction.model_id, prediction.model_version)
         if version is None:
             return None
-        start, end = window_of(_utc(prediction.timestamp), self.window_seconds)
+        start, end = window_of(as_utc(prediction.timestamp), self.window_seconds)
         key = (prediction.model_id, prediction.model_version, start)
         found = self.deltas.get(key)
         if found is None:
@@ -336,7 +337,7 @@ class Joining(StageLogic):
                 except DecodeError:
                     self.dirty[key] = None  # unreadable: nothing to keep
                     continue
-                if _utc(entry.first_seen) >= cutoff:
+                if as_utc(entry.first_seen) >= cutoff:
                     continue
                 self.dirty[key] = None
                 self.pending.expired += 1
@@ -381,8 +382,4 @@ class Joining(StageLogic):
 
 def _latency(prediction: PredictionEvent, label: FeedbackEvent) -> float:
     """Seconds from the prediction to its label (0 for a label stamped before it)."""
-    return max((_utc(label.timestamp) - _utc(prediction.timestamp)).total_seconds(), 0.0)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return max((as_utc(label.timestamp) - as_utc(prediction.timestamp)).total_seconds(), 0.0)

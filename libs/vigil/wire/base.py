@@ -6,12 +6,17 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Record", "utcnow"]
+__all__ = ["Record", "as_utc", "utcnow"]
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware, truncated to Avro's microsecond resolution."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` with its zone; a time without one is UTC (as Avro's timestamps are)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 class Record(BaseModel):
