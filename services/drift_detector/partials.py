@@ -15,13 +15,8 @@ import numpy.typing as npt
 from vigil.drift.window import WindowProfile
 from vigil.wire.codec import Codec
 from vigil.wire.columns import Batch, Column, concat_batches
-from vigil.wire.records import (
-    DriftColumn,
-    DriftEventColumns,
-    DriftPartial,
-    DriftPartialWindow,
-    ModelVersion,
-)
+from vigil.wire.drift_state import DriftColumn, DriftEventColumns, DriftPartial, DriftPartialWindow
+from vigil.wire.records import ModelVersion
 
 __all__ = [
     "MICROS",

@@ -28,13 +28,8 @@ from vigil.drift.verdicts import judge
 from vigil.drift.window import CorruptProfile, WindowProfile
 from vigil.wire.codec import Codec
 from vigil.wire.columns import Batch, concat_batches
-from vigil.wire.records import (
-    DriftOpenWindow,
-    DriftState,
-    ModelVersion,
-    ReferenceProfile,
-    WindowReport,
-)
+from vigil.wire.drift_state import DriftOpenWindow, DriftState
+from vigil.wire.records import ModelVersion, ReferenceProfile, WindowReport
 
 __all__ = ["ModelWindows", "OpenWindow"]
 

@@ -11,7 +11,8 @@ from vigil.drift.reference import build_reference
 from vigil.drift.stats import psi
 from vigil.drift.window import WindowProfile
 from vigil.wire.codec import Codec
-from vigil.wire.records import FeatureSpec, WindowProfileState, utcnow
+from vigil.wire.drift_state import WindowProfileState
+from vigil.wire.records import FeatureSpec, utcnow
 
 SPEC = [
     FeatureSpec(name="x", type="numeric", max=10.0),

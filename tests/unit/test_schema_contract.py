@@ -19,21 +19,23 @@ from vigil.wire import codec as codec_module
 from vigil.wire.alert_events import Silence
 from vigil.wire.avro import AvroSchema, avro_schema, known_writer_schemas
 from vigil.wire.codec import Codec
-from vigil.wire.performance import BusinessValue, PerformanceReport, PerformanceState
-from vigil.wire.records import (
-    Alert,
-    AlertRule,
+from vigil.wire.drift_state import (
     DriftColumn,
     DriftEventColumns,
     DriftOpenWindow,
     DriftPartial,
     DriftPartialWindow,
     DriftState,
+    WindowProfileState,
+)
+from vigil.wire.performance import BusinessValue, PerformanceReport, PerformanceState
+from vigil.wire.records import (
+    Alert,
+    AlertRule,
     ModelVersion,
     PredictionEvent,
     Record,
     TrafficReport,
-    WindowProfileState,
 )
 from vigil.wire.topics import CATALOGUE
 

@@ -23,13 +23,8 @@ from vigil.drift.errors import ErrorCounts, ErrorSummary
 from vigil.drift.values import Mask, Mode
 from vigil.wire.codec import Codec
 from vigil.wire.columns import Batch, batch_from_rows
-from vigil.wire.records import (
-    FeatureProfile,
-    FeatureSpec,
-    ReferenceProfile,
-    ReferenceSource,
-    WindowProfileState,
-)
+from vigil.wire.drift_state import WindowProfileState
+from vigil.wire.records import FeatureProfile, FeatureSpec, ReferenceProfile, ReferenceSource
 
 __all__ = ["STATE_FORMAT", "CorruptProfile", "WindowProfile"]
 

@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent
+from vigil.wire.drift_state import DriftPartial, DriftState
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import (
-    DriftPartial,
-    DriftState,
     FeedbackEvent,
     ModelVersion,
     Outcome,
