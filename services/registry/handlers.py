@@ -16,6 +16,7 @@ from vigil.wire.records import (
     FeatureSpec,
     Lineage,
     ModelVersion,
+    PerformanceConfig,
     ReferenceChange,
     ReferenceProfile,
     RiskAssessment,
@@ -57,6 +58,13 @@ class ModelRegistration(BaseModel):
         allow_inf_nan=False,
         description="Seconds: traffic, then none for this long, fires model_silent.",
     )
+    label_horizon: float = Field(
+        default=30 * 86400.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds a prediction waits for its label (and a label for its prediction).",
+    )
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
 
     @model_validator(mode="after")
     def _unique_features(self) -> ModelRegistration:

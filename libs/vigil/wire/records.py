@@ -27,6 +27,7 @@ __all__ = [
     "MultivariateDrift",
     "MultivariateReference",
     "Outcome",
+    "PerformanceConfig",
     "PredictionEvent",
     "Record",
     "ReferenceChange",
@@ -140,6 +141,7 @@ class ReferenceProfile(Record):
     prediction: FeatureProfile | None = None
     score: FeatureProfile | None = None
     multivariate: MultivariateReference | None = None
+    performance: bytes | None = None  # the labelled rows' outcomes (PerformanceState)
 
 
 class ReferenceChange(Record):
@@ -178,6 +180,10 @@ class AlertRule(Record):
     enabled: bool = True
 
 
+class PerformanceConfig(Record):
+    window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
 class ModelVersion(Record):
     model_id: Identifier
     version: Identifier
@@ -200,6 +206,9 @@ class ModelVersion(Record):
     # Seconds without traffic, after some, that fire model_silent.
     expected_interval: float = Field(default=600.0, gt=0, allow_inf_nan=False)
     business_value: BusinessValue | None = None
+    # Seconds a prediction waits for its label (and a label for its prediction): 30 days.
+    label_horizon: float = Field(default=30 * 86400.0, gt=0, allow_inf_nan=False)
+    performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
 
     @property
     def key(self) -> str:
