@@ -133,6 +133,7 @@ class PerformancePartial(Record):
     window_end: datetime
     revision: int = 0
     state: bytes
+    orphaned: int = 0  # labels without their prediction (a delta in a joiner's partial)
 
     @property
     def key(self) -> str:
