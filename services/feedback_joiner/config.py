@@ -22,11 +22,13 @@ class Settings(VigilSettings):
     joiner_partials_topic: str = "vigil.performance.partials.v1"
     joiner_windows_topic: str = "vigil.performance.changelog.v1"
     joiner_metrics_topic: str = "vigil.metrics.v1"  # where PerformanceReports go
-    # Event-time windows of the predictions that performance is reported for.
+    # Event-time windows of the predictions that performance is reported for, for a model
+    # whose registry record names none (``performance.window_seconds``).
     joiner_window_seconds: float = Field(default=3600.0, gt=0)
     # A window's report is revised at most this often while its labels stream in.
     joiner_report_seconds: float = Field(default=2.0, gt=0)
-    # How long a prediction waits for its label, and a label for its prediction (30 days).
+    # How long a prediction waits for its label, and a label for its prediction (30 days),
+    # for a model the registry does not know (a known one has its ``label_horizon``).
     joiner_label_horizon_seconds: float = Field(default=30 * 86400.0, gt=0)
     joiner_flush_seconds: float = Field(default=1.0, gt=0)
     # Where a new consumer group starts: "earliest" joins every prediction still on the topic.

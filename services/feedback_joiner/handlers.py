@@ -11,8 +11,15 @@ changelog (partition = the prediction's); the local store takes it once that is 
   and its ``Outcome`` names the one it ``replaces``, so every count downstream moves from the
   old value to the new exactly once. An older label arriving late is ignored.
 - A resent feedback id, or a resent prediction, is joined once.
-- Past the horizon an id is forgotten (a changelog tombstone); feedback whose prediction never
-  came is counted as orphaned.
+- A label the model cannot read (a class a regression model cannot take, say) is not counted:
+  its ``Outcome`` goes to the dead-letter topic with the reason.
+- Past the horizon (the version's ``label_horizon``) an id is forgotten (a changelog tombstone).
+
+Orphans: a label whose prediction has not come is counted at once as orphaned in a window of
+the model the feedback names (``feedback_joiner.deltas`` says which); the entry remembers where
+(``JoinEntry.orphan``) and its prediction, if it comes, takes the count back from there: a
+report's count is at any time the labels still without their prediction, and at the horizon
+those that never met it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+from feedback_joiner.deltas import NEWEST, FlushDeltas
 from feedback_joiner.ports import JoinStore
 from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
@@ -36,12 +44,18 @@ from vigil.adapters.stage_logic import (
     StageLogic,
     TopicPartitionKey,
 )
-from vigil.performance import WINDOW_SECONDS, WindowPerformance, window_of
+from vigil.performance import WINDOW_SECONDS
 from vigil.wire.base import as_utc
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
-from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent, Record, utcnow
+from vigil.wire.records import (
+    FeedbackEvent,
+    Outcome,
+    PredictionEvent,
+    Record,
+    utcnow,
+)
 
 __all__ = ["Joining", "Topics"]
 
@@ -55,8 +69,21 @@ PARTIALS = Codec(PerformancePartial)
 SEEN_KEPT = 32  # feedback ids remembered per prediction, to join a resend once
 WAITING_KEPT = 32  # flags kept per prediction that has not come yet
 
+
 Key = tuple[int, str]  # (partition, prediction id)
 R = TypeVar("R", bound=Record)
+
+
+@dataclass(frozen=True)
+class Produced:
+    """A record this stage made (an ``Outcome``), as the dead-letter topic takes it: the
+    partition is its prediction's, the offset -1 (it was never consumed)."""
+
+    topic: str
+    partition: int
+    key: bytes | None
+    value: bytes | None
+    offset: int = -1
 
 
 @dataclass(frozen=True)
@@ -79,7 +106,7 @@ class Counts:
     duplicates: int = 0  # resent predictions or feedback ids, joined once
     orphaned: int = 0  # feedback forgotten at the horizon without its prediction
     expired: int = 0  # ids forgotten at the horizon
-    unjudged: int = 0  # outcomes of a label the model's task cannot read (not counted)
+    unjudged: int = 0  # outcomes of a label the model's task cannot read (dead-lettered)
 
 
 class Joining(StageLogic):
@@ -100,9 +127,7 @@ class Joining(StageLogic):
     ) -> None:
         self.store = store
         self.versions = versions
-        self.window_seconds = window_seconds
-        # This flush's performance deltas, by (model, version, window start).
-        self.deltas: dict[tuple[str, str, datetime], tuple[datetime, WindowPerformance]] = {}
+        self.perf = FlushDeltas(store, versions, window_seconds)
         self.topics = topics
         self.horizon = horizon
         self.flush_seconds = flush_seconds
@@ -119,7 +144,7 @@ class Joining(StageLogic):
         self.absorbed = 0
         self.last_flush = monotonic()
         self.last_sweep = monotonic()
-        self._flushing: tuple[dict[Key, JoinEntry | None], Counts] | None = None
+        self._flushing: tuple[dict[Key, bytes | None], Counts] | None = None
 
     # -- absorbing ---------------------------------------------------------------------------
 
@@ -161,15 +186,17 @@ class Joining(StageLogic):
             self.pending.duplicates += 1  # a resend: the first one stands
             return
         self.pending.indexed += 1
-        window = self._window(prediction)
-        if window is not None:
-            window.add_prediction(prediction.prediction, prediction.score)
+        self.perf.prediction(record.partition, prediction)
+        if entry.orphan is not None:  # its label was counted as orphaned: no longer
+            self.perf.orphans(entry.orphan, -1)
         if entry.label is not None and not entry.label_joined:
-            self._outcome(prediction, entry.label, None, now)
+            self._outcome(prediction, entry.label, None, now, record.partition)
             entry = entry.model_copy(update={"label_joined": True})
         for flag in entry.waiting:
-            self._outcome(prediction, flag, None, now)
-        self.dirty[key] = entry.model_copy(update={"prediction": prediction, "waiting": []})
+            self._outcome(prediction, flag, None, now, record.partition)
+        self.dirty[key] = entry.model_copy(
+            update={"prediction": prediction, "waiting": [], "orphan": None}
+        )
 
     def _feedback(self, record: Incoming, now: datetime) -> None:
         feedback = self._decode(FEEDBACK, record)
@@ -187,7 +214,7 @@ class Joining(StageLogic):
             self.pending.early += 1
         if feedback.actual is None:  # a flag: joined, or waiting for its prediction
             if prediction is not None:
-                self._outcome(prediction, feedback, None, now)
+                self._outcome(prediction, feedback, None, now, record.partition)
             else:
                 waiting = [*entry.waiting, feedback][-WAITING_KEPT:]
                 entry = entry.model_copy(update={"waiting": waiting})
@@ -195,7 +222,11 @@ class Joining(StageLogic):
             joined = prediction is not None
             if prediction is not None:
                 replaced = entry.label if entry.label_joined else None
-                self._outcome(prediction, feedback, replaced, now)
+                self._outcome(prediction, feedback, replaced, now, record.partition)
+            elif entry.orphan is None:
+                entry = entry.model_copy(
+                    update={"orphan": self.perf.orphan(record.partition, feedback)}
+                )
             entry = entry.model_copy(update={"label": feedback, "label_joined": joined})
         self.dirty[key] = entry
 
@@ -205,62 +236,25 @@ class Joining(StageLogic):
         feedback: FeedbackEvent,
         replaces: FeedbackEvent | None,
         now: datetime,
+        partition: int,
     ) -> None:
         outcome = Outcome(
             prediction=prediction, feedback=feedback, joined_at=now, replaces=replaces
         )
         key = prediction.prediction_id.encode()
-        self.outcomes.append(Outgoing(self.topics.outcomes, OUTCOMES.encode(outcome), key))
+        value = OUTCOMES.encode(outcome)
+        if feedback.actual is not None:
+            unreadable = self.perf.outcome(prediction, feedback, feedback.actual, replaces)
+            if unreadable is not None:
+                log.warning("outcome of %s not counted: %s", prediction.prediction_id, unreadable)
+                self.pending.unjudged += 1
+                produced = Produced(self.topics.outcomes, partition, key, value)
+                self.rejects.append(DeadLetter(produced, f"outcome not judged: {unreadable}"))
+                return
+        self.outcomes.append(Outgoing(self.topics.outcomes, value, key))
         self.pending.joined += 1
         if replaces is not None:
             self.pending.corrections += 1
-        if feedback.actual is not None:
-            self._count(prediction, feedback, feedback.actual, replaces)
-
-    def _window(self, prediction: PredictionEvent) -> WindowPerformance | None:
-        """This flush's delta of the window ``prediction`` falls in; None for a version the
-        registry does not know (joined all the same, not counted)."""
-        if self.versions is None:
-            return None
-        version = self.versions.get(prediction.model_id, prediction.model_version)
-        if version is None:
-            return None
-        start, end = window_of(as_utc(prediction.timestamp), self.window_seconds)
-        key = (prediction.model_id, prediction.model_version, start)
-        found = self.deltas.get(key)
-        if found is None:
-            found = self.deltas[key] = (
-                end,
-                WindowPerformance(version.task, version.positive_label),
-            )
-        return found[1]
-
-    def _count(
-        self,
-        prediction: PredictionEvent,
-        label: FeedbackEvent,
-        actual: bool | int | float | str,
-        replaces: FeedbackEvent | None,
-    ) -> None:
-        """Count a label into its window's delta; a correction takes the old label out first."""
-        window = self._window(prediction)
-        if window is None:
-            return
-        try:
-            if replaces is not None and replaces.actual is not None:
-                window.add_outcome(
-                    prediction.prediction,
-                    prediction.score,
-                    replaces.actual,
-                    _latency(prediction, replaces),
-                    sign=-1,
-                )
-            window.add_outcome(
-                prediction.prediction, prediction.score, actual, _latency(prediction, label)
-            )
-        except ValueError as exc:  # e.g. a string label for a regression model
-            self.pending.unjudged += 1
-            log.warning("outcome of %s not counted: %s", prediction.prediction_id, exc)
 
     # -- flushing ----------------------------------------------------------------------------
 
@@ -276,68 +270,65 @@ class Joining(StageLogic):
         if now - self.last_sweep >= self.sweep_seconds:
             self._sweep(self.clock())
             self.last_sweep = now
+        encoded: dict[Key, bytes | None] = {
+            key: None if entry is None else ENTRIES.encode(entry)
+            for key, entry in self.dirty.items()
+        }
+        deltas, newest = self.perf.take()
+        encoded.update(newest)
         changes = [
-            Outgoing(
-                self.topics.changelog,
-                None if entry is None else ENTRIES.encode(entry),
-                pid.encode(),
-                partition,
-            )
-            for (partition, pid), entry in self.dirty.items()
+            Outgoing(self.topics.changelog, value, pid.encode(), partition)
+            for (partition, pid), value in encoded.items()
         ]
         partials = [
-            Outgoing(
-                self.topics.partials,
-                PARTIALS.encode(
-                    PerformancePartial(
-                        model_id=model_id,
-                        model_version=version,
-                        window_start=start,
-                        window_end=end,
-                        state=window.to_bytes(),
-                    )
-                ),
-                f"{model_id}/{version}".encode(),
-            )
-            for (model_id, version, start), (end, window) in self.deltas.items()
+            Outgoing(self.topics.partials, PARTIALS.encode(d), d.key.encode()) for d in deltas
         ]
         output = Output([*self.outcomes, *changes, *partials], self.rejects)
-        self._flushing = (self.dirty, self.pending)
+        self._flushing = (encoded, self.pending)
         self.dirty, self.outcomes, self.rejects, self.pending = {}, [], [], Counts()
-        self.deltas = {}
         self.last_flush = now
         return output
 
     def committed(self, output: Output) -> None:
         if self._flushing is None:
             return
-        dirty, counts = self._flushing
+        encoded, counts = self._flushing
         self._flushing = None
         by_partition: dict[int, dict[str, bytes | None]] = {}
-        for (partition, pid), entry in dirty.items():
-            by_partition.setdefault(partition, {})[pid] = (
-                None if entry is None else ENTRIES.encode(entry)
-            )
+        for (partition, pid), value in encoded.items():
+            by_partition.setdefault(partition, {})[pid] = value
         for partition, changes in by_partition.items():
             if partition in self.owned:
                 self.store.write(partition, changes)
         for name in vars(counts):
             setattr(self.counts, name, getattr(self.counts, name) + getattr(counts, name))
 
+    def _horizon(self, entry: JoinEntry) -> timedelta:
+        """The label horizon of an entry: its version's, or (no prediction yet) the longest of
+        its feedback's model, or the joiner's default for a model the registry does not know."""
+        if entry.prediction is not None:
+            version = self.perf.version(entry.prediction.model_id, entry.prediction.model_version)
+            return timedelta(seconds=version.label_horizon) if version else self.horizon
+        feedback = [entry.label] if entry.label is not None else []
+        model_id = next((f.model_id for f in [*feedback, *entry.waiting] if f.model_id), None)
+        versions = self.versions.versions(model_id) if self.versions and model_id else []
+        if not versions:
+            return self.horizon
+        return timedelta(seconds=max(v.label_horizon for v in versions))
+
     def _sweep(self, now: datetime) -> None:
-        """Forget the ids past the horizon; their feedback without a prediction is orphaned."""
-        cutoff = now - self.horizon
+        """Forget the ids past their horizon (the orphans among them stay counted)."""
         for partition in sorted(self.owned):
             for pid, raw in self.store.entries(partition):
                 key = (partition, pid)
-                if key in self.dirty:
+                if key in self.dirty or pid.startswith(NEWEST):
                     continue
                 try:
                     entry = ENTRIES.decode(raw)
                 except DecodeError:
                     self.dirty[key] = None  # unreadable: nothing to keep
                     continue
-                if as_utc(entry.first_seen) >= cutoff:
+                if as_utc(entry.first_seen) >= now - self._horizon(entry):
                     continue
                 self.dirty[key] = None
                 self.pending.expired += 1
@@ -361,6 +352,7 @@ class Joining(StageLogic):
             self.store.reset(partition, entries)
             await asyncio.sleep(0)
         self.owned |= numbers
+        self.perf.reset()
         log.info(
             "joiner restored %d entries for partitions %s",
             sum(len(e) for e in found.values()),
@@ -373,13 +365,8 @@ class Joining(StageLogic):
         # partitions, so this is a rewind after a failed flush): nothing of it is kept.
         numbers = {p for _, p in partitions}
         self.dirty, self.outcomes, self.rejects, self.pending = {}, [], [], Counts()
-        self.deltas = {}
+        self.perf.reset()
         self._flushing = None
         for partition in numbers:
             self.store.drop(partition)
         self.owned -= numbers
-
-
-def _latency(prediction: PredictionEvent, label: FeedbackEvent) -> float:
-    """Seconds from the prediction to its label (0 for a label stamped before it)."""
-    return max((as_utc(label.timestamp) - as_utc(prediction.timestamp)).total_seconds(), 0.0)

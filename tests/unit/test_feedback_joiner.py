@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,13 @@ from tests.unit.fakes import FakeCatalog
 from vigil.adapters.stage_testing import StageHarness
 from vigil.performance import WindowPerformance, realised_metrics
 from vigil.wire.codec import Codec
-from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent
+from vigil.wire.records import (
+    FeedbackEvent,
+    ModelVersion,
+    Outcome,
+    PerformanceConfig,
+    PredictionEvent,
+)
 
 TOPICS = Topics("predictions", "feedback", "outcomes", "changelog")
 PARTITIONS = {"predictions": 2, "feedback": 2}
@@ -203,3 +210,117 @@ async def test_predictions_and_labels_become_performance_deltas(clock: Clock) ->
     # Two predictions; one label, the corrected one (the first was taken out again).
     assert (window.predictions, window.labelled) == (2, 1)
     assert realised_metrics(window)["accuracy"] == 1.0
+
+
+def orphaned(harness: StageHarness) -> dict[datetime, int]:
+    """Orphaned labels per window start, summed over every partial sent."""
+    found: dict[datetime, int] = {}
+    for r in harness.sent:
+        if r.topic == TOPICS.partials:
+            partial = PARTIALS.decode(r.value)
+            found[partial.window_start] = found.get(partial.window_start, 0) + partial.orphaned
+    return found
+
+
+async def versioned(clock: Clock, *models: ModelVersion, store: JoinStore | None = None) -> Any:
+    logic = Joining(
+        store or DictStore(), TOPICS, timedelta(days=30), clock=clock, versions=FakeCatalog(models)
+    )
+    harness = StageHarness(logic, PARTITIONS, changelog="changelog")
+    await harness.assign([("predictions", 0), ("feedback", 0)])
+    return logic, harness
+
+
+async def test_labels_without_their_prediction_are_orphans_until_it_comes(clock: Clock) -> None:
+    model = MODEL.model_copy(update={"positive_label": None})
+    _, harness = await versioned(clock, model)
+    hour = datetime(2026, 5, 1, 12, tzinfo=T0.tzinfo)
+    await harness.put("predictions", 0, [prediction("a")])
+    # Labelled days later: counted in the newest window with predictions, not the label's.
+    late = FEEDBACK.model_copy(
+        update={"prediction_id": "never", "feedback_id": "n", "actual": True, "flag": None}
+    )
+    late = late.model_copy(update={"timestamp": T0 + timedelta(days=2)})
+    await harness.put("feedback", 0, [Codec(FeedbackEvent).encode(late)])
+    await harness.put("feedback", 0, [label("early", "e", True)])
+    await harness.put("feedback", 0, [label("early", "e2", False, minute=5)])  # a correction
+    await harness.flush()
+    assert orphaned(harness) == {hour: 2}
+    await harness.put("predictions", 0, [prediction("early")])
+    await harness.flush()
+    assert orphaned(harness) == {hour: 1}  # "never" is still without its prediction
+    (joined,) = outcomes(harness)
+    assert joined.feedback.feedback_id == "e2"
+
+
+async def test_an_orphan_is_taken_back_after_a_restart_where_it_was_counted(
+    clock: Clock,
+) -> None:
+    model = MODEL.model_copy(update={"positive_label": None})
+    _, harness = await versioned(clock, model)
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.put("feedback", 0, [label("early", "e", True)])
+    await harness.flush()
+    # A new worker, state from the changelog only: the mark and the newest window come back.
+    sent = len(harness.sent)
+    harness.logic = Joining(
+        DictStore(), TOPICS, timedelta(days=30), clock=clock, versions=FakeCatalog([model])
+    )
+    await harness.assign([("predictions", 0), ("feedback", 0)])
+    await harness.put("feedback", 0, [label("never", "n", True)])
+    await harness.put("predictions", 0, [prediction("early")])
+    await harness.flush()
+    hour = datetime(2026, 5, 1, 12, tzinfo=T0.tzinfo)
+    assert orphaned(harness) == {hour: 1}
+    after = [PARTIALS.decode(r.value) for r in harness.sent[sent:] if r.topic == TOPICS.partials]
+    assert sum(p.orphaned for p in after) == 0  # "early" taken back, "never" counted
+
+
+async def test_a_label_the_model_cannot_read_is_dead_lettered_with_its_reason(
+    clock: Clock,
+) -> None:
+    model = MODEL.model_copy(update={"task": "regression", "positive_label": None})
+    logic, harness = await versioned(clock, model)
+    event = PREDICTION.model_copy(update={"prediction_id": "r", "prediction": 3.5, "score": None})
+    await harness.put("predictions", 0, [Codec(PredictionEvent).encode(event)])
+    text = FEEDBACK.model_copy(
+        update={"prediction_id": "r", "feedback_id": "t", "actual": "high", "flag": None}
+    )
+    await harness.put("feedback", 0, [Codec(FeedbackEvent).encode(text)])
+    await harness.flush()
+    (letter,) = harness.dead_letters
+    assert "not judged" in letter.reason and letter.record.topic == "outcomes"
+    assert OUTCOMES.decode(letter.record.value).feedback.feedback_id == "t"
+    assert outcomes(harness) == [] and logic.counts.unjudged == 1
+    # A readable correction replaces it and is counted once.
+    fixed = text.model_copy(
+        update={"feedback_id": "u", "actual": 4.0, "timestamp": T0 + timedelta(minutes=1)}
+    )
+    await harness.put("feedback", 0, [Codec(FeedbackEvent).encode(fixed)])
+    await harness.flush()
+    window = WindowPerformance("regression")
+    for r in harness.sent:
+        if r.topic == TOPICS.partials:
+            window.merge(WindowPerformance.from_bytes(PARTIALS.decode(r.value).state))
+    assert (window.predictions, window.labelled) == (1, 1)
+    assert realised_metrics(window)["mae"] == 0.5
+
+
+async def test_windows_and_horizon_are_the_models_own(clock: Clock) -> None:
+    model = MODEL.model_copy(
+        update={
+            "positive_label": None,
+            "label_horizon": 3600.0,
+            "performance": PerformanceConfig(window_seconds=600.0),
+        }
+    )
+    logic, harness = await versioned(clock, model)
+    logic.sweep_seconds = 0.0
+    await harness.put("predictions", 0, [prediction("a")])
+    await harness.flush()
+    (partial,) = [PARTIALS.decode(r.value) for r in harness.sent if r.topic == TOPICS.partials]
+    assert partial.window_start == datetime(2026, 5, 1, 12, 30, tzinfo=T0.tzinfo)
+    assert partial.window_end - partial.window_start == timedelta(minutes=10)
+    clock.now = T0 + timedelta(hours=2)  # past this model's horizon, not the default's
+    await harness.flush()
+    assert logic.counts.expired == 1

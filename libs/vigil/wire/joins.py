@@ -8,7 +8,17 @@ from pydantic import Field
 
 from vigil.wire.records import FeedbackEvent, PredictionEvent, Record
 
-__all__ = ["JoinEntry"]
+__all__ = ["JoinEntry", "OrphanMark"]
+
+
+class OrphanMark(Record):
+    """The performance window (of the feedback's model) a label without its prediction is
+    counted in as orphaned."""
+
+    model_id: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
 
 
 class JoinEntry(Record):
@@ -20,3 +30,4 @@ class JoinEntry(Record):
     seen_feedback: list[str] = Field(default_factory=list)
     waiting: list[FeedbackEvent] = Field(default_factory=list)
     first_seen: datetime
+    orphan: OrphanMark | None = None
