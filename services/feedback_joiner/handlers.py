@@ -340,24 +340,28 @@ class Joining(StageLogic):
     # -- assignment --------------------------------------------------------------------------
 
     async def on_assigned(self, assigned: Assigned) -> list[DeadLetter]:
-        # Entries are stored as read, not decoded here: a restore of millions must not hold
-        # the event loop (and the consumer's heartbeats) for long. One that cannot be read is
-        # found, and dropped, when its id next comes.
+        # The changelog streams into the store batch by batch (memory stays flat however many
+        # ids there are), as read: entries are not decoded here, so a restore of millions does
+        # not hold the event loop (and the consumer's heartbeats) for long. One that cannot be
+        # read is found, and dropped, when its id next comes.
         numbers = {p for _, p in assigned.partitions}
-        found: dict[int, list[tuple[str, bytes]]] = {p: [] for p in numbers}
-        for record in assigned.changelog:
-            if record.key is not None and record.value is not None and record.partition in found:
-                found[record.partition].append((record.key.decode(errors="replace"), record.value))
-        for partition, entries in found.items():
-            self.store.reset(partition, entries)
-            await asyncio.sleep(0)
+        for partition in numbers:
+            self.store.reset(partition, ())
+        restored = 0
+        if assigned.restore is not None:
+            async for batch in assigned.restore():
+                changes: dict[int, dict[str, bytes | None]] = {}
+                for r in batch:
+                    if r.key is not None and r.partition in numbers:
+                        key = r.key.decode(errors="replace")
+                        changes.setdefault(r.partition, {})[key] = r.value
+                for partition, written in changes.items():
+                    self.store.write(partition, written)
+                restored += len(batch)
+                await asyncio.sleep(0)
         self.owned |= numbers
         self.perf.reset()
-        log.info(
-            "joiner restored %d entries for partitions %s",
-            sum(len(e) for e in found.values()),
-            sorted(numbers),
-        )
+        log.info("joiner restored %d changelog records of %s", restored, sorted(numbers))
         return []
 
     def on_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:

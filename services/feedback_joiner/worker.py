@@ -48,6 +48,7 @@ def joiner_stage(settings: Settings, store: RocksJoinStore, versions: Catalog) -
         topics=(topics.predictions, topics.feedback),
         transactional_id=f"{settings.joiner_group_id}-{settings.joiner_worker_id}-join",
         changelog=topics.changelog,
+        changelog_streamed=True,
         auto_offset_reset=settings.joiner_auto_offset_reset,
     )
     logic = Joining(

@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import (
     CorruptRecordException,
@@ -51,6 +52,7 @@ from vigil.adapters.stage_logic import (
     OffsetBook,
     Outgoing,
     Output,
+    Restore,
     SendFailed,
     StageLogic,
     StageStuck,
@@ -58,7 +60,7 @@ from vigil.adapters.stage_logic import (
 )
 from vigil.wire.topics import DEADLETTER
 
-__all__ = ["Stage", "StageConfig", "is_outage", "read_changelog"]
+__all__ = ["Stage", "StageConfig", "is_outage", "read_changelog", "stream_changelog"]
 
 log = logging.getLogger(__name__)
 DEAD_LETTERED = Counter(
@@ -100,6 +102,9 @@ class StageConfig:
     # commit offsets directly after each flush (the output is made durable by the logic).
     transactional_id: str | None
     changelog: str | None = None  # compacted topic read back into the logic on assignment
+    # Hand the changelog over as a stream of batches (``Assigned.restore``) rather than its
+    # latest records in memory: for state larger than memory should hold.
+    changelog_streamed: bool = False
     auto_offset_reset: str = "earliest"
     fetch_records: int = 20_000
     fetch_timeout_ms: int = 200
@@ -329,19 +334,26 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             if offset is not None:  # None: a new group, started where the reset puts it
                 self.consumer.seek(tp, offset)
         changelog: list[Incoming] = []
-        if self.config.changelog and partitions:
-            numbers = {tp.partition for tp in partitions}
+        restore: Restore | None = None
+        numbers = {tp.partition for tp in partitions}
+        if self.config.changelog and partitions and self.config.changelog_streamed:
+            kafka, topic = self.config.kafka, self.config.changelog
+            restore = partial(stream_changelog, kafka, topic, numbers)
+        elif self.config.changelog and partitions:
             changelog = await read_changelog(self.config.kafka, self.config.changelog, numbers)
         counts = {t: len(self.consumer.partitions_for_topic(t) or ()) for t in self.config.topics}
-        assigned = Assigned(list(partitions), committed, counts, changelog)
+        assigned = Assigned(list(partitions), committed, counts, changelog, restore)
         self.pending_dead.extend(await self.logic.on_assigned(assigned))
 
     def __str__(self) -> str:
         return self.config.name
 
 
-async def read_changelog(kafka: Kafka, topic: str, partitions: set[int]) -> list[Incoming]:
-    """The latest committed record of every key in ``partitions`` of ``topic``, by offset."""
+async def stream_changelog(
+    kafka: Kafka, topic: str, partitions: set[int]
+) -> AsyncIterator[Sequence[Incoming]]:
+    """Every committed record of ``partitions`` of ``topic`` (tombstones too), batch by batch,
+    in offset order within a partition, up to the end at the time of the call."""
     reader = AIOKafkaConsumer(
         **client_options(kafka),
         enable_auto_commit=False,
@@ -351,7 +363,6 @@ async def read_changelog(kafka: Kafka, topic: str, partitions: set[int]) -> list
         fetch_max_bytes=128 * 1024 * 1024,
     )
     await reader.start()
-    latest: dict[tuple[int, bytes | None], ConsumerRecord] = {}
     try:
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         reader.assign(tps)
@@ -361,12 +372,21 @@ async def read_changelog(kafka: Kafka, topic: str, partitions: set[int]) -> list
         while remaining:
             batches = await reader.getmany(*remaining, timeout_ms=1000)
             for tp, records in batches.items():
-                for r in records:
-                    latest[(tp.partition, r.key)] = r
+                within = [r for r in records if r.offset < ends[tp]]
+                if within:
+                    yield within
             for tp in list(remaining):
                 if await reader.position(tp) >= ends[tp]:
                     remaining.discard(tp)
     finally:
         await reader.stop()
+
+
+async def read_changelog(kafka: Kafka, topic: str, partitions: set[int]) -> list[Incoming]:
+    """The latest committed record of every key in ``partitions`` of ``topic``, by offset."""
+    latest: dict[tuple[int, bytes | None], Incoming] = {}
+    async for records in stream_changelog(kafka, topic, partitions):
+        for r in records:
+            latest[(r.partition, r.key)] = r
     live = [r for r in latest.values() if r.value is not None]  # tombstones delete
     return sorted(live, key=lambda r: (r.partition, r.offset))

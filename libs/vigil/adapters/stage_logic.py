@@ -14,7 +14,7 @@ absorbed. A logic that cannot tell (returns none) stops the stage with ``StageSt
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -27,6 +27,7 @@ __all__ = [
     "OffsetBook",
     "Outgoing",
     "Output",
+    "Restore",
     "SendFailed",
     "StageLogic",
     "StageStuck",
@@ -101,6 +102,10 @@ class Output:
     commit: dict[TopicPartitionKey, int] | None = None
 
 
+# Reads a changelog from its start: batches of records (see ``Assigned.restore``).
+Restore = Callable[[], AsyncIterator[Sequence["Incoming"]]]
+
+
 @dataclass(frozen=True)
 class Assigned:
     """Partitions handed to this stage, with what it needs to resume them."""
@@ -110,6 +115,9 @@ class Assigned:
     partition_counts: Mapping[str, int]
     # The latest record of every key in the changelog partitions of the same numbers.
     changelog: Sequence[Incoming] = ()
+    # Or, for a stage whose changelog is streamed, every record of those partitions (tombstones
+    # too), batch by batch in offset order: to be read once.
+    restore: Restore | None = None
 
 
 class StageLogic(ABC):

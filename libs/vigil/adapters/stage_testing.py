@@ -12,7 +12,7 @@ In the spirit of faust's ``agent.test_context()``::
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from vigil.adapters.stage_logic import (
     Assigned,
@@ -117,7 +117,11 @@ class StageHarness:
             self.offsets.assign(tp, offset)
         numbers = {p for _, p in partitions}
         changelog = [m for (p, _), m in sorted(self.changelog.items()) if p in numbers]
-        assigned = Assigned(list(partitions), committed, self.topics, changelog)
+
+        async def restore() -> AsyncIterator[Sequence[Incoming]]:
+            yield changelog  # what a compacted topic may still hold: the latest of each key
+
+        assigned = Assigned(list(partitions), committed, self.topics, changelog, restore)
         self._pending_dead.extend(await self.logic.on_assigned(assigned))
 
     async def revoke(self, partitions: Sequence[TopicPartitionKey], settle: bool = True) -> None:
