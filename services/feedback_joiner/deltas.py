@@ -10,15 +10,21 @@ ids, or, before any, the window of the label's timestamp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+
 from feedback_joiner.ports import JoinStore
 from vigil.adapters.ports import Catalog
 from vigil.performance import WindowPerformance, window_of
+from vigil.performance.bins import SCORE_BINS
+from vigil.performance.labels import is_positive
 from vigil.wire.base import as_utc
+from vigil.wire.columns import BOOLEAN, LONG, STRING, Batch, Column
 from vigil.wire.joins import OrphanMark
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
@@ -101,6 +107,34 @@ class FlushDeltas:
         if newest is None or start > newest:
             self.newest[key] = start
             self.newest_dirty[key] = str(start).encode()
+
+    def predictions(self, partition: int, version: ModelVersion, batch: Batch) -> None:
+        """Count a batch of one version's predictions at once (as ``prediction`` one by one)."""
+        width = round(self.seconds(version) * 1_000_000)
+        starts = batch.timestamps - batch.timestamps % width
+        positive = bins = None
+        if version.task == "binary":
+            positive = positive_flags(batch.prediction, version.positive_label)
+            score = batch.score
+            usable = (score >= 0.0) & (score <= 1.0)  # NaN (no score) is neither
+            bins = np.where(usable, np.minimum(score * SCORE_BINS, SCORE_BINS - 1), -1)
+            bins = bins.astype(np.int64)
+        for start in np.unique(starts).tolist():
+            at = starts == start
+            begin = _EPOCH + start * _MICROSECOND
+            delta = self._delta(
+                version.model_id, version.version, begin, begin + width * _MICROSECOND, version
+            )
+            delta.window.add_predictions(
+                int(np.count_nonzero(at)),
+                None if positive is None else positive[at],
+                None if bins is None else bins[at],
+            )
+        key, newest = self._newest(partition, version)
+        latest = int(starts.max())
+        if newest is None or latest > newest:
+            self.newest[key] = latest
+            self.newest_dirty[key] = str(latest).encode()
 
     def outcome(
         self,
@@ -194,6 +228,32 @@ class FlushDeltas:
     def reset(self) -> None:
         """Forget everything not committed (a rewind, a revocation, an assignment)."""
         self.deltas, self.newest, self.newest_dirty = {}, {}, {}
+
+
+def positive_flags(column: Column, positive_label: str | None) -> npt.NDArray[np.bool_]:
+    """Whether each predicted label of a column is the positive class (``is_positive``),
+    judged once per distinct value."""
+    numbers = np.where(np.isnan(column.numbers), 0.0, column.numbers)
+    rows = np.stack([column.kinds.astype(np.float64), numbers, column.codes.astype(np.float64)])
+    distinct, inverse = np.unique(rows, axis=1, return_inverse=True)
+    flags = np.array(
+        [
+            is_positive(_value(int(kind), number, int(code), column.vocab), positive_label)
+            for kind, number, code in distinct.T.tolist()
+        ],
+        dtype=np.bool_,
+    )
+    return flags[inverse.reshape(-1)]
+
+
+def _value(kind: int, number: float, code: int, vocab: Sequence[str]) -> bool | int | float | str:
+    if kind == STRING:
+        return vocab[code]
+    if kind == BOOLEAN:
+        return bool(number)
+    if kind == LONG:
+        return int(number)
+    return number
 
 
 def latency(prediction: PredictionEvent, label: FeedbackEvent) -> float:

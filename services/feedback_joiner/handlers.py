@@ -29,8 +29,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+
+import numpy as np
 
 from feedback_joiner.deltas import NEWEST, FlushDeltas
 from feedback_joiner.ports import JoinStore
@@ -46,6 +48,7 @@ from vigil.adapters.stage_logic import (
 )
 from vigil.performance import WINDOW_SECONDS
 from vigil.wire.base import as_utc
+from vigil.wire.batchdecode import decode_predictions
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
@@ -136,7 +139,7 @@ class Joining(StageLogic):
         self.clock = clock
         self.monotonic = monotonic
         self.owned: set[int] = set()
-        self.dirty: dict[Key, JoinEntry | None] = {}
+        self.dirty: dict[Key, JoinEntry | bytes | None] = {}
         self.outcomes: list[Outgoing] = []
         self.rejects: list[DeadLetter] = []
         self.pending = Counts()
@@ -149,11 +152,9 @@ class Joining(StageLogic):
     # -- absorbing ---------------------------------------------------------------------------
 
     def _entry(self, key: Key) -> JoinEntry | None:
-        if key in self.dirty:
-            return self.dirty[key]
-        raw = self.store.get(*key)
-        if raw is None:
-            return None
+        raw = self.dirty[key] if key in self.dirty else self.store.get(*key)
+        if raw is None or isinstance(raw, JoinEntry):
+            return raw
         try:
             return ENTRIES.decode(raw)
         except DecodeError as exc:
@@ -162,12 +163,51 @@ class Joining(StageLogic):
 
     async def absorb(self, records: Sequence[Incoming]) -> None:
         now = self.clock()
+        run: list[Incoming] = []  # consecutive predictions, indexed together
         for record in records:
             if record.topic == self.topics.predictions:
-                self._prediction(record, now)
-            else:
-                self._feedback(record, now)
+                run.append(record)
+                continue
+            if run:
+                self._predictions(run, now)
+                run = []
+            self._feedback(record, now)
+        if run:
+            self._predictions(run, now)
         self.absorbed += len(records)
+
+    def _predictions(self, records: Sequence[Incoming], now: datetime) -> None:
+        """Index predictions a batch at a time: the new ones (the usual case) are read column
+        by column and kept as they came; any other (a resend, one with feedback waiting, one
+        the batch reader cannot read) goes through ``_prediction``, in order."""
+        fast = [i for i, r in enumerate(records) if r.value is not None and r.value[:10] == _HEADER]
+        values = [records[i].value or b"" for i in fast]
+        decoded = decode_predictions(values, PREDICTIONS)
+        slow = set(range(len(records))) - set(fast)
+        slow.update(fast[i] for i, _ in decoded.failures)
+        first_seen = _entry_prefix(now)
+        for batch in decoded.batches:
+            version = self.perf.version(batch.model_id, batch.model_version)
+            new: list[int] = []
+            for n, row in enumerate(batch.rows.tolist()):
+                record = records[fast[row]]
+                value = record.value or b""
+                key = (record.partition, _prediction_id(value))
+                if key in self.dirty or self.store.get(*key) is not None:
+                    slow.add(fast[row])
+                    continue
+                self.dirty[key] = first_seen + _avro_bytes(value)
+                new.append(n)
+            self.pending.indexed += len(new)
+            if version is None or not new:
+                continue
+            taken = batch.take(np.array(new, dtype=np.intp))
+            partitions = np.array([records[fast[r]].partition for r in taken.rows.tolist()])
+            for partition in np.unique(partitions).tolist():
+                at = np.flatnonzero(partitions == partition)
+                self.perf.predictions(partition, version, taken.take(at))
+        for i in sorted(slow):
+            self._prediction(records[i], now)
 
     def _decode(self, codec: Codec[R], record: Incoming) -> R | None:
         try:
@@ -182,7 +222,7 @@ class Joining(StageLogic):
             return
         key = (record.partition, prediction.prediction_id)
         entry = self._entry(key) or JoinEntry(first_seen=now)
-        if entry.prediction is not None:
+        if entry.has_prediction:
             self.pending.duplicates += 1  # a resend: the first one stands
             return
         self.pending.indexed += 1
@@ -195,7 +235,11 @@ class Joining(StageLogic):
         for flag in entry.waiting:
             self._outcome(prediction, flag, None, now, record.partition)
         self.dirty[key] = entry.model_copy(
-            update={"prediction": prediction, "waiting": [], "orphan": None}
+            update={
+                "prediction_event": PREDICTIONS.encode(prediction),
+                "waiting": [],
+                "orphan": None,
+            }
         )
 
     def _feedback(self, record: Incoming, now: datetime) -> None:
@@ -209,7 +253,7 @@ class Joining(StageLogic):
             return
         seen = [*entry.seen_feedback, feedback.feedback_id][-SEEN_KEPT:]
         entry = entry.model_copy(update={"seen_feedback": seen})
-        prediction = entry.prediction
+        prediction = _prediction_of(entry)
         if prediction is None:
             self.pending.early += 1
         if feedback.actual is None:  # a flag: joined, or waiting for its prediction
@@ -271,7 +315,7 @@ class Joining(StageLogic):
             self._sweep(self.clock())
             self.last_sweep = now
         encoded: dict[Key, bytes | None] = {
-            key: None if entry is None else ENTRIES.encode(entry)
+            key: ENTRIES.encode(entry) if isinstance(entry, JoinEntry) else entry
             for key, entry in self.dirty.items()
         }
         deltas, newest = self.perf.take()
@@ -306,12 +350,13 @@ class Joining(StageLogic):
     def _horizon(self, entry: JoinEntry) -> timedelta:
         """The label horizon of an entry: its version's, or (no prediction yet) the longest of
         its feedback's model, or the joiner's default for a model the registry does not know."""
-        if entry.prediction is not None:
-            version = self.perf.version(entry.prediction.model_id, entry.prediction.model_version)
+        if entry.has_prediction:
+            model_id, version_id = _model_of(entry)
+            version = self.perf.version(model_id, version_id)
             return timedelta(seconds=version.label_horizon) if version else self.horizon
         feedback = [entry.label] if entry.label is not None else []
-        model_id = next((f.model_id for f in [*feedback, *entry.waiting] if f.model_id), None)
-        versions = self.versions.versions(model_id) if self.versions and model_id else []
+        named = next((f.model_id for f in [*feedback, *entry.waiting] if f.model_id), None)
+        versions = self.versions.versions(named) if self.versions and named else []
         if not versions:
             return self.horizon
         return timedelta(seconds=max(v.label_horizon for v in versions))
@@ -332,7 +377,7 @@ class Joining(StageLogic):
                     continue
                 self.dirty[key] = None
                 self.pending.expired += 1
-                if entry.prediction is None:
+                if not entry.has_prediction:
                     self.pending.orphaned += len(entry.waiting) + (entry.label is not None)
         if self.pending.orphaned:
             log.warning("%d feedback(s) never met their prediction", self.pending.orphaned)
@@ -374,3 +419,76 @@ class Joining(StageLogic):
         for partition in numbers:
             self.store.drop(partition)
         self.owned -= numbers
+
+
+# -- reading and writing entries without pydantic (the index's hot path) ---------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HEADER = PREDICTIONS.header  # a prediction written with this tree's schema
+_ENTRY_HEADER = ENTRIES.header
+
+
+def _varint(value: bytes, pos: int) -> tuple[int, int]:
+    """An Avro long (zig-zag varint) at ``pos``, and the position after it."""
+    shift = n = 0
+    while True:
+        b = value[pos]
+        pos += 1
+        n |= (b & 0x7F) << shift
+        if b < 0x80:
+            return (n >> 1) ^ -(n & 1), pos
+        shift += 7
+
+
+def _zigzag(n: int) -> bytes:
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def _strings(value: bytes, count: int) -> list[str]:
+    """The first ``count`` string fields of a record written with this tree's schema."""
+    found: list[str] = []
+    pos = 10
+    for _ in range(count):
+        length, pos = _varint(value, pos)
+        found.append(value[pos : pos + length].decode())
+        pos += length
+    return found
+
+
+def _prediction_id(value: bytes) -> str:
+    return _strings(value, 1)[0]
+
+
+def _entry_prefix(now: datetime) -> bytes:
+    """A new entry's encoding up to its prediction: no prediction, label, flags or orphan
+    mark, first seen ``now`` (the fields of ``JoinEntry`` in order)."""
+    micros = (as_utc(now) - _EPOCH) // timedelta(microseconds=1)
+    return _ENTRY_HEADER + b"\x00\x00\x00\x00\x00" + _zigzag(micros) + b"\x00"
+
+
+def _avro_bytes(value: bytes) -> bytes:
+    """``prediction_event``: the union's bytes branch, then length and value."""
+    return b"\x02" + _zigzag(len(value)) + value
+
+
+def _prediction_of(entry: JoinEntry) -> PredictionEvent | None:
+    if entry.prediction is not None or entry.prediction_event is None:
+        return entry.prediction
+    return PREDICTIONS.decode(entry.prediction_event)
+
+
+def _model_of(entry: JoinEntry) -> tuple[str, str]:
+    """The model id and version of an entry's prediction (which it must have)."""
+    event = entry.prediction_event
+    if entry.prediction is None and event is not None and event[:10] == _HEADER:
+        _, model_id, version = _strings(event, 3)
+        return model_id, version
+    prediction = _prediction_of(entry)
+    assert prediction is not None
+    return prediction.model_id, prediction.model_version

@@ -9,13 +9,22 @@ from typing import Any
 
 import pytest
 
-from feedback_joiner.handlers import OUTCOMES, PARTIALS, Joining, Topics
+from feedback_joiner.handlers import (
+    ENTRIES,
+    OUTCOMES,
+    PARTIALS,
+    Joining,
+    Topics,
+    _avro_bytes,
+    _entry_prefix,
+)
 from feedback_joiner.ports import JoinStore
 from tests.samples import FEEDBACK, MODEL, PREDICTION, T0
 from tests.unit.fakes import FakeCatalog
 from vigil.adapters.stage_testing import StageHarness
 from vigil.performance import WindowPerformance, realised_metrics
 from vigil.wire.codec import Codec
+from vigil.wire.joins import JoinEntry
 from vigil.wire.records import (
     FeedbackEvent,
     ModelVersion,
@@ -324,3 +333,55 @@ async def test_windows_and_horizon_are_the_models_own(clock: Clock) -> None:
     clock.now = T0 + timedelta(hours=2)  # past this model's horizon, not the default's
     await harness.flush()
     assert logic.counts.expired == 1
+
+
+def test_a_new_entry_is_written_byte_for_byte_as_the_codec_would() -> None:
+    value = prediction("a")
+    written = _entry_prefix(T0) + _avro_bytes(value)
+    expected = JoinEntry(first_seen=T0, prediction_event=value)
+    assert written == ENTRIES.encode(expected)
+    assert ENTRIES.decode(written) == expected
+
+
+async def test_predictions_indexed_by_the_batch_count_as_one_by_one(clock: Clock) -> None:
+    """The batch path (new ids) and the one-by-one path (JSON, resends) count the same."""
+    model = MODEL.model_copy(update={"positive_label": "yes"})
+    events = [
+        PREDICTION.model_copy(
+            update={
+                "prediction_id": f"p{i}",
+                "prediction": ["yes", "no", True, 1, "YES"][i % 5],
+                "score": None if i % 7 == 0 else (i % 11) / 10,
+                "timestamp": T0 + timedelta(minutes=13 * i),
+            }
+        )
+        for i in range(60)
+    ]
+    counted: list[WindowPerformance] = []
+    for encode in (Codec(PredictionEvent).encode, lambda e: e.model_dump_json().encode()):
+        logic, harness = await versioned(clock, model)
+        await harness.put("predictions", 0, [encode(e) for e in events])
+        await harness.flush()
+        window = WindowPerformance("binary", "yes")
+        for r in harness.sent:
+            if r.topic == TOPICS.partials:
+                window.merge(WindowPerformance.from_bytes(PARTIALS.decode(r.value).state))
+        assert logic.counts.indexed == 60
+        counted.append(window)
+    batch, one_by_one = counted
+    assert batch.to_bytes() == one_by_one.to_bytes()
+    assert batch.predictions == 60
+
+
+async def test_in_one_batch_a_label_and_a_resent_prediction_join_once(
+    clock: Clock,
+) -> None:
+    model = MODEL.model_copy(update={"positive_label": None})
+    logic, harness = await versioned(clock, model)
+    harness.append("feedback", 0, [label("a", "fa", True)])
+    harness.append("predictions", 0, [prediction("a"), prediction("b"), prediction("a")])
+    await harness.poll()
+    await harness.flush()
+    assert [o.prediction.prediction_id for o in outcomes(harness)] == ["a"]
+    assert (logic.counts.indexed, logic.counts.duplicates) == (2, 1)
+    assert orphaned(harness) == {datetime(2026, 5, 1, 12, tzinfo=T0.tzinfo): 0}

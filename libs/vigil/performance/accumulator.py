@@ -20,6 +20,7 @@ from functools import cache
 from typing import Self
 
 import numpy as np
+import numpy.typing as npt
 
 from vigil.performance.bins import (
     LATENCY_BINS,
@@ -106,6 +107,23 @@ class WindowPerformance:
                 sign,
             )
         self.ints[PREDICTIONS] += sign
+
+    def add_predictions(
+        self,
+        count: int,
+        positive: npt.NDArray[np.bool_] | None = None,
+        bins: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        """Count ``count`` predictions at once: for a binary model, whether each is the
+        positive class and its score bin (-1: no score), as ``add_prediction`` would one by
+        one."""
+        if self.binary is not None and positive is not None and bins is not None:
+            self.binary.ints[self.binary.PREDICTED_POSITIVE] += int(np.count_nonzero(positive))
+            scored = bins[bins >= 0]
+            self.binary.scored += np.bincount(scored, minlength=self.binary.scored.size).astype(
+                self.binary.scored.dtype
+            )
+        self.ints[PREDICTIONS] += count
 
     def add_outcome(
         self,

@@ -66,6 +66,11 @@ class Codec(Generic[R]):
         # The hottest records have hand-written encoders that write fastavro's exact bytes.
         self._fast_body = _FAST_BODIES.get(model)
 
+    @property
+    def header(self) -> bytes:
+        """What every record this codec writes starts with: marker and schema fingerprint."""
+        return self._header
+
     def encode(self, record: R) -> bytes:
         """Avro single-object encoding of ``record``."""
         if self._fast_body is not None:

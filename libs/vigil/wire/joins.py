@@ -31,3 +31,8 @@ class JoinEntry(Record):
     waiting: list[FeedbackEvent] = Field(default_factory=list)
     first_seen: datetime
     orphan: OrphanMark | None = None
+    prediction_event: bytes | None = None  # the prediction as consumed (single-object Avro)
+
+    @property
+    def has_prediction(self) -> bool:
+        return self.prediction is not None or self.prediction_event is not None
