@@ -256,9 +256,10 @@ class Joining(StageLogic):
         prediction = _prediction_of(entry)
         if prediction is None:
             self.pending.early += 1
+        raw = (entry.prediction_event, record.value)  # the events as consumed
         if feedback.actual is None:  # a flag: joined, or waiting for its prediction
             if prediction is not None:
-                self._outcome(prediction, feedback, None, now, record.partition)
+                self._outcome(prediction, feedback, None, now, record.partition, raw)
             else:
                 waiting = [*entry.waiting, feedback][-WAITING_KEPT:]
                 entry = entry.model_copy(update={"waiting": waiting})
@@ -266,7 +267,7 @@ class Joining(StageLogic):
             joined = prediction is not None
             if prediction is not None:
                 replaced = entry.label if entry.label_joined else None
-                self._outcome(prediction, feedback, replaced, now, record.partition)
+                self._outcome(prediction, feedback, replaced, now, record.partition, raw)
             elif entry.orphan is None:
                 entry = entry.model_copy(
                     update={"orphan": self.perf.orphan(record.partition, feedback)}
@@ -281,12 +282,10 @@ class Joining(StageLogic):
         replaces: FeedbackEvent | None,
         now: datetime,
         partition: int,
+        raw: tuple[bytes | None, bytes | None] = (None, None),
     ) -> None:
-        outcome = Outcome(
-            prediction=prediction, feedback=feedback, joined_at=now, replaces=replaces
-        )
         key = prediction.prediction_id.encode()
-        value = OUTCOMES.encode(outcome)
+        value = _outcome_value(prediction, feedback, replaces, now, *raw)
         if feedback.actual is not None:
             unreadable = self.perf.outcome(prediction, feedback, feedback.actual, replaces)
             if unreadable is not None:
@@ -426,6 +425,7 @@ class Joining(StageLogic):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEADER = PREDICTIONS.header  # a prediction written with this tree's schema
 _ENTRY_HEADER = ENTRIES.header
+_FEEDBACK_HEADER = FEEDBACK.header
 
 
 def _varint(value: bytes, pos: int) -> tuple[int, int]:
@@ -492,3 +492,24 @@ def _model_of(entry: JoinEntry) -> tuple[str, str]:
     prediction = _prediction_of(entry)
     assert prediction is not None
     return prediction.model_id, prediction.model_version
+
+
+def _outcome_value(
+    prediction: PredictionEvent,
+    feedback: FeedbackEvent,
+    replaces: FeedbackEvent | None,
+    now: datetime,
+    prediction_raw: bytes | None,
+    feedback_raw: bytes | None,
+) -> bytes:
+    """The encoded ``Outcome``: the events' bytes as consumed when this tree's schemas wrote
+    them (an Outcome's body is its fields' bodies one after the other), else encoded again."""
+    if prediction_raw is None or prediction_raw[:10] != _HEADER:
+        prediction_raw = PREDICTIONS.encode(prediction)
+    if feedback_raw is None or feedback_raw[:10] != _FEEDBACK_HEADER:
+        feedback_raw = FEEDBACK.encode(feedback)
+    micros = (as_utc(now) - _EPOCH) // timedelta(microseconds=1)
+    replaced = b"\x00" if replaces is None else b"\x02" + FEEDBACK.encode(replaces)[10:]
+    return b"".join(
+        (OUTCOMES.header, prediction_raw[10:], feedback_raw[10:], _zigzag(micros), replaced)
+    )

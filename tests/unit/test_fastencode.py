@@ -1,4 +1,5 @@
-"""The hand-written PredictionEvent and FeedbackEvent encoders write exactly fastavro's bytes."""
+"""The hand-written encoders (PredictionEvent, FeedbackEvent, JoinEntry, Outcome) write exactly
+fastavro's bytes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from fastavro import schemaless_writer
 from vigil.wire import fastencode
 from vigil.wire.avro import avro_schema
 from vigil.wire.fastencode import encode_feedback_body, encode_prediction_body
+from vigil.wire.fastjoin import encode_entry_body, encode_outcome_body
+from vigil.wire.joins import JoinEntry, OrphanMark
+from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent
 
 
 def _value(rng: random.Random) -> object:
@@ -114,3 +118,61 @@ def test_feedback_matches_fastavro_on_random_events() -> None:
         expected = io.BytesIO()
         schemaless_writer(expected, schema, event)
         assert encode_feedback_body(event) == expected.getvalue(), event
+
+
+def _feedback(rng: random.Random, i: int) -> FeedbackEvent:
+    return FeedbackEvent(
+        feedback_id=f"f-{i}",
+        prediction_id=f"p-{i}",
+        model_id=rng.choice([None, "m"]),
+        actual=rng.choice([None, True, 0, 2.5, "yes"]),
+        flag=rng.choice([None, "harmful"]),
+        comment=rng.choice([None, "c" * rng.randint(0, 300)]),
+        source=rng.choice(["sme", "ground_truth"]),
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 10**7)),
+    )
+
+
+def _prediction(rng: random.Random, i: int) -> PredictionEvent:
+    features = {f"x{k}": _value(rng) for k in range(rng.randint(0, 4))}
+    return PredictionEvent(
+        prediction_id=f"p-{i}",
+        model_id="m",
+        model_version="1",
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randint(0, 10**7)),
+        features=features,
+        prediction=rng.choice([True, 3, 0.5, "cat"]),
+        score=rng.choice([None, 0.25]),
+    )
+
+
+def test_join_records_match_fastavro_on_random_ones() -> None:
+    """JoinEntry and Outcome, written by ``vigil.wire.fastjoin``, as fastavro writes them."""
+    rng = random.Random(15)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    mark = OrphanMark(model_id="m", model_version="1", window_start=when, window_end=when)
+    raw = bytes(range(200))
+    for i in range(500):
+        entry = JoinEntry(
+            prediction=rng.choice([None, _prediction(rng, i)]),
+            label=rng.choice([None, _feedback(rng, i)]),
+            label_joined=rng.choice([True, False]),
+            seen_feedback=[f"s{k}" for k in range(rng.randint(0, 40))],
+            waiting=[_feedback(rng, k) for k in range(rng.randint(0, 3))],
+            first_seen=when + timedelta(microseconds=rng.randint(0, 10**15)),
+            orphan=rng.choice([None, mark]),
+            prediction_event=rng.choice([None, b"", raw]),
+        )
+        outcome = Outcome(
+            prediction=_prediction(rng, i),
+            feedback=_feedback(rng, i),
+            joined_at=when + timedelta(microseconds=rng.randint(0, 10**15)),
+            replaces=rng.choice([None, _feedback(rng, i + 1)]),
+        )
+        for record, encode in ((entry, encode_entry_body), (outcome, encode_outcome_body)):
+            expected = io.BytesIO()
+            schemaless_writer(
+                expected, avro_schema(type(record).__name__).parsed, record.model_dump()
+            )
+            assert encode(record.__dict__) == expected.getvalue(), record
+            assert encode(record.model_dump()) == expected.getvalue(), record

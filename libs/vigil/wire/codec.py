@@ -24,7 +24,9 @@ from vigil.wire.avro import (
     registered_writer_schema,
 )
 from vigil.wire.fastencode import encode_feedback_body, encode_prediction_body
-from vigil.wire.records import FeedbackEvent, PredictionEvent, Record
+from vigil.wire.fastjoin import encode_entry_body, encode_outcome_body
+from vigil.wire.joins import JoinEntry
+from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent, Record
 
 __all__ = ["Codec", "DecodeError", "WriterSchemas"]
 
@@ -33,6 +35,8 @@ SINGLE_OBJECT_MARKER = b"\xc3\x01"
 _FAST_BODIES: dict[type[Record], Callable[[Mapping[str, Any]], bytes]] = {
     PredictionEvent: encode_prediction_body,
     FeedbackEvent: encode_feedback_body,
+    JoinEntry: encode_entry_body,
+    Outcome: encode_outcome_body,
 }
 CONFLUENT_MAGIC = 0
 
