@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
+from feedback_joiner.entries import model_of
 from feedback_joiner.ports import JoinStore
 from vigil.adapters.ports import Catalog
 from vigil.performance import WindowPerformance, window_of
@@ -25,7 +26,7 @@ from vigil.performance.bins import SCORE_BINS
 from vigil.performance.labels import is_positive
 from vigil.wire.base import as_utc
 from vigil.wire.columns import BOOLEAN, LONG, STRING, Batch, Column
-from vigil.wire.joins import OrphanMark
+from vigil.wire.joins import JoinEntry, OrphanMark
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
 
@@ -165,6 +166,20 @@ class FlushDeltas:
         except ValueError as exc:  # e.g. a string label for a regression model
             return str(exc)
         return None
+
+    def horizon(self, entry: JoinEntry, default: timedelta) -> timedelta:
+        """The label horizon of an entry: its version's, or (no prediction yet) the longest of
+        its feedback's model, or the joiner's default for a model the registry does not know."""
+        if entry.has_prediction:
+            model_id, version_id = model_of(entry)
+            version = self.version(model_id, version_id)
+            return timedelta(seconds=version.label_horizon) if version else default
+        feedback = [entry.label] if entry.label is not None else []
+        named = next((f.model_id for f in [*feedback, *entry.waiting] if f.model_id), None)
+        versions = self.versions.versions(named) if self.versions and named else []
+        if not versions:
+            return default
+        return timedelta(seconds=max(v.label_horizon for v in versions))
 
     # -- orphans -----------------------------------------------------------------------------
 

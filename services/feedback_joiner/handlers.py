@@ -16,10 +16,9 @@ changelog (partition = the prediction's); the local store takes it once that is 
 - Past the horizon (the version's ``label_horizon``) an id is forgotten (a changelog tombstone).
 
 Orphans: a label whose prediction has not come is counted at once as orphaned in a window of
-the model the feedback names (``feedback_joiner.deltas`` says which); the entry remembers where
-(``JoinEntry.orphan``) and its prediction, if it comes, takes the count back from there: a
-report's count is at any time the labels still without their prediction, and at the horizon
-those that never met it.
+the model the feedback names (``feedback_joiner.deltas`` says which), remembered in
+``JoinEntry.orphan``; its prediction, if it comes, takes the count back from there: a report
+counts the labels still without their prediction, and at the horizon those that never met it.
 """
 
 from __future__ import annotations
@@ -29,12 +28,24 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import numpy as np
 
 from feedback_joiner.deltas import NEWEST, FlushDeltas
+from feedback_joiner.entries import (
+    ENTRIES,
+    FEEDBACK,
+    PREDICTIONS,
+    Produced,
+    avro_bytes,
+    entry_prefix,
+    is_current_prediction,
+    outcome_value,
+    prediction_id,
+    prediction_of,
+)
 from feedback_joiner.ports import JoinStore
 from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
@@ -54,7 +65,6 @@ from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import (
     FeedbackEvent,
-    Outcome,
     PredictionEvent,
     Record,
     utcnow,
@@ -64,10 +74,6 @@ __all__ = ["Joining", "Topics"]
 
 log = logging.getLogger(__name__)
 
-ENTRIES = Codec(JoinEntry)
-PREDICTIONS = Codec(PredictionEvent)
-FEEDBACK = Codec(FeedbackEvent)
-OUTCOMES = Codec(Outcome)
 PARTIALS = Codec(PerformancePartial)
 SEEN_KEPT = 32  # feedback ids remembered per prediction, to join a resend once
 WAITING_KEPT = 32  # flags kept per prediction that has not come yet
@@ -75,18 +81,6 @@ WAITING_KEPT = 32  # flags kept per prediction that has not come yet
 
 Key = tuple[int, str]  # (partition, prediction id)
 R = TypeVar("R", bound=Record)
-
-
-@dataclass(frozen=True)
-class Produced:
-    """A record this stage made (an ``Outcome``), as the dead-letter topic takes it: the
-    partition is its prediction's, the offset -1 (it was never consumed)."""
-
-    topic: str
-    partition: int
-    key: bytes | None
-    value: bytes | None
-    offset: int = -1
 
 
 @dataclass(frozen=True)
@@ -180,23 +174,23 @@ class Joining(StageLogic):
         """Index predictions a batch at a time: the new ones (the usual case) are read column
         by column and kept as they came; any other (a resend, one with feedback waiting, one
         the batch reader cannot read) goes through ``_prediction``, in order."""
-        fast = [i for i, r in enumerate(records) if r.value is not None and r.value[:10] == _HEADER]
+        fast = [i for i, r in enumerate(records) if is_current_prediction(r.value)]
         values = [records[i].value or b"" for i in fast]
         decoded = decode_predictions(values, PREDICTIONS)
         slow = set(range(len(records))) - set(fast)
         slow.update(fast[i] for i, _ in decoded.failures)
-        first_seen = _entry_prefix(now)
+        first_seen = entry_prefix(now)
         for batch in decoded.batches:
             version = self.perf.version(batch.model_id, batch.model_version)
             new: list[int] = []
             for n, row in enumerate(batch.rows.tolist()):
                 record = records[fast[row]]
                 value = record.value or b""
-                key = (record.partition, _prediction_id(value))
+                key = (record.partition, prediction_id(value))
                 if key in self.dirty or self.store.get(*key) is not None:
                     slow.add(fast[row])
                     continue
-                self.dirty[key] = first_seen + _avro_bytes(value)
+                self.dirty[key] = first_seen + avro_bytes(value)
                 new.append(n)
             self.pending.indexed += len(new)
             if version is None or not new:
@@ -253,7 +247,7 @@ class Joining(StageLogic):
             return
         seen = [*entry.seen_feedback, feedback.feedback_id][-SEEN_KEPT:]
         entry = entry.model_copy(update={"seen_feedback": seen})
-        prediction = _prediction_of(entry)
+        prediction = prediction_of(entry)
         if prediction is None:
             self.pending.early += 1
         raw = (entry.prediction_event, record.value)  # the events as consumed
@@ -285,7 +279,7 @@ class Joining(StageLogic):
         raw: tuple[bytes | None, bytes | None] = (None, None),
     ) -> None:
         key = prediction.prediction_id.encode()
-        value = _outcome_value(prediction, feedback, replaces, now, *raw)
+        value = outcome_value(prediction, feedback, replaces, now, *raw)
         if feedback.actual is not None:
             unreadable = self.perf.outcome(prediction, feedback, feedback.actual, replaces)
             if unreadable is not None:
@@ -346,20 +340,6 @@ class Joining(StageLogic):
         for name in vars(counts):
             setattr(self.counts, name, getattr(self.counts, name) + getattr(counts, name))
 
-    def _horizon(self, entry: JoinEntry) -> timedelta:
-        """The label horizon of an entry: its version's, or (no prediction yet) the longest of
-        its feedback's model, or the joiner's default for a model the registry does not know."""
-        if entry.has_prediction:
-            model_id, version_id = _model_of(entry)
-            version = self.perf.version(model_id, version_id)
-            return timedelta(seconds=version.label_horizon) if version else self.horizon
-        feedback = [entry.label] if entry.label is not None else []
-        named = next((f.model_id for f in [*feedback, *entry.waiting] if f.model_id), None)
-        versions = self.versions.versions(named) if self.versions and named else []
-        if not versions:
-            return self.horizon
-        return timedelta(seconds=max(v.label_horizon for v in versions))
-
     def _sweep(self, now: datetime) -> None:
         """Forget the ids past their horizon (the orphans among them stay counted)."""
         for partition in sorted(self.owned):
@@ -372,7 +352,7 @@ class Joining(StageLogic):
                 except DecodeError:
                     self.dirty[key] = None  # unreadable: nothing to keep
                     continue
-                if as_utc(entry.first_seen) >= now - self._horizon(entry):
+                if as_utc(entry.first_seen) >= now - self.perf.horizon(entry, self.horizon):
                     continue
                 self.dirty[key] = None
                 self.pending.expired += 1
@@ -418,98 +398,3 @@ class Joining(StageLogic):
         for partition in numbers:
             self.store.drop(partition)
         self.owned -= numbers
-
-
-# -- reading and writing entries without pydantic (the index's hot path) ---------------------
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_HEADER = PREDICTIONS.header  # a prediction written with this tree's schema
-_ENTRY_HEADER = ENTRIES.header
-_FEEDBACK_HEADER = FEEDBACK.header
-
-
-def _varint(value: bytes, pos: int) -> tuple[int, int]:
-    """An Avro long (zig-zag varint) at ``pos``, and the position after it."""
-    shift = n = 0
-    while True:
-        b = value[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            return (n >> 1) ^ -(n & 1), pos
-        shift += 7
-
-
-def _zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z >= 0x80:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
-def _strings(value: bytes, count: int) -> list[str]:
-    """The first ``count`` string fields of a record written with this tree's schema."""
-    found: list[str] = []
-    pos = 10
-    for _ in range(count):
-        length, pos = _varint(value, pos)
-        found.append(value[pos : pos + length].decode())
-        pos += length
-    return found
-
-
-def _prediction_id(value: bytes) -> str:
-    return _strings(value, 1)[0]
-
-
-def _entry_prefix(now: datetime) -> bytes:
-    """A new entry's encoding up to its prediction: no prediction, label, flags or orphan
-    mark, first seen ``now`` (the fields of ``JoinEntry`` in order)."""
-    micros = (as_utc(now) - _EPOCH) // timedelta(microseconds=1)
-    return _ENTRY_HEADER + b"\x00\x00\x00\x00\x00" + _zigzag(micros) + b"\x00"
-
-
-def _avro_bytes(value: bytes) -> bytes:
-    """``prediction_event``: the union's bytes branch, then length and value."""
-    return b"\x02" + _zigzag(len(value)) + value
-
-
-def _prediction_of(entry: JoinEntry) -> PredictionEvent | None:
-    if entry.prediction is not None or entry.prediction_event is None:
-        return entry.prediction
-    return PREDICTIONS.decode(entry.prediction_event)
-
-
-def _model_of(entry: JoinEntry) -> tuple[str, str]:
-    """The model id and version of an entry's prediction (which it must have)."""
-    event = entry.prediction_event
-    if entry.prediction is None and event is not None and event[:10] == _HEADER:
-        _, model_id, version = _strings(event, 3)
-        return model_id, version
-    prediction = _prediction_of(entry)
-    assert prediction is not None
-    return prediction.model_id, prediction.model_version
-
-
-def _outcome_value(
-    prediction: PredictionEvent,
-    feedback: FeedbackEvent,
-    replaces: FeedbackEvent | None,
-    now: datetime,
-    prediction_raw: bytes | None,
-    feedback_raw: bytes | None,
-) -> bytes:
-    """The encoded ``Outcome``: the events' bytes as consumed when this tree's schemas wrote
-    them (an Outcome's body is its fields' bodies one after the other), else encoded again."""
-    if prediction_raw is None or prediction_raw[:10] != _HEADER:
-        prediction_raw = PREDICTIONS.encode(prediction)
-    if feedback_raw is None or feedback_raw[:10] != _FEEDBACK_HEADER:
-        feedback_raw = FEEDBACK.encode(feedback)
-    micros = (as_utc(now) - _EPOCH) // timedelta(microseconds=1)
-    replaced = b"\x00" if replaces is None else b"\x02" + FEEDBACK.encode(replaces)[10:]
-    return b"".join(
-        (OUTCOMES.header, prediction_raw[10:], feedback_raw[10:], _zigzag(micros), replaced)
-    )

@@ -9,15 +9,8 @@ from typing import Any
 
 import pytest
 
-from feedback_joiner.handlers import (
-    ENTRIES,
-    OUTCOMES,
-    PARTIALS,
-    Joining,
-    Topics,
-    _avro_bytes,
-    _entry_prefix,
-)
+from feedback_joiner.entries import ENTRIES, OUTCOMES, avro_bytes, entry_prefix
+from feedback_joiner.handlers import PARTIALS, Joining, Topics
 from feedback_joiner.ports import JoinStore
 from tests.samples import FEEDBACK, MODEL, PREDICTION, T0
 from tests.unit.fakes import FakeCatalog
@@ -337,7 +330,7 @@ async def test_windows_and_horizon_are_the_models_own(clock: Clock) -> None:
 
 def test_a_new_entry_is_written_byte_for_byte_as_the_codec_would() -> None:
     value = prediction("a")
-    written = _entry_prefix(T0) + _avro_bytes(value)
+    written = entry_prefix(T0) + avro_bytes(value)
     expected = JoinEntry(first_seen=T0, prediction_event=value)
     assert written == ENTRIES.encode(expected)
     assert ENTRIES.decode(written) == expected
