@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.drift.reference import build_reference
 from vigil.drift.verdicts import OUTPUTS
+from vigil.performance import WindowPerformance, reference_outcomes
 from vigil.wire.performance import BusinessValue
 from vigil.wire.records import (
     DriftConfig,
@@ -107,12 +108,13 @@ def with_reference(
     now: datetime,
     predictions: Sequence[Any] | None = None,
     scores: Sequence[float | None] | None = None,
+    actuals: Sequence[Any] | None = None,
 ) -> tuple[ModelVersion, list[FieldError]]:
     """The version with a new reference built from ``rows``, or the rows' errors.
 
     The reference gets the next version number and the change is added to the history.
     """
-    reference, errors = reference_from_rows(version, rows, now, predictions, scores)
+    reference, errors = reference_from_rows(version, rows, now, predictions, scores, actuals)
     if reference is None:
         return version, errors
     return with_new_reference(version, reference, now), []
@@ -124,14 +126,25 @@ def reference_from_rows(
     now: datetime,
     predictions: Sequence[Any] | None = None,
     scores: Sequence[float | None] | None = None,
+    actuals: Sequence[Any] | None = None,
 ) -> tuple[ReferenceProfile | None, list[FieldError]]:
-    """The profile of ``rows`` for the version's features (not numbered yet), or their errors."""
+    """The profile of ``rows`` for the version's features (not numbered yet), or their errors.
+
+    Rows with a prediction and an ``actual`` (the true outcome) are the reference's outcomes:
+    their packed ``WindowPerformance`` is the profile's ``performance``.
+    """
     errors: list[FieldError] = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             errors.append(FieldError("<row>", "an object of feature values", describe(row), i))
         else:
             errors.extend(check_features(version.features, row, i))
+    outcomes = None
+    if predictions is not None and actuals is not None:
+        outcomes, wrong = reference_outcomes(
+            version.task, version.positive_label, predictions, scores, actuals
+        )
+        errors.extend(wrong)
     if errors:
         return None, errors
     reference = build_reference(
@@ -143,6 +156,8 @@ def reference_from_rows(
         scores=scores,
         task=version.task,
     )
+    if outcomes is not None:
+        reference = reference.model_copy(update={"performance": outcomes.to_bytes()})
     return reference, []
 
 
@@ -224,13 +239,16 @@ def model_summary(model_id: str, versions: Sequence[ModelVersion]) -> dict[str, 
 
 
 def reference_summary(version: ModelVersion) -> dict[str, Any]:
-    """What a reference upload answers: the new reference's number, size, features, history."""
+    """What a reference upload answers: the new reference's number, size, labelled rows (its
+    outcomes: rows with a prediction and an actual), features and history."""
     assert version.reference is not None
+    performance = version.reference.performance
     return {
         "model_id": version.model_id,
         "version": version.version,
         "reference_version": version.reference.version,
         "row_count": version.reference.row_count,
+        "labelled": WindowPerformance.from_bytes(performance).labelled if performance else 0,
         "features": [f.name for f in version.reference.features],
         "history": version.reference_history,
     }

@@ -1,9 +1,10 @@
 """Reference samples as uploaded: JSON rows, CSV or Parquet, into typed rows.
 
-Every format gives rows of feature values keyed by feature name. Two more columns are taken
+Every format gives rows of feature values keyed by feature name. Three more columns are taken
 when the spec has no feature of that name: ``prediction`` (the model's output on the row) and
-``score`` (its probability or confidence), so that prediction drift has a reference too. A JSON
-row may also be shaped like a logged prediction: ``{"features": {...}, "prediction": ...}``.
+``score`` (its probability or confidence), so that prediction drift has a reference too, and
+``actual`` (the row's true outcome), so that performance has one. A JSON row may also be shaped
+like a logged prediction: ``{"features": {...}, "prediction": ..., "actual": ...}``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ __all__ = ["ReferenceSample", "TooManyRows", "parse_reference", "profile_sample"
 
 PARQUET_MAGIC = b"PAR1"
 NON_FINITE = "a finite number, or null for a missing value"
-OUTPUTS = ("prediction", "score")
+OUTPUTS = ("prediction", "score", "actual")
 
 
 # What pyarrow and the csv module raise on a body they cannot read (ArrowInvalid is a
@@ -51,6 +52,7 @@ class ReferenceSample:
     rows: list[dict[str, Any]] = field(default_factory=list)
     predictions: list[Any] | None = None
     scores: list[float | None] | None = None
+    actuals: list[Any] | None = None
 
 
 def _format(content_type: str, body: bytes) -> str:
@@ -150,7 +152,7 @@ def _from_text(value: str, kind: str) -> Any:
 
 
 def _output(text: str) -> Any:
-    """A CSV prediction or score: true/false, a number, else the label as written."""
+    """A CSV prediction, score or actual: true/false, a number, else the label as written."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -160,7 +162,7 @@ def _output(text: str) -> Any:
 def parse_reference(
     spec: Sequence[FeatureSpec], content_type: str, body: bytes, max_rows: int = 1_000_000
 ) -> tuple[ReferenceSample, list[FieldError]]:
-    """The rows (feature name -> value), predictions and scores of an uploaded sample.
+    """The rows (feature name -> value), predictions, scores and actuals of an uploaded sample.
 
     Raises TooManyRows past ``max_rows``.
     """
@@ -173,6 +175,7 @@ def parse_reference(
     sample = ReferenceSample()
     predictions: list[Any] = []
     scores: list[Any] = []
+    actuals: list[Any] = []
     for i, record in enumerate(records):
         if not isinstance(record, Mapping):
             errors.append(FieldError("<row>", "an object of feature values", describe(record), i))
@@ -196,6 +199,7 @@ def parse_reference(
         sample.rows.append(row)
         predictions.append(outputs.get("prediction"))
         scores.append(outputs.get("score"))
+        actuals.append(outputs.get("actual"))
     for i, score in enumerate(scores):
         if score is not None and (isinstance(score, bool) or not isinstance(score, int | float)):
             errors.append(FieldError("score", "a number or null", describe(score), i))
@@ -203,6 +207,8 @@ def parse_reference(
         sample.predictions = predictions
     if any(s is not None for s in scores):
         sample.scores = scores
+    if any(a is not None for a in actuals):
+        sample.actuals = actuals
     return sample, errors
 
 
@@ -220,7 +226,7 @@ def profile_sample(
     reference = None
     if not errors:
         reference, errors = reference_from_rows(
-            current, sample.rows, utcnow(), sample.predictions, sample.scores
+            current, sample.rows, utcnow(), sample.predictions, sample.scores, sample.actuals
         )
     if errors or reference is None:
         raise InputRejected(f"{len(errors)} invalid value(s) in the reference rows", errors)

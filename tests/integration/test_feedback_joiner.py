@@ -130,6 +130,7 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
             update={
                 "prediction_id": pid,
                 "feedback_id": fid,
+                "model_id": model.model_id,
                 "actual": actual,
                 "flag": None,
                 "timestamp": now + timedelta(seconds=seconds),
@@ -204,6 +205,8 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
     predicted = [scores[p] > 0.5 for p in final]
     probabilities = [scores[p] for p in final]
     assert (report.predictions, report.labelled) == (N, 2500)
+    # The 50 ghosts never met a prediction; the 500 early labels were taken back by theirs.
+    assert report.orphaned == 50
     assert report.metrics["accuracy"] == pytest.approx(accuracy_score(truth, predicted))
     assert report.metrics["precision"] == pytest.approx(precision_score(truth, predicted))
     assert report.metrics["recall"] == pytest.approx(recall_score(truth, predicted))

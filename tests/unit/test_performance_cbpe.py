@@ -13,6 +13,7 @@ from sklearn.isotonic import IsotonicRegression
 from vigil.performance import (
     Calibration,
     WindowPerformance,
+    calibration_of,
     estimated_metrics,
     expected_confusion,
     expected_value,
@@ -124,3 +125,41 @@ def test_cbpe_is_for_binary_models_only() -> None:
     with pytest.raises(ValueError, match="binary"):
         estimated_metrics(WindowPerformance("regression"), Calibration.identity())
     assert estimated_metrics(WindowPerformance("binary"), Calibration.identity()) == {}
+
+
+def test_a_calibration_fitted_on_a_reference_window_is_the_one_fitted_on_its_scores() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.beta(2, 2, 20_000)
+    labels = rng.random(scores.size) < OVERCONFIDENT(scores)
+    from_scores = Calibration.fit(scores, labels)
+    from_window = Calibration.from_window(_window(scores, labels))
+    grid = np.linspace(0, 1, 201)
+    # The window knows each score to its bin (1/1000): the knots move by half a bin at most,
+    # which moves the interpolated probabilities by a few thousandths where they rise steeply.
+    assert from_window(grid) == pytest.approx(from_scores(grid), abs=5e-3)
+    assert calibration_of(_window(scores, labels))(grid) == pytest.approx(from_window(grid))
+
+
+def test_cbpe_calibrated_on_a_reference_window_corrects_an_overconfident_model() -> None:
+    rng = np.random.default_rng(8)
+    reference_scores = rng.beta(2, 2, 20_000)
+    reference = _window(reference_scores, rng.random(20_000) < OVERCONFIDENT(reference_scores))
+    scores = rng.beta(2, 3, WINDOW)  # shifted away from the reference
+    window = _window(scores, rng.random(WINDOW) < OVERCONFIDENT(scores))
+    realised = realised_metrics(window)
+    estimated = estimated_metrics(window, calibration_of(reference))
+    assert max(abs(estimated[k] - realised[k]) for k in estimated) <= TOLERANCE
+    face_value = estimated_metrics(window, calibration_of(None))
+    assert abs(face_value["precision"] - realised["precision"]) > 0.1
+
+
+def test_without_scored_reference_outcomes_the_scores_are_read_as_calibrated() -> None:
+    unscored = WindowPerformance("binary")
+    unscored.add_outcome(True, None, True)
+    grid = np.linspace(0, 1, 11)
+    for reference in (None, unscored, WindowPerformance("regression")):
+        assert calibration_of(reference)(grid) == pytest.approx(grid)
+    with pytest.raises(ValueError, match="no scored outcome"):
+        Calibration.from_window(unscored)
+    with pytest.raises(ValueError, match="binary"):
+        Calibration.from_window(WindowPerformance("multiclass"))

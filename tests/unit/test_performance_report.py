@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import io
 import pkgutil
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 import pytest
+from fastavro import schemaless_writer
 
 import vigil.performance
 from tests.performance_data import binary, fill
+from tests.samples import PERFORMANCE
 from vigil.performance import (
     Calibration,
     WindowPerformance,
@@ -22,6 +25,7 @@ from vigil.performance import (
     value_per_prediction,
     window_of,
 )
+from vigil.wire.avro import avro_schema, known_writer_schemas
 from vigil.wire.codec import Codec
 from vigil.wire.performance import BusinessValue, PerformanceReport
 
@@ -107,6 +111,9 @@ def test_a_binary_report_carries_everything_and_round_trips() -> None:
     assert {"accuracy", "roc_auc", "log_loss", "ece"} <= set(report.metrics)
     assert set(report.estimated) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
     assert set(report.reference_metrics) == set(report.metrics)
+    judged = set(report.metrics) - {"ece", "log_loss"}
+    assert set(report.metrics_low) == set(report.metrics_high) == judged
+    assert report.degraded == []  # no risk tier given
     assert sum(map(sum, report.confusion_matrix.rows)) == data.labelled
     assert report.value == realised_value(window, value)
     assert report.value_per_prediction == pytest.approx(report.value / data.labelled)
@@ -135,3 +142,17 @@ def test_a_report_without_labels_or_configuration_is_mostly_empty() -> None:
     assert report.metrics == report.estimated == report.reference_metrics == {}
     assert report.confusion_matrix.labels == []
     assert report.value is None and report.currency is None
+
+
+def test_a_report_written_before_intervals_and_degradation_still_decodes() -> None:
+    """vigil.metrics.v1 keeps reports of the previous release (schemas/history)."""
+    current = avro_schema("PerformanceReport")
+    (old,) = [s for s in known_writer_schemas("PerformanceReport").values() if s is not current]
+    out = io.BytesIO()
+    out.write(b"\xc3\x01" + old.fingerprint)
+    schemaless_writer(out, old.parsed, PERFORMANCE.model_dump())
+    decoded = Codec(PerformanceReport).decode(out.getvalue())
+    fresh = {"metrics_low", "metrics_high", "degraded", "reference_window_start"}
+    assert fresh == set(PerformanceReport.model_fields) - {f["name"] for f in old.parsed["fields"]}
+    assert decoded.model_dump(exclude=fresh) == PERFORMANCE.model_dump(exclude=fresh)
+    assert (decoded.metrics_low, decoded.degraded, decoded.reference_window_start) == ({}, [], None)

@@ -7,8 +7,11 @@ threshold. Adding these over a window's score histogram (every prediction, label
 gives the expected confusion counts, hence estimated accuracy, precision, recall and f1; the
 expected positives and negatives per score bin give an estimated ROC AUC. ``Calibration`` maps
 scores to p(s): isotonic regression (pool adjacent violators) fitted on labelled reference data,
-binned in the window's score bins. The idea is NannyML's CBPE; the estimate holds while the
-calibration does (covariate shift: yes; concept drift, where p(s) itself changes: no).
+binned in the window's score bins (``Calibration.fit`` on scores and labels,
+``Calibration.from_window`` on the outcomes a reference window counted per score bin;
+``calibration_of`` is the identity for a reference without scored outcomes). The idea is
+NannyML's CBPE; the estimate holds while the calibration does (covariate shift: yes; concept
+drift, where p(s) itself changes: no).
 
 How close: CBPE estimates the expected value of a metric; the realised value of a window
 scatters around it with the metric's own sampling noise, sd about 0.006 to 0.009 for windows of
@@ -31,7 +34,13 @@ from vigil.performance.accumulator import WindowPerformance
 from vigil.performance.bins import SCORE_BINS, Floats, roc_auc
 from vigil.performance.metrics import classification_metrics
 
-__all__ = ["Calibration", "ExpectedConfusion", "estimated_metrics", "expected_confusion"]
+__all__ = [
+    "Calibration",
+    "ExpectedConfusion",
+    "calibration_of",
+    "estimated_metrics",
+    "expected_confusion",
+]
 
 _MIDDLES = (np.arange(SCORE_BINS) + 0.5) / SCORE_BINS
 
@@ -81,9 +90,36 @@ class Calibration:
             raise ValueError("scores: probabilities in [0, 1] were expected")
         where = np.minimum((s * bins).astype(np.int64), bins - 1)
         count = np.bincount(where, minlength=bins).astype(np.float64)
+        scores_sum = np.bincount(where, weights=s, minlength=bins).astype(np.float64)
+        positives = np.bincount(where, weights=y, minlength=bins).astype(np.float64)
+        return cls._isotonic(scores_sum, positives, count)
+
+    @classmethod
+    def from_window(cls, window: WindowPerformance) -> Calibration:
+        """Isotonic regression of the outcomes a binary window counted per score bin (each at
+        its bin's middle, within 1 / (2 SCORE_BINS) of its score); ValueError without any
+        scored outcome.
+
+        >>> w = WindowPerformance("binary")
+        >>> for score, actual in [(0.1, 0), (0.2, 1), (0.3, 0), (0.8, 1)]:
+        ...     w.add_outcome(score >= 0.5, score, actual)
+        >>> Calibration.from_window(w)([0.1, 0.25, 0.9]).round(2).tolist()
+        [0.0, 0.5, 1.0]
+        """
+        if window.binary is None:
+            raise ValueError(f"a calibration is fitted on binary outcomes, not {window.task} ones")
+        positives = window.binary.positives.astype(np.float64)
+        count = positives + window.binary.negatives
+        if not np.any(count > 0):
+            raise ValueError("no scored outcome to fit a calibration on")
+        return cls._isotonic(count * _MIDDLES, positives, count)
+
+    @classmethod
+    def _isotonic(cls, scores_sum: Floats, positives: Floats, count: Floats) -> Calibration:
+        """The fit of bins' summed scores, positives and counts (bins without any left out)."""
         used = count > 0
-        mean_score = np.bincount(where, weights=s, minlength=bins)[used] / count[used]
-        rate = np.bincount(where, weights=y, minlength=bins)[used] / count[used]
+        mean_score = scores_sum[used] / count[used]
+        rate = positives[used] / count[used]
         return cls(mean_score, _pool_adjacent_violators(rate, count[used]))
 
     @classmethod
@@ -94,6 +130,16 @@ class Calibration:
     def __call__(self, scores: npt.ArrayLike) -> Floats:
         """Calibrated probabilities of ``scores``."""
         return np.interp(np.asarray(scores, dtype=np.float64), self.scores, self.probabilities)
+
+
+def calibration_of(reference: WindowPerformance | None) -> Calibration:
+    """The calibration fitted on a reference's scored outcomes (binary); the identity (scores
+    read as calibrated probabilities) when there is no reference or it has none."""
+    if reference is None or reference.binary is None:
+        return Calibration.identity()
+    if not (reference.binary.positives.any() or reference.binary.negatives.any()):
+        return Calibration.identity()
+    return Calibration.from_window(reference)
 
 
 @dataclass(frozen=True)

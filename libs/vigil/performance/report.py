@@ -1,5 +1,6 @@
-"""A window's ``PerformanceReport``: its accumulator's counts, realised metrics, CBPE estimates,
-reference metrics and business value, put together (no I/O: the streaming stage publishes it).
+"""A window's ``PerformanceReport``: its accumulator's counts, realised metrics with their
+confidence intervals, CBPE estimates, the reference's metrics, which metrics degraded from them,
+and business value, put together (no I/O: the streaming stage publishes it).
 """
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.performance.accumulator import WindowPerformance
 from vigil.performance.cbpe import Calibration, estimated_metrics, expected_confusion
+from vigil.performance.degradation import degraded_metrics
+from vigil.performance.intervals import metric_intervals
 from vigil.performance.metrics import confusion_matrix, realised_metrics
 from vigil.performance.value import expected_value, realised_value, value_per_prediction
 from vigil.wire.performance import BusinessValue, PerformanceReport
@@ -52,12 +55,22 @@ def performance_report(
     calibration: Calibration | None = None,
     threshold: float = 0.5,
     value: BusinessValue | None = None,
+    tolerance: float | None = None,
+    reference_window_start: datetime | None = None,
 ) -> PerformanceReport:
-    """The report of a window; ``reference`` (the reference data's outcomes) gives
-    reference_metrics, ``calibration`` the CBPE estimates (binary), ``value`` the values."""
+    """The report of a window; ``reference`` (the reference's outcomes: an uploaded sample's
+    labelled rows, or the window ``reference_window_start``) gives reference_metrics and,
+    with the risk tier's ``tolerance`` (``degradation.TOLERANCES``), the degraded metrics;
+    ``calibration`` the CBPE estimates (binary), ``value`` the values."""
     binary = window.task == "binary"
     predictions, labelled = window.predictions, window.labelled
     estimated = estimated_metrics(window, calibration, threshold) if binary and calibration else {}
+    metrics = realised_metrics(window)
+    intervals = metric_intervals(window, metrics)
+    reference_metrics = realised_metrics(reference) if reference is not None else {}
+    degraded = (
+        degraded_metrics(intervals, reference_metrics, tolerance) if tolerance is not None else []
+    )
     report = PerformanceReport(
         report_id=report_id(model_id, model_version, window_start),
         model_id=model_id,
@@ -72,9 +85,13 @@ def performance_report(
         label_latency_p50_seconds=window.label_latency(0.5),
         label_latency_p95_seconds=window.label_latency(0.95),
         orphaned=orphaned,
-        metrics=realised_metrics(window),
+        metrics=metrics,
         estimated=estimated,
-        reference_metrics=realised_metrics(reference) if reference is not None else {},
+        reference_metrics=reference_metrics,
+        metrics_low={name: low for name, (low, _) in intervals.items()},
+        metrics_high={name: high for name, (_, high) in intervals.items()},
+        degraded=degraded,
+        reference_window_start=reference_window_start if reference is not None else None,
         confusion_matrix=confusion_matrix(window),
         created_at=created_at,
     )

@@ -71,7 +71,11 @@ class ConfusionMatrix(Record):
 
 class PerformanceReport(Record):
     """How one model version did on the predictions of one event-time window, revised as their
-    labels arrive (``revision`` increases; the latest of a ``report_id`` wins)."""
+    labels arrive (``revision`` increases; the latest of a ``report_id`` wins), beside its
+    reference: ``metrics_low``/``metrics_high`` bound each metric's 95 % confidence interval,
+    ``degraded`` names the metrics worse than the reference's beyond the risk tier's tolerance
+    across that interval, ``reference_window_start`` the window taken as the reference (None:
+    the uploaded reference's labelled rows, or no reference)."""
 
     report_id: str
     model_id: str
@@ -89,6 +93,10 @@ class PerformanceReport(Record):
     metrics: FiniteMap
     estimated: FiniteMap = Field(default_factory=dict)
     reference_metrics: FiniteMap = Field(default_factory=dict)
+    metrics_low: FiniteMap = Field(default_factory=dict)
+    metrics_high: FiniteMap = Field(default_factory=dict)
+    degraded: list[str] = Field(default_factory=list)
+    reference_window_start: datetime | None = None
     confusion_matrix: ConfusionMatrix = Field(default_factory=ConfusionMatrix)
     value: float | None = None
     value_per_prediction: float | None = None

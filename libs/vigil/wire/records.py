@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_serializer, field_validator
 
 from vigil.wire.base import Record, utcnow
 from vigil.wire.performance import BusinessValue
@@ -142,6 +143,16 @@ class ReferenceProfile(Record):
     score: FeatureProfile | None = None
     multivariate: MultivariateReference | None = None
     performance: bytes | None = None  # the labelled rows' outcomes (PerformanceState)
+
+    @field_serializer("performance", when_used="json")
+    def _performance_as_base64(self, value: bytes | None) -> str | None:
+        """In JSON (API answers, JSON messages) the packed outcomes are base64 text."""
+        return None if value is None else base64.b64encode(value).decode("ascii")
+
+    @field_validator("performance", mode="before")
+    @classmethod
+    def _performance_from_base64(cls, value: object) -> object:
+        return base64.b64decode(value, validate=True) if isinstance(value, str) else value
 
 
 class ReferenceChange(Record):
