@@ -39,6 +39,7 @@ __all__ = ["Merging", "Profiling", "WindowPolicy"]
 log = logging.getLogger(__name__)
 
 Partitions = npt.NDArray[np.int32]
+Rows = npt.NDArray[np.intp]
 
 
 class Profiling(StageLogic):
@@ -47,6 +48,9 @@ class Profiling(StageLogic):
     An event stamped more than ``max_future_seconds`` ahead of the worker's wall clock is
     quarantined (dead-lettered and counted in ``quarantined``): it never moves a window clock.
     Events of a version that is not registered, or retired, are dead-lettered with that reason.
+    Quarantined events, and those of a version that failed to profile, are also counted in the
+    version's partial (``dead_lettered``), for its traffic reports; records that cannot be
+    decoded, or name no live version, are not: no traffic report would carry them.
     Nothing is kept per version beyond a flush (the pending partials).
     """
 
@@ -95,33 +99,46 @@ class Profiling(StageLogic):
                 reason = f"model {batch.model_id!r} version {batch.model_version!r} {why}"
                 self.rejects.extend(DeadLetter(records[int(i)], reason) for i in batch.rows)
                 continue
-            batch = self._present(batch, records)
+            batch = self._present(version, batch, records)
             try:
                 self._count(version, batch, partitions[batch.rows])
             except Exception as exc:  # one version's failure must not stop the others
                 log.exception("profiling %s failed", version.key)
                 reason = f"not profiled: {type(exc).__name__}: {exc}"
-                self.rejects.extend(DeadLetter(records[int(i)], reason) for i in batch.rows)
+                self._reject(version, records, batch.rows, reason)
         self.events += len(records)
 
+    @staticmethod
+    def _key(version: ModelVersion) -> tuple[str, str, int]:
+        reference_version = version.reference.version if version.reference else 0
+        return version.model_id, version.version, reference_version
+
     def _count(self, version: ModelVersion, batch: Batch, partitions: Partitions) -> None:
-        """Count ``batch`` into ``version``'s pending partial."""
+        """Count ``batch`` into ``version``'s pending partial (a new one is kept only once
+        counting succeeded)."""
         if not len(batch):
             return
-        reference_version = version.reference.version if version.reference else 0
-        key = (version.model_id, version.version, reference_version)
+        key = self._key(version)
         pending = self.pending.get(key) or PartialBuilder(version)
         size = None if version.drift.window_events else self.policy.size(version)
         pending.add(batch, partitions, size)
         self.pending[key] = pending
 
-    def _present(self, batch: Batch, records: Sequence[Incoming]) -> Batch:
+    def _reject(
+        self, version: ModelVersion, records: Sequence[Incoming], rows: Rows, reason: str
+    ) -> None:
+        """Dead-letter the events of ``version`` at ``rows``; its partial counts them."""
+        self.rejects.extend(DeadLetter(records[int(i)], reason) for i in rows)
+        pending = self.pending.setdefault(self._key(version), PartialBuilder(version))
+        pending.dead_lettered += len(rows)
+
+    def _present(self, version: ModelVersion, batch: Batch, records: Sequence[Incoming]) -> Batch:
         """``batch`` without its events from the future, which are dead-lettered."""
         ahead = batch.timestamps > int((self.wall() + self.max_future_seconds) * MICROS)
         if not ahead.any():
             return batch
         reason = f"event time more than {self.max_future_seconds:g} s ahead of the worker's clock"
-        self.rejects.extend(DeadLetter(records[int(i)], reason) for i in batch.rows[ahead])
+        self._reject(version, records, batch.rows[ahead], reason)
         self.quarantined += int(ahead.sum())
         return batch.take(np.flatnonzero(~ahead))
 

@@ -12,7 +12,9 @@ reports. A version removed from the registry is dropped without reports. Events 
 will count are counted in ``evicted["unreported_events"]``.
 
 Beside the window reports, every ``traffic_seconds`` of wall clock it publishes a heartbeat per
-live version that had events (``drift_detector.traffic``), in the same transactions.
+live version that had events, profiled or dead-lettered by the profilers
+(``drift_detector.traffic``), in the same transactions. A partial that carries nothing but a
+count of dead-lettered events goes to the heartbeat only: no window, no state.
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ class Merging(StageLogic):
             partial.check(int((self.wall() + self.max_future_seconds) * MICROS))
         except ValueError as exc:
             return f"partial not mergeable: {exc}"
+        if partial.rejects_only and is_live(current):
+            self.traffic.count(key, 0, None, partial.dead_lettered)
+            self.sources[key].append(record)
+            return None
         windows = self.models.get(key)
         held = 0  # events of a retired version's baseline, which no report will count
         if not is_live(current):
@@ -158,7 +164,7 @@ class Merging(StageLogic):
         except ValueError as exc:
             return f"partial not mergeable: {exc}"
         self.evicted["unreported_events"] += held
-        self.traffic.count(key, partial.events, partial.newest)
+        self.traffic.count(key, partial.events, partial.newest, partial.dead_lettered)
         self.sources[key].append(record)  # dead-lettered once: not again if the flush fails
         return None
 

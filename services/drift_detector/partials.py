@@ -1,8 +1,9 @@
 """Partials: what one worker counted of one model version between two flushes. No Kafka here.
 
 Workers profile the events of the prediction partitions they own into *partials* (one per model
-version and flush: a window profile per window touched, plus each partition's event-time mark),
-sent as ``vigil.DriftPartial`` Avro records to the worker that owns the model version.
+version and flush: a window profile per window touched, plus each partition's event-time mark,
+and how many of the version's events were dead-lettered instead), sent as ``vigil.DriftPartial``
+Avro records to the worker that owns the model version.
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class Partial:
 
     Without a reference yet, the worker sends the events themselves (``baseline``) so that the
     version's owner can build the reference from the first events, wherever they were read.
+    ``dead_lettered`` counts the version's events sent to the dead-letter topic instead: they
+    are in no window, mark or baseline, only in the version's traffic reports.
     """
 
     model_id: str
@@ -140,10 +143,17 @@ class Partial:
     windows: list[PartialWindow] = field(default_factory=list)
     baseline: Batch | None = None
     partitions: int = 0  # of the predictions topic: how many marks make a watermark
+    dead_lettered: int = 0
 
     @property
     def events(self) -> int:
+        """The events profiled (dead-lettered ones are not)."""
         return sum(w.events for w in self.windows) + (len(self.baseline) if self.baseline else 0)
+
+    @property
+    def rejects_only(self) -> bool:
+        """Whether it carries nothing but a count of dead-lettered events."""
+        return not (self.marks or self.windows or self.baseline is not None)
 
     @property
     def newest(self) -> int | None:
@@ -161,7 +171,7 @@ class Partial:
         if times and max(times) > latest:
             raise ValueError(f"event time {max(times)} µs is in the future")
         absurd = [w for w in self.windows if w.events < 0 or (w.events and w.first > w.last)]
-        if self.partitions < 0 or absurd:
+        if self.partitions < 0 or self.dead_lettered < 0 or absurd:
             raise ValueError("negative counts or a window that ends before it starts")
 
     def to_bytes(self) -> bytes:
@@ -179,6 +189,7 @@ class Partial:
                 for w in self.windows
             ],
             baseline=batch_to_wire(self.baseline) if self.baseline is not None else None,
+            dead_lettered=self.dead_lettered,
         )
         return PARTIAL_CODEC.encode(record)
 
@@ -194,6 +205,7 @@ class Partial:
             [PartialWindow(w.start, w.events, w.first, w.last, w.profile) for w in r.windows],
             batch_from_wire(r.baseline, r.model_id, r.model_version) if r.baseline else None,
             r.partitions,
+            r.dead_lettered,
         )
 
 
@@ -206,6 +218,7 @@ class PartialBuilder:
     marks: dict[int, int] = field(default_factory=dict)
     baseline: list[Batch] = field(default_factory=list)
     events: int = 0
+    dead_lettered: int = 0  # the version's events sent to the dead-letter topic instead
 
     def add(self, batch: Batch, partitions: npt.NDArray[np.int32], size: int | None) -> None:
         self.events += len(batch)
@@ -243,4 +256,5 @@ class PartialBuilder:
             ],
             concat_batches(self.baseline) if self.baseline else None,
             partitions,
+            self.dead_lettered,
         )

@@ -3,7 +3,9 @@ wall-clock time, as ``TrafficReport`` records beside the window reports. No Kafk
 
 Alerting tells a silent model from a quiet one on them, so they run on the merger's clock, not
 on event time: a backlog counts when it is read, and a version with no event in an interval has
-no report for it (silence is for a clock to notice, not for a report to say).
+no report for it (silence is for a clock to notice, not for a report to say). The events the
+profilers dead-lettered are counted apart (``dead_lettered``), and are events too: a version
+whose every event was dead-lettered has its reports, for its dead-letter rate to page.
 
 The counts live in memory only (a heartbeat is cheap to lose, a state record per flush is not):
 a restarted merger starts a new interval, and what it had absorbed but not reported yet is not
@@ -32,22 +34,32 @@ def _datetime(micros: int) -> datetime:
 
 @dataclass
 class Tally:
-    """Events of one model version, and the newest event time among them (micros)."""
+    """One model version's events: profiled, the newest event time among those (micros), and
+    dead-lettered."""
 
     events: int = 0
     newest: int | None = None
+    dead_lettered: int = 0
 
-    def add(self, events: int, newest: int | None) -> None:
+    @property
+    def received(self) -> int:
+        return self.events + self.dead_lettered
+
+    def add(self, events: int, newest: int | None, dead_lettered: int = 0) -> None:
         self.events += events
+        self.dead_lettered += dead_lettered
         if newest is not None and (self.newest is None or newest > self.newest):
             self.newest = newest
+
+    def add_tally(self, other: Tally) -> None:
+        self.add(other.events, other.newest, other.dead_lettered)
 
 
 def _merged(*parts: dict[Key, Tally]) -> dict[Key, Tally]:
     out: dict[Key, Tally] = {}
     for part in parts:
         for key, tally in part.items():
-            out.setdefault(key, Tally()).add(tally.events, tally.newest)
+            out.setdefault(key, Tally()).add_tally(tally)
     return out
 
 
@@ -73,12 +85,12 @@ class TrafficCounts:
         self.closing: tuple[float, int, int] | None = None  # since, start, reports if committed
         self.published = 0
 
-    def count(self, key: Key, events: int, newest: int | None) -> None:
-        """Count a merged partial's events (the hot path: an addition and a comparison)."""
+    def count(self, key: Key, events: int, newest: int | None, dead_lettered: int = 0) -> None:
+        """Count a merged partial's events (the hot path: additions and a comparison)."""
         tally = self.pending.get(key)
         if tally is None:
             tally = self.pending[key] = Tally()
-        tally.add(events, newest)
+        tally.add(events, newest, dead_lettered)
 
     def discard(self, key: Key) -> None:
         """Forget ``key``'s events since the last flush (its partials are dead-lettered)."""
@@ -93,7 +105,8 @@ class TrafficCounts:
         self, now: float, wall: float, created: datetime, live: Callable[[Key], bool]
     ) -> list[TrafficReport]:
         """For the flush being made: the interval's reports if it is over (``now``: the stage's
-        clock, ``wall``: the wall clock), one per ``live`` version with events in it."""
+        clock, ``wall``: the wall clock), one per ``live`` version with events in it, profiled
+        or dead-lettered."""
         self.flushing, self.pending = self.pending, {}
         self.closing = None
         if now - self.since < self.seconds:
@@ -103,7 +116,7 @@ class TrafficCounts:
         reports = [
             self._report(key, tally, end, created)
             for key, tally in totals.items()
-            if tally.events > 0 and live(key)
+            if tally.received > 0 and live(key)
         ]
         if reports:
             self.closing = (now, end, len(reports))
@@ -120,6 +133,7 @@ class TrafficCounts:
             window_start=_datetime(self.start),
             window_end=_datetime(end),
             event_count=tally.events,
+            dead_lettered=tally.dead_lettered,
             last_event_time=None if tally.newest is None else _datetime(tally.newest),
             created_at=created,
         )
@@ -128,7 +142,7 @@ class TrafficCounts:
         """The flush is durable: its reports end the interval; the number of them."""
         if self.closing is None:
             for key, tally in self.flushing.items():
-                self.counted.setdefault(key, Tally()).add(tally.events, tally.newest)
+                self.counted.setdefault(key, Tally()).add_tally(tally)
             sent = 0
         else:
             self.since, self.start, sent = self.closing

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import vigil.wire.rule_defaults
 import vigil.wire.rules
 from alerting.handlers import fingerprint
 from alerting.rules import RuleState, evaluate_rules, in_utc
@@ -48,13 +49,14 @@ def _report(minute: int, events: int = 1000, missing: int = 0, **more: Any) -> W
     return REPORT.model_copy(update={"features": [feature], **fields})
 
 
-def _traffic(interval: int, events: int, seconds: float = 30) -> TrafficReport:
+def _traffic(
+    interval: int, events: int, seconds: float = 30, dead_lettered: int = 0
+) -> TrafficReport:
     """The traffic of the ``interval``-th interval of 30 s after the sample's."""
     start = TRAFFIC.window_start + timedelta(seconds=30 * interval)
     end = start + timedelta(seconds=seconds)
-    return TRAFFIC.model_copy(
-        update={"window_start": start, "window_end": end, "event_count": events}
-    )
+    update = {"window_start": start, "window_end": end, "event_count": events}
+    return TRAFFIC.model_copy(update={**update, "dead_lettered": dead_lettered})
 
 
 class Run:
@@ -74,6 +76,7 @@ class Run:
 
 def test_the_module_examples_run() -> None:
     assert doctest.testmod(vigil.wire.rules).failed == 0
+    assert doctest.testmod(vigil.wire.rule_defaults).failed == 0
 
 
 @pytest.mark.parametrize("tier", SEVERITIES)
@@ -284,6 +287,53 @@ def test_traffic_rate_is_events_per_minute_and_an_empty_interval_says_nothing() 
     ((subject, rate, _),) = SIGNALS["traffic_rate"].readings(_traffic(0, 90, seconds=45))
     assert (subject, rate) == (None, 120.0)
     assert list(SIGNALS["traffic_rate"].readings(_traffic(0, 90, seconds=0))) == []
+    # Every event received: dead letters are the dead-letter rate's, not a drop in traffic.
+    mixed = _traffic(0, 30, seconds=45, dead_lettered=60)
+    assert [rate for _, rate, _ in SIGNALS["traffic_rate"].readings(mixed)] == [120.0]
+
+
+def test_dead_letter_rate_is_the_share_of_received_events_dead_lettered() -> None:
+    signal = SIGNALS["dead_letter_rate"]
+    ((subject, rate, notes),) = signal.readings(_traffic(0, 75, dead_lettered=25))
+    assert (subject, rate) == (None, 0.25)
+    assert notes == {"dead_lettered": "25", "received": "100"}
+    ((_, every, _),) = signal.readings(_traffic(0, 0, dead_lettered=40))  # none profiled
+    assert every == 1.0
+    ((_, clean, _),) = signal.readings(_traffic(0, 1000))  # a report of an earlier release
+    assert clean == 0.0
+    assert list(signal.readings(_traffic(0, 0))) == []  # nothing received: nothing to say
+    assert list(signal.readings(REPORT)) == []  # window reports do not carry it
+
+
+@pytest.mark.parametrize(
+    ("tier", "threshold"), [("low", 0.05), ("medium", 0.03), ("high", 0.02), ("critical", 0.01)]
+)
+def test_the_default_dead_letter_rule_scales_with_the_tier(
+    tier: Severity, threshold: float
+) -> None:
+    (rule,) = [r for r in default_rules(tier) if r.name == "dead_letter_rate"]
+    assert (rule.signal, rule.condition, rule.threshold) == ("dead_letter_rate", "above", threshold)
+    assert (rule.for_windows, rule.severity) == (3, tier)
+
+
+def test_dead_letters_page_once_after_three_intervals_and_resolve_when_they_stop() -> None:
+    run = Run(effective_rules("low", []))
+    assert run.feed(_traffic(0, 1000, dead_lettered=40)) == []  # 3.8 %: under 5 %
+    assert run.feed(_traffic(1, 900, dead_lettered=100)) == []  # 10 %: held once
+    assert run.feed(_traffic(2, 0, dead_lettered=500)) == []  # every event: twice
+    (fired,) = run.feed(_traffic(3, 800, dead_lettered=200))
+    assert (fired.rule, fired.status, fired.severity, fired.feature) == (
+        "dead_letter_rate",
+        "firing",
+        "low",
+        None,
+    )
+    assert fired.details["value"] == "0.2" and fired.details["threshold"] == "0.05"
+    assert (fired.details["dead_lettered"], fired.details["received"]) == ("200", "1000")
+    assert fired.fingerprint == fingerprint("credit-risk", "1.0.0", "dead_letter_rate", None)
+    assert run.feed(_traffic(4, 500, dead_lettered=500)) == []  # still on: not again
+    (resolved,) = run.feed(_traffic(5, 1000, dead_lettered=10))
+    assert (resolved.rule, resolved.status) == ("dead_letter_rate", "resolved")
 
 
 def _anomaly(**fields: Any) -> AlertRule:
@@ -377,6 +427,7 @@ def test_the_default_rule_names() -> None:
         "late_rate",
         "traffic_anomaly",
         "model_silent",
+        "dead_letter_rate",
         "performance_drop",
         "estimated_performance_drop",
         "label_coverage_drop",

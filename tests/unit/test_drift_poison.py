@@ -60,7 +60,7 @@ async def test_an_event_from_the_far_future_is_quarantined_and_never_moves_the_c
     assert letter.reason == "event time more than 300 s ahead of the worker's clock"
     assert harness.logic.quarantined == 1  # type: ignore[attr-defined]
     (partial,) = [Partial.from_bytes(r.value or b"") for r in harness.sent]
-    assert partial.events == 15
+    assert (partial.events, partial.dead_lettered) == (15, 1)
     assert max(partial.marks.values()) < YEAR_2999.timestamp() * MICROS
     assert harness.committed == {(PREDICTIONS.name, 0): 16}
 
@@ -244,5 +244,8 @@ async def test_a_model_version_failing_to_profile_is_dead_lettered_and_the_other
     assert [d.reason for d in harness.dead_letters] == [
         "not profiled: RuntimeError: a bug that repeats"
     ] * 3
-    (partial,) = [Partial.from_bytes(r.value or b"") for r in harness.sent]
-    assert (partial.model_id, partial.events) == ("n", 2)
+    partials = {p.model_id: p for p in (Partial.from_bytes(r.value or b"") for r in harness.sent)}
+    assert (partials["n"].events, partials["n"].dead_lettered) == (2, 0)
+    # m's partial carries only the count of its dead letters, for its traffic reports.
+    failed = partials["m"]
+    assert (failed.events, failed.dead_lettered, failed.rejects_only) == (0, 3, True)

@@ -105,6 +105,7 @@ DRIFT: dict[type[Record], Record] = {
             DriftPartialWindow(start=60, events=2, first=61, last=62, profile=b"profile bytes")
         ],
         baseline=_EVENTS,
+        dead_lettered=4,
     ),
     DriftState: DriftState(
         model_id="credit-risk",
@@ -126,7 +127,10 @@ DRIFT: dict[type[Record], Record] = {
 }
 # Records on a topic whose catalogue entry names another: the drift detector's heartbeats and
 # the performance reports share vigil.metrics.v1 with its window reports.
-SHARED: dict[type[Record], Record] = {TrafficReport: TRAFFIC, PerformanceReport: PERFORMANCE}
+SHARED: dict[type[Record], Record] = {
+    TrafficReport: TRAFFIC.model_copy(update={"dead_lettered": 20}),
+    PerformanceReport: PERFORMANCE,
+}
 RECORDS = [
     *(t.record for t in CATALOGUE if t.record is not None),
     *EMBEDDED,
@@ -217,9 +221,12 @@ def test_feature_values_keep_their_types_through_avro() -> None:
     assert [type(v) for v in decoded.features.values()] == [float, int, str, bool, type(None)]
 
 
-@pytest.mark.parametrize("record", ["Alert", "ModelVersion", "WindowReport"])
+@pytest.mark.parametrize(
+    "record", ["Alert", "DriftPartial", "ModelVersion", "TrafficReport", "WindowReport"]
+)
 def test_records_written_with_a_previous_schema_still_decode(record: str) -> None:
-    """Topics keep what older releases wrote (the compacted models topic forever)."""
+    """Topics keep what older releases wrote (the compacted models topic forever; partials
+    and reports in flight during an upgrade)."""
     model = next(r for r in RECORDS if r.__name__ == record)
     current = avro_schema(record)
     previous = [s for s in known_writer_schemas(record).values() if s is not current]

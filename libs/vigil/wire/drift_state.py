@@ -57,6 +57,7 @@ class DriftPartial(Record):
     partitions: int = 0
     windows: list[DriftPartialWindow] = Field(default_factory=list)
     baseline: DriftEventColumns | None = None
+    dead_lettered: int = 0
 
 
 class DriftOpenWindow(Record):

@@ -276,7 +276,10 @@ class WindowReport(Record):
 
 class TrafficReport(Record):
     """How many events of one model version the drift detector received over an interval of
-    wall-clock time: the heartbeat liveness and traffic alerts are judged on."""
+    wall-clock time: the heartbeat liveness, traffic and dead-letter alerts are judged on.
+
+    ``event_count`` are the events it profiled, ``dead_lettered`` those of the version it sent
+    to the dead-letter topic instead (from the far future, or failing to be profiled)."""
 
     report_id: str
     model_id: str
@@ -284,6 +287,7 @@ class TrafficReport(Record):
     window_start: datetime
     window_end: datetime
     event_count: int
+    dead_lettered: int = 0
     last_event_time: datetime | None = None
     created_at: datetime
 

@@ -1,5 +1,6 @@
-"""Alert rules as data: the signals a rule may watch, the defaults of each risk tier, and a
-model's overrides merged over them. No I/O.
+"""Alert rules as data: the signals a rule may watch, and a model's overrides merged over the
+defaults of its risk tier (``vigil.wire.rule_defaults``, whose names are re-exported here).
+No I/O.
 
 A signal reads (subject, value) pairs out of one type of ``Report`` (a ``WindowReport``, a
 ``TrafficReport``, ...): the subject is a feature (or output) name for a per-feature signal,
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from vigil.wire.performance import METRICS, PerformanceReport
 from vigil.wire.records import AlertRule, FeatureDrift, Severity, TrafficReport, WindowReport
+from vigil.wire.rule_defaults import SEVERITIES, default_rules, escalated
 from vigil.wire.validation import FieldError, describe
 
 __all__ = [
@@ -39,7 +41,6 @@ __all__ = [
     "rule_errors",
 ]
 
-SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high", "critical")
 # (subject, value, what else an alert about it should say)
 Reading = tuple[str | None, float, dict[str, str]]
 
@@ -172,10 +173,19 @@ def _multivariate(report: WindowReport) -> float | None:
 
 
 def _traffic_rate(report: TrafficReport) -> Iterator[Reading]:
-    """Events per minute; an interval of no length says nothing."""
+    """Events received per minute, dead-lettered ones included (rejects are the dead-letter
+    rate's to page, not a traffic drop); an interval of no length says nothing."""
     seconds = (report.window_end - report.window_start).total_seconds()
     if seconds > 0:
-        yield None, report.event_count / seconds * 60, {}
+        yield None, (report.event_count + report.dead_lettered) / seconds * 60, {}
+
+
+def _dead_letter_rate(report: TrafficReport) -> Iterator[Reading]:
+    """Dead-lettered / received events; an interval that received none says nothing."""
+    received = report.event_count + report.dead_lettered
+    if received > 0:
+        notes = {"dead_lettered": str(report.dead_lettered), "received": str(received)}
+        yield None, report.dead_lettered / received, notes
 
 
 def _silence(check: SilenceCheck) -> Iterator[Reading]:
@@ -238,6 +248,11 @@ SIGNALS: dict[str, Signal] = {
     "traffic_rate": Signal(
         "events per minute received (traffic reports)", _traffic_rate, reads=TrafficReport
     ),
+    "dead_letter_rate": Signal(
+        "events the drift detector dead-lettered / events received (traffic reports)",
+        _dead_letter_rate,
+        reads=TrafficReport,
+    ),
     "silent_seconds": Signal(
         "seconds since the version's last traffic (alerting's clock; above only)",
         _silence,
@@ -271,79 +286,6 @@ SIGNALS: dict[str, Signal] = {
         reads=PerformanceReport,
     ),
 }
-
-
-def escalated(tier: Severity, steps: int) -> Severity:
-    """``tier`` moved ``steps`` levels up (down if negative), within low..critical."""
-    rank = min(max(SEVERITIES.index(tier) + steps, 0), len(SEVERITIES) - 1)
-    return SEVERITIES[rank]
-
-
-# Thresholds by tier (low, medium, high, critical): riskier models alert earlier.
-_MISSING = (0.05, 0.03, 0.02, 0.01)
-_OUT_OF_DOMAIN = (0.10, 0.05, 0.03, 0.02)  # a sample's range and categories are noisier
-_LATE = (0.20, 0.10, 0.05, 0.05)
-
-
-def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[AlertRule]:
-    """The rules every model of risk tier ``tier`` has unless it overrides them;
-    ``expected_interval`` is the version's (seconds of silence that fire ``model_silent``)."""
-    at = SEVERITIES.index(tier)
-
-    def rule(name: str, condition: str, threshold: float, up: int = 0, **more: object) -> AlertRule:
-        return AlertRule.model_validate(
-            {
-                "name": name,
-                "signal": more.pop("signal", name),
-                "condition": condition,
-                "threshold": threshold,
-                "severity": escalated(tier, up),
-                **more,
-            }
-        )
-
-    return [
-        rule("feature_drift", "above", 0.5),
-        rule("output_drift", "above", 0.5),
-        rule("dataset_drift", "above", 0.5, up=1),
-        rule("multivariate_drift", "above", 0.5, for_windows=2),
-        rule("sequential_drift", "above", 0.5, up=-1),
-        rule("missing_rate", "above", _MISSING[at]),
-        rule("type_violation_rate", "above", _MISSING[at]),
-        rule("out_of_range_rate", "above", _OUT_OF_DOMAIN[at], for_windows=2),
-        rule("unseen_rate", "above", _OUT_OF_DOMAIN[at], for_windows=2),
-        rule("event_count_drop", "change_below", -0.5, signal="event_count", for_windows=2),
-        rule("late_rate", "above", _LATE[at], up=-1, for_windows=2),
-        rule(
-            "traffic_anomaly",
-            "change_beyond",
-            0.5,
-            signal="traffic_rate",
-            baseline_windows=20,
-            for_windows=3,
-        ),
-        rule("model_silent", "above", expected_interval, signal="silent_seconds"),
-        # Outcomes: a metric 10 % below its last 10 windows, for 2 windows (each revision of a
-        # window's report is judged again as its labels land); the estimate likewise.
-        rule(
-            "performance_drop",
-            "change_below",
-            -0.1,
-            signal="performance",
-            for_windows=2,
-            features=["accuracy", "f1", "roc_auc"],
-        ),
-        rule(
-            "estimated_performance_drop",
-            "change_below",
-            -0.1,
-            up=-1,
-            for_windows=2,
-            signal="estimated_performance",
-            features=["accuracy", "roc_auc"],
-        ),
-        rule("label_coverage_drop", "change_below", -0.5, signal="label_coverage", for_windows=3),
-    ]
 
 
 def effective_rules(
