@@ -431,6 +431,7 @@ def test_the_default_rule_names() -> None:
         "performance_drop",
         "estimated_performance_drop",
         "label_coverage_drop",
+        "performance_degraded",
     ]
 
 
@@ -469,3 +470,26 @@ def test_a_performance_drop_fires_and_a_revised_window_is_judged_again() -> None
     # The same revision again changes nothing.
     again, _ = evaluate_rules(_performance(10, 0.7, revision=2), rules, state, current, NOW)
     assert again == []
+
+
+def test_a_degraded_metric_pages_at_once_and_only_the_degraded_one() -> None:
+    rules = [r for r in default_rules("critical") if r.name == "performance_degraded"]
+    report = PERFORMANCE.model_copy(
+        update={
+            "metrics": {"accuracy": 0.7, "roc_auc": 0.6},
+            "reference_metrics": {"accuracy": 0.9, "roc_auc": 0.85},
+            "metrics_low": {"accuracy": 0.66, "roc_auc": 0.55},
+            "metrics_high": {"accuracy": 0.74, "roc_auc": 0.65},
+            "degraded": ["accuracy", "roc_auc"],
+        }
+    )
+    changes, state = evaluate_rules(report, rules, RuleState(), {}, NOW)
+    assert sorted((c.rule, c.feature, c.severity) for c in changes) == [
+        ("performance_degraded", "accuracy", "critical"),
+        ("performance_degraded", "roc_auc", "critical"),
+    ]
+    (accuracy,) = [c for c in changes if c.feature == "accuracy"]
+    assert accuracy.details["reference"] == "0.9000"
+    # No reference: nothing judged, nothing fires.
+    alone = report.model_copy(update={"reference_metrics": {}, "report_id": "other"})
+    assert evaluate_rules(alone, rules, RuleState(), {}, NOW)[0] == []

@@ -93,4 +93,7 @@ def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[Aler
             features=["accuracy", "roc_auc"],
         ),
         rule("label_coverage_drop", "change_below", -0.5, signal="label_coverage", for_windows=3),
+        # A metric worse than the reference's beyond the tier's tolerance, over its whole
+        # interval: small windows cannot fire it.
+        rule("performance_degraded", "above", 0.5),
     ]

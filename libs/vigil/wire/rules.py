@@ -208,6 +208,26 @@ def _by_name(
     return read
 
 
+# Metrics a report judges against its reference (``vigil.performance.degradation``).
+_JUDGED = frozenset(
+    {"accuracy", "precision", "recall", "f1", "roc_auc", "brier", "mae", "rmse", "mean_error"}
+)
+
+
+def _degraded(report: PerformanceReport) -> Iterator[Reading]:
+    """1 for each metric the report says degraded from the reference's, 0 for each judged one
+    that did not; a report without a reference says nothing."""
+    for name in sorted(_JUDGED & report.metrics_low.keys() & report.reference_metrics.keys()):
+        notes = {
+            "value": f"{report.metrics[name]:.4f}",
+            "reference": f"{report.reference_metrics[name]:.4f}",
+            "interval": f"{report.metrics_low[name]:.4f}..{report.metrics_high[name]:.4f}",
+            "revision": str(report.revision),
+            "labelled": str(report.labelled),
+        }
+        yield name, float(name in report.degraded), notes
+
+
 SIGNALS: dict[str, Signal] = {
     "feature_drift": Signal("1 when a feature drifted in the window, else 0", _feature_drift, True),
     "output_drift": Signal("1 when an output (prediction, score) drifted", _output_drift, True),
@@ -279,6 +299,13 @@ SIGNALS: dict[str, Signal] = {
         "realised business value per labelled prediction",
         _whole(lambda r: r.value_per_prediction),
         reads=PerformanceReport,
+    ),
+    "performance_degraded": Signal(
+        "1 when a metric is worse than the reference's beyond the tier's tolerance over its"
+        " whole 95 % interval, else 0 (features: the metric names)",
+        _degraded,
+        True,
+        PerformanceReport,
     ),
     "orphaned_rate": Signal(
         "feedback whose prediction never came / all feedback of the window",
