@@ -483,7 +483,7 @@ def test_a_degraded_metric_pages_at_once_and_only_the_degraded_one() -> None:
             "degraded": ["accuracy", "roc_auc"],
         }
     )
-    changes, state = evaluate_rules(report, rules, RuleState(), {}, NOW)
+    changes, _ = evaluate_rules(report, rules, RuleState(), {}, NOW)
     assert sorted((c.rule, c.feature, c.severity) for c in changes) == [
         ("performance_degraded", "accuracy", "critical"),
         ("performance_degraded", "roc_auc", "critical"),
