@@ -27,6 +27,7 @@ from registry.handlers import (
     with_new_reference,
 )
 from registry.reference import TooManyRows, profile_sample
+from registry.segments import segment_errors
 from vigil.adapters.audit_log import KafkaAuditLog
 from vigil.adapters.auth import Guard, allowed, refuse_model
 from vigil.adapters.bus import KafkaBus, started
@@ -226,6 +227,15 @@ async def register(
     request.state.model_id = model_id
     if not caller.covers(model_id):
         raise refuse_model(caller, model_id)
+    features = {f.name: f.type for f in registration.features}
+    errors = segment_errors(
+        registration.segments,
+        registration.segment_cross,
+        registration.sensitive_attributes,
+        features,
+    )
+    if errors:
+        raise InputRejected("the segments cannot be this model's", errors)
     # Under the version's lock: two replicas registering it at once cannot both succeed.
     async with registry.locked(model_id, number, settings):
         await registry.catch_up()

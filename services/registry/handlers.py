@@ -23,6 +23,7 @@ from vigil.wire.records import (
     RiskAssessment,
     Severity,
 )
+from vigil.wire.segments import FairnessConfig, SegmentSpec
 from vigil.wire.shapes import FiniteMap, Identifier, Name, Text
 from vigil.wire.validation import FieldError, check_features, describe
 
@@ -66,6 +67,9 @@ class ModelRegistration(BaseModel):
         description="Seconds a prediction waits for its label (and a label for its prediction).",
     )
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    segment_cross: list[Name] = Field(default_factory=list)
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
 
     @model_validator(mode="after")
     def _unique_features(self) -> ModelRegistration:

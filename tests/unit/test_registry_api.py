@@ -417,3 +417,24 @@ def test_a_version_is_retired_with_if_match_and_keeps_its_record(client: TestCli
     )
     assert stale.status_code == 412
     assert client.put(f"{VERSION_URL}/status", json={"status": "gone"}).status_code == 422
+
+
+def test_the_registry_refuses_bins_that_do_not_increase(client: TestClient) -> None:
+    body = one_feature_model("seg", "1") | {"segments": [{"name": "x", "bins": [3, 3]}]}
+    response = client.post("/v1/models", json=body)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["field"] == "segments[0].bins" and "increasing" in error["expected"]
+
+
+def test_the_registry_keeps_declared_segments(client: TestClient) -> None:
+    body = one_feature_model("seg", "2") | {
+        "segments": [{"name": "x", "bins": [1, 2]}, {"name": "region", "tag": True}],
+        "segment_cross": ["x", "region"],
+        "fairness": {"min_group_size": 30},
+    }
+    response = client.post("/v1/models", json=body)
+    assert response.status_code == 201, response.text
+    found = client.get("/v1/models/seg/versions/2").json()
+    assert [s["name"] for s in found["segments"]] == ["x", "region"]
+    assert found["fairness"]["min_group_size"] == 30

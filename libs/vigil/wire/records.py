@@ -10,6 +10,7 @@ from pydantic import Field, field_serializer, field_validator
 
 from vigil.wire.base import Record, utcnow
 from vigil.wire.performance import BusinessValue
+from vigil.wire.segments import FairnessConfig, SegmentSpec
 from vigil.wire.shapes import INT64_MAX, FiniteMap, Identifier, Name
 
 __all__ = [
@@ -220,6 +221,9 @@ class ModelVersion(Record):
     # Seconds a prediction waits for its label (and a label for its prediction): 30 days.
     label_horizon: float = Field(default=30 * 86400.0, gt=0, allow_inf_nan=False)
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
+    segments: list[SegmentSpec] = Field(default_factory=list)
+    segment_cross: list[str] = Field(default_factory=list)  # two segments, crossed
+    fairness: FairnessConfig = Field(default_factory=FairnessConfig)
 
     @property
     def key(self) -> str:
