@@ -26,6 +26,7 @@ from registry.handlers import (
     with_drift_config,
     with_new_reference,
 )
+from registry.performance_index import MemoryPerformanceIndex, PerformanceIndex, open_index
 from registry.reference import TooManyRows, profile_sample
 from registry.segments import segment_errors
 from vigil.adapters.audit_log import KafkaAuditLog
@@ -78,6 +79,8 @@ class Registry:
     catalog: Catalog
     locks: RevisionLocks = field(default_factory=LocalRevisionLocks)
     audit_log: AuditLog | None = None
+    # Performance reports, the latest revision of each window.
+    performance: PerformanceIndex = field(default_factory=MemoryPerformanceIndex)
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Registry:
@@ -89,6 +92,7 @@ class Registry:
             ),
             await RedisRevisionLocks.open(stack, settings.redis_url, MODEL_VERSION_LOCKS),
             await started(stack, KafkaAuditLog(settings.kafka)),
+            await open_index(stack, settings),
         )
 
     async def publish(self, version: ModelVersion, max_bytes: int) -> None:
@@ -367,7 +371,9 @@ def create_app(
 ) -> FastAPI:
     """The registry API; on ``adapters`` (and ``guard``) when given, else on Kafka and Redis
     opened at start-up. It makes sure an admin key exists once started."""
-    from registry.rules import rules_router  # here: its routes use this module's dependencies
+    # Here: their routes use this module's dependencies.
+    from registry.performance import performance_router
+    from registry.rules import rules_router
 
     config = settings or Settings()
     opener = partial(Registry.open, settings=config)
@@ -377,7 +383,7 @@ def create_app(
         "registry",
         opener,
         adapters,
-        [router, access_router, rules_router],
+        [router, access_router, rules_router, performance_router],
         config,
         max_body_bytes=partial(_max_body_bytes, config),
         limits=limits,

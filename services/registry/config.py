@@ -25,3 +25,8 @@ class Settings(VigilSettings):
     # when no active admin key exists.
     bootstrap_admin_key: SecretStr | None = None
     admin_key_file: str = ".run/admin.key"
+    # Performance reports (GET …/performance): read from this topic by this consumer group and
+    # kept, the latest revision of each window, in Redis under this prefix.
+    registry_metrics_topic: str = "vigil.metrics.v1"
+    registry_performance_group: str = "vigil-registry-performance"
+    registry_performance_redis_prefix: str = "vigil:performance:"

@@ -1,0 +1,35 @@
+"""``GET /v1/models/{id}/versions/{v}/performance``: the latest revision of each window's
+``PerformanceReport`` (kept by ``registry.performance_index``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from registry.api import Reader, RegistryDep
+from registry.performance_index import within
+from vigil.adapters.http import answered_or_503, error_responses
+
+__all__ = ["performance_router"]
+
+performance_router = APIRouter()
+
+
+@performance_router.get(
+    "/v1/models/{model_id}/versions/{version}/performance",
+    responses=error_responses(404, 503),
+)
+async def performance(
+    model_id: str,
+    version: str,
+    _: Reader,
+    registry: RegistryDep,
+    since: Annotated[datetime | None, Query(description="Windows ending after this.")] = None,
+    until: Annotated[datetime | None, Query(description="Windows starting before this.")] = None,
+) -> list[dict[str, Any]]:
+    """The latest revision of the version's performance report of each window, oldest first."""
+    await registry.version(model_id, version)  # 404 for a version not registered
+    reports = await answered_or_503(registry.performance.windows(model_id, version), "Redis")
+    return [r.model_dump(mode="json") for r in within(reports, since, until)]
