@@ -10,25 +10,25 @@ ids, or, before any, the window of the label's timestamp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 
 from feedback_joiner.entries import model_of
+from feedback_joiner.groups import column_groups, event_groups, positive_flags
 from feedback_joiner.ports import JoinStore
 from vigil.adapters.ports import Catalog
 from vigil.performance import WindowPerformance, window_of
 from vigil.performance.bins import SCORE_BINS
-from vigil.performance.labels import is_positive
 from vigil.wire.base import as_utc
-from vigil.wire.columns import BOOLEAN, LONG, STRING, Batch, Column
+from vigil.wire.columns import Batch
 from vigil.wire.joins import JoinEntry, OrphanMark
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
+from vigil.wire.segment_reports import SegmentState
 
 __all__ = ["NEWEST", "Delta", "FlushDeltas"]
 
@@ -48,6 +48,15 @@ class Delta:
     end: datetime
     window: WindowPerformance
     orphaned: int = 0
+    segments: dict[tuple[str, str], WindowPerformance] = field(default_factory=dict)
+
+    def group(self, segment: str, group: str) -> WindowPerformance:
+        """The accumulator of one group of one segment of the window."""
+        found = self.segments.get((segment, group))
+        if found is None:
+            found = WindowPerformance(self.window.task, self.window.positive_label)
+            self.segments[(segment, group)] = found
+        return found
 
 
 class FlushDeltas:
@@ -103,6 +112,8 @@ class FlushDeltas:
             return
         delta = self.at(version, as_utc(prediction.timestamp))
         delta.window.add_prediction(prediction.prediction, prediction.score)
+        for segment, group in event_groups(version, prediction):
+            delta.group(segment, group).add_prediction(prediction.prediction, prediction.score)
         key, newest = self._newest(partition, version)
         start = (delta.start - _EPOCH) // _MICROSECOND
         if newest is None or start > newest:
@@ -120,6 +131,7 @@ class FlushDeltas:
             usable = (score >= 0.0) & (score <= 1.0)  # NaN (no score) is neither
             bins = np.where(usable, np.minimum(score * SCORE_BINS, SCORE_BINS - 1), -1)
             bins = bins.astype(np.int64)
+        groups = column_groups(version, batch)
         for start in np.unique(starts).tolist():
             at = starts == start
             begin = _EPOCH + start * _MICROSECOND
@@ -131,6 +143,14 @@ class FlushDeltas:
                 None if positive is None else positive[at],
                 None if bins is None else bins[at],
             )
+            for segment, (names, codes) in groups.items():
+                for code in np.unique(codes[at]).tolist():
+                    rows = at & (codes == code)
+                    delta.group(segment, names[code]).add_predictions(
+                        int(np.count_nonzero(rows)),
+                        None if positive is None else positive[rows],
+                        None if bins is None else bins[rows],
+                    )
         key, newest = self._newest(partition, version)
         latest = int(starts.max())
         if newest is None or latest > newest:
@@ -149,23 +169,27 @@ class FlushDeltas:
         version = self.version(prediction.model_id, prediction.model_version)
         if version is None:
             return None
-        window = self.at(version, as_utc(prediction.timestamp)).window
-        if replaces is not None and replaces.actual is not None:
-            with suppress(ValueError):  # not counted either: nothing to take out
+        delta = self.at(version, as_utc(prediction.timestamp))
+        windows = [delta.window]
+        windows += [delta.group(s, g) for s, g in event_groups(version, prediction)]
+        unreadable: str | None = None
+        for window in windows:
+            if replaces is not None and replaces.actual is not None:
+                with suppress(ValueError):  # not counted either: nothing to take out
+                    window.add_outcome(
+                        prediction.prediction,
+                        prediction.score,
+                        replaces.actual,
+                        latency(prediction, replaces),
+                        sign=-1,
+                    )
+            try:
                 window.add_outcome(
-                    prediction.prediction,
-                    prediction.score,
-                    replaces.actual,
-                    latency(prediction, replaces),
-                    sign=-1,
+                    prediction.prediction, prediction.score, actual, latency(prediction, label)
                 )
-        try:
-            window.add_outcome(
-                prediction.prediction, prediction.score, actual, latency(prediction, label)
-            )
-        except ValueError as exc:  # e.g. a string label for a regression model
-            return str(exc)
-        return None
+            except ValueError as exc:  # e.g. a string label for a regression model
+                unreadable = str(exc)
+        return unreadable
 
     def horizon(self, entry: JoinEntry, default: timedelta) -> timedelta:
         """The label horizon of an entry: its version's, or (no prediction yet) the longest of
@@ -233,6 +257,10 @@ class FlushDeltas:
                 window_end=delta.end,
                 state=delta.window.to_bytes(),
                 orphaned=delta.orphaned,
+                segments=[
+                    SegmentState(segment=segment, group=group, state=window.to_bytes())
+                    for (segment, group), window in sorted(delta.segments.items())
+                ],
             )
             for (model_id, version, start), delta in self.deltas.items()
         ]
@@ -243,32 +271,6 @@ class FlushDeltas:
     def reset(self) -> None:
         """Forget everything not committed (a rewind, a revocation, an assignment)."""
         self.deltas, self.newest, self.newest_dirty = {}, {}, {}
-
-
-def positive_flags(column: Column, positive_label: str | None) -> npt.NDArray[np.bool_]:
-    """Whether each predicted label of a column is the positive class (``is_positive``),
-    judged once per distinct value."""
-    numbers = np.where(np.isnan(column.numbers), 0.0, column.numbers)
-    rows = np.stack([column.kinds.astype(np.float64), numbers, column.codes.astype(np.float64)])
-    distinct, inverse = np.unique(rows, axis=1, return_inverse=True)
-    flags = np.array(
-        [
-            is_positive(_value(int(kind), number, int(code), column.vocab), positive_label)
-            for kind, number, code in distinct.T.tolist()
-        ],
-        dtype=np.bool_,
-    )
-    return flags[inverse.reshape(-1)]
-
-
-def _value(kind: int, number: float, code: int, vocab: Sequence[str]) -> bool | int | float | str:
-    if kind == STRING:
-        return vocab[code]
-    if kind == BOOLEAN:
-        return bool(number)
-    if kind == LONG:
-        return int(number)
-    return number
 
 
 def latency(prediction: PredictionEvent, label: FeedbackEvent) -> float:

@@ -46,6 +46,7 @@ from feedback_joiner.entries import (
     prediction_id,
     prediction_of,
 )
+from feedback_joiner.groups import batchable
 from feedback_joiner.ports import JoinStore
 from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
@@ -63,12 +64,7 @@ from vigil.wire.batchdecode import decode_predictions
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
-from vigil.wire.records import (
-    FeedbackEvent,
-    PredictionEvent,
-    Record,
-    utcnow,
-)
+from vigil.wire.records import FeedbackEvent, PredictionEvent, Record, utcnow
 
 __all__ = ["Joining", "Topics"]
 
@@ -77,7 +73,6 @@ log = logging.getLogger(__name__)
 PARTIALS = Codec(PerformancePartial)
 SEEN_KEPT = 32  # feedback ids remembered per prediction, to join a resend once
 WAITING_KEPT = 32  # flags kept per prediction that has not come yet
-
 
 Key = tuple[int, str]  # (partition, prediction id)
 R = TypeVar("R", bound=Record)
@@ -182,6 +177,9 @@ class Joining(StageLogic):
         first_seen = entry_prefix(now)
         for batch in decoded.batches:
             version = self.perf.version(batch.model_id, batch.model_version)
+            if version is not None and not batchable(version):  # its segments need tags
+                slow.update(fast[row] for row in batch.rows.tolist())
+                continue
             new: list[int] = []
             for n, row in enumerate(batch.rows.tolist()):
                 record = records[fast[row]]

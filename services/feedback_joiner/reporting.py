@@ -24,9 +24,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from feedback_joiner.segments import merge_segments, segment_states, with_segments
 from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
     Assigned,
@@ -83,6 +84,7 @@ class _Pending:
     base: PerformancePartial
     merged: WindowPerformance
     orphaned: int
+    segments: dict[tuple[str, str], WindowPerformance] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,10 @@ class Reporting(StageLogic):
                 self.rejects.append(DeadLetter(record, f"not mergeable: {exc}"))
                 continue
             pending.orphaned += delta.orphaned
+            try:
+                merge_segments(pending.segments, delta.segments)
+            except (CorruptState, ValueError) as exc:  # counted above all the same
+                log.warning("segments of a partial of %s not merged: %s", key[:2], exc)
             self.changed[key] = pending
 
     def _open(
@@ -161,7 +167,9 @@ class Reporting(StageLogic):
             empty = WindowPerformance(like.task, like.positive_label)
             return _Pending(partition, delta, empty, 0)
         base = committed[1]
-        return _Pending(partition, base, WindowPerformance.from_bytes(base.state), base.orphaned)
+        pending = _Pending(partition, base, WindowPerformance.from_bytes(base.state), base.orphaned)
+        merge_segments(pending.segments, base.segments)
+        return pending
 
     def due(self, now: float) -> bool:
         return bool(self.changed or self.rejects) and now - self.last_flush >= self.report_seconds
@@ -175,6 +183,7 @@ class Reporting(StageLogic):
                 "revision": revision,
                 "state": pending.merged.to_bytes(),
                 "orphaned": pending.orphaned,
+                "segments": segment_states(pending.segments),
             }
             states[key] = (pending.partition, pending.base.model_copy(update=update))
         chosen = self._choose_references(now, states)
@@ -220,7 +229,7 @@ class Reporting(StageLogic):
         merged = pending.merged
         reference = self._reference((model_id, version_id), version, merged, chosen)
         calibration = reference.calibration if reference else Calibration.identity()
-        return performance_report(
+        report = performance_report(
             merged,
             model_id=model_id,
             model_version=version_id,
@@ -235,6 +244,7 @@ class Reporting(StageLogic):
             tolerance=TOLERANCES[version.risk.severity] if version is not None else None,
             reference_window_start=reference.start if reference else None,
         )
+        return with_segments(report, pending.segments, version)
 
     # -- references ---------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""``GET /v1/models/{id}/versions/{v}/performance``: the latest revision of each window's
-``PerformanceReport`` (kept by ``registry.performance_index``)."""
+"""``GET /v1/models/{id}/versions/{v}/performance`` and ``…/fairness``: the latest revision of
+each window's ``PerformanceReport`` (kept by ``registry.performance_index``), whole or its
+fairness and segments."""
 
 from __future__ import annotations
 
@@ -33,3 +34,26 @@ async def performance(
     await registry.version(model_id, version)  # 404 for a version not registered
     reports = await answered_or_503(registry.performance.windows(model_id, version), "Redis")
     return [r.model_dump(mode="json") for r in within(reports, since, until)]
+
+
+@performance_router.get(
+    "/v1/models/{model_id}/versions/{version}/fairness",
+    responses=error_responses(404, 503),
+)
+async def fairness(
+    model_id: str,
+    version: str,
+    _: Reader,
+    registry: RegistryDep,
+    since: Annotated[datetime | None, Query(description="Windows ending after this.")] = None,
+    until: Annotated[datetime | None, Query(description="Windows starting before this.")] = None,
+) -> list[dict[str, Any]]:
+    """Each window's fairness over the version's sensitive attributes (and its segments'
+    performance), from the latest revision of its report, oldest first."""
+    await registry.version(model_id, version)
+    reports = await answered_or_503(registry.performance.windows(model_id, version), "Redis")
+    fields = {"report_id", "window_start", "window_end", "revision", "labelled"}
+    return [
+        r.model_dump(mode="json", include=fields | {"fairness", "segments"})
+        for r in within(reports, since, until)
+    ]

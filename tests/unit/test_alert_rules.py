@@ -33,6 +33,7 @@ from vigil.wire.rules import (
     effective_rules,
     rule_errors,
 )
+from vigil.wire.segment_reports import FairnessMeasure, FairnessReport
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -432,6 +433,7 @@ def test_the_default_rule_names() -> None:
         "estimated_performance_drop",
         "label_coverage_drop",
         "performance_degraded",
+        "fairness_violation",
     ]
 
 
@@ -493,3 +495,21 @@ def test_a_degraded_metric_pages_at_once_and_only_the_degraded_one() -> None:
     # No reference: nothing judged, nothing fires.
     alone = report.model_copy(update={"reference_metrics": {}, "report_id": "other"})
     assert evaluate_rules(alone, rules, RuleState(), {}, NOW)[0] == []
+
+
+def test_one_fairness_alert_per_attribute_whatever_the_measures() -> None:
+    rules = [r for r in default_rules("high") if r.name == "fairness_violation"]
+    measure = FairnessMeasure(value=0.55, low=0.5, high=0.6, lowest="b", highest="a")
+    unfair = FairnessReport(
+        attribute="region",
+        min_group_size=100,
+        measures={"disparate_impact": measure, "demographic_parity_difference": measure},
+        violations=["demographic_parity_difference", "disparate_impact"],
+    )
+    report = PERFORMANCE.model_copy(update={"fairness": [unfair]})
+    (fired,) = evaluate_rules(report, rules, RuleState(), {}, NOW)[0]
+    assert (fired.rule, fired.feature, fired.severity) == ("fairness_violation", "region", "high")
+    assert "disparate_impact" in fired.details["violations"]
+    small = unfair.model_copy(update={"measures": {}, "violations": []})
+    quiet = PERFORMANCE.model_copy(update={"fairness": [small], "report_id": "quiet"})
+    assert evaluate_rules(quiet, rules, RuleState(), {}, NOW)[0] == []

@@ -70,3 +70,21 @@ def test_only_performance_reports_are_indexed() -> None:
     assert not is_performance_report(Codec(WindowReport).encode(REPORT))
     assert not is_performance_report(b'{"report_id": "x"}')
     assert not is_performance_report(None)
+
+
+async def test_fairness_is_each_windows_fairness_and_segments(
+    client: TestClient, index: MemoryPerformanceIndex
+) -> None:
+    await index.put(_window(0, 2))
+    path = f"/v1/models/{MODEL.model_id}/versions/{MODEL.version}/fairness"
+    (window,) = client.get(path).json()
+    assert set(window) == {
+        "report_id",
+        "window_start",
+        "window_end",
+        "revision",
+        "labelled",
+        "fairness",
+        "segments",
+    }
+    assert window["revision"] == 2

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Self
 
 import numpy as np
@@ -74,6 +74,15 @@ class GroupCounts:
         self.groups: list[str] = []
         self.counts: Ints = np.zeros((0, _COLUMNS), dtype="<i8")
         self._index: dict[str, int] = {}
+
+    @classmethod
+    def from_rows(cls, attribute: str, rows: Mapping[str, Sequence[int]]) -> Self:
+        """Counts given per group as (predictions, predicted positives, TP, FP, TN, FN)."""
+        found = cls(attribute)
+        for group, row in rows.items():
+            i = found._row(group)  # first: a new group grows the array
+            found.counts[i] += np.asarray(row, dtype="<i8")
+        return found
 
     def _row(self, group: str) -> int:
         """The group's row, added if new (or OTHER's, when no more fit or the name is long)."""

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from vigil.wire.base import Record
+from vigil.wire.segment_reports import FairnessReport, SegmentPerformance, SegmentState
 from vigil.wire.shapes import FiniteMap
 
 __all__ = [
@@ -97,6 +98,8 @@ class PerformanceReport(Record):
     metrics_high: FiniteMap = Field(default_factory=dict)
     degraded: list[str] = Field(default_factory=list)
     reference_window_start: datetime | None = None
+    segments: list[SegmentPerformance] = Field(default_factory=list)
+    fairness: list[FairnessReport] = Field(default_factory=list)
     confusion_matrix: ConfusionMatrix = Field(default_factory=ConfusionMatrix)
     value: float | None = None
     value_per_prediction: float | None = None
@@ -142,6 +145,7 @@ class PerformancePartial(Record):
     revision: int = 0
     state: bytes
     orphaned: int = 0  # labels without their prediction (a delta in a joiner's partial)
+    segments: list[SegmentState] = Field(default_factory=list)  # per segment group
 
     @property
     def key(self) -> str:

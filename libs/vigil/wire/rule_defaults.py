@@ -96,4 +96,7 @@ def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[Aler
         # A metric worse than the reference's beyond the tier's tolerance, over its whole
         # interval: small windows cannot fire it.
         rule("performance_degraded", "above", 0.5),
+        # A group treated worse, beyond the tolerance over the whole interval: small groups
+        # are never judged.
+        rule("fairness_violation", "above", 0.5),
     ]

@@ -228,6 +228,20 @@ def _degraded(report: PerformanceReport) -> Iterator[Reading]:
         yield name, float(name in report.degraded), notes
 
 
+def _fairness(report: PerformanceReport) -> Iterator[Reading]:
+    """Per sensitive attribute: 1 when any fairness measure of its judged groups is beyond the
+    model's tolerance over its whole interval, else 0; nothing without a judged measure."""
+    for f in sorted(report.fairness, key=lambda f: f.attribute):
+        if not f.measures:
+            continue
+        notes = {
+            name: f"{m.value:.4f} [{m.low:.4f}, {m.high:.4f}] ({m.lowest} vs {m.highest})"
+            for name, m in sorted(f.measures.items())
+        }
+        notes["violations"] = ", ".join(f.violations) or "none"
+        yield f.attribute, float(bool(f.violations)), notes
+
+
 SIGNALS: dict[str, Signal] = {
     "feature_drift": Signal("1 when a feature drifted in the window, else 0", _feature_drift, True),
     "output_drift": Signal("1 when an output (prediction, score) drifted", _output_drift, True),
@@ -307,6 +321,13 @@ SIGNALS: dict[str, Signal] = {
         True,
         PerformanceReport,
     ),
+    "fairness_violation": Signal(
+        "1 when a sensitive attribute's disparate impact or a parity/odds difference is beyond"
+        " the model's tolerance over its whole 95 % interval (features: the attributes)",
+        _fairness,
+        True,
+        PerformanceReport,
+    ),
     "orphaned_rate": Signal(
         "feedback whose prediction never came / all feedback of the window",
         _whole(lambda r: _rate(r.orphaned, r.orphaned + r.labelled)),
@@ -350,6 +371,8 @@ def rule_errors(rules: Sequence[AlertRule], subjects: Iterable[str]) -> list[Fie
         elif signal.reads is SilenceCheck and r.condition.startswith("change"):
             expected = f"above or below for the signal {r.signal}"
             errors.append(FieldError(f"[{i}].condition", expected, describe(r.condition)))
+        elif r.features is not None and r.signal == "fairness_violation":
+            pass  # sensitive attributes: features, or tags the registry has no list of
         elif r.features is not None and signal.reads is PerformanceReport:
             errors += [
                 FieldError(f"[{i}].features", "a metric: " + ", ".join(METRICS), describe(name))

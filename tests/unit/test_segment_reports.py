@@ -1,0 +1,160 @@
+"""Performance and fairness per segment group, through the joiner and the reporter on the
+in-memory stage harness: the batch reader and the one-by-one path count the same groups, and a
+report's fairness equals Fairlearn's on the same outcomes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    selection_rate,
+)
+
+from feedback_joiner.handlers import PARTIALS, Joining, Topics
+from feedback_joiner.reporting import REPORTS, Reporting
+from tests.samples import FEEDBACK, MODEL, PREDICTION, T0
+from tests.unit.fakes import FakeCatalog
+from tests.unit.test_feedback_joiner import DictStore
+from vigil.adapters.stage_testing import StageHarness
+from vigil.wire.codec import Codec
+from vigil.wire.performance import PerformanceReport
+from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
+from vigil.wire.segments import SegmentSpec
+
+TOPICS = Topics("predictions", "feedback", "outcomes", "changelog", "partials")
+VERSION = MODEL.model_copy(
+    update={
+        "positive_label": None,
+        "sensitive_attributes": ["region"],
+        "segments": [SegmentSpec(name="age", bins=[30, 50])],
+        "segment_cross": ["age", "region"],
+        "fairness": MODEL.fairness.model_copy(update={"min_group_size": 50}),
+    }
+)
+
+
+def events(n: int, seed: int = 3) -> tuple[list[PredictionEvent], list[FeedbackEvent]]:
+    """Predictions that select region "b" less often, and a label for most of them."""
+    rng = np.random.default_rng(seed)
+    predictions, labels = [], []
+    for i in range(n):
+        region = ["a", "b", "c"][i % 3] if i % 41 else None
+        actual = bool(rng.random() < 0.5)
+        bias = 0.35 if region == "b" else 0.0
+        predicted = bool(rng.random() < (0.8 if actual else 0.25) - bias)
+        score = float(np.clip(rng.normal(0.7 if predicted else 0.3, 0.15), 0, 1))
+        predictions.append(
+            PREDICTION.model_copy(
+                update={
+                    "prediction_id": f"p{i}",
+                    "prediction": predicted,
+                    "score": score,
+                    "timestamp": T0 + timedelta(milliseconds=400 * i),
+                    "features": {"age": float(rng.integers(18, 80)), "region": region},
+                }
+            )
+        )
+        if i % 5:
+            labels.append(
+                FEEDBACK.model_copy(
+                    update={
+                        "prediction_id": f"p{i}",
+                        "feedback_id": f"f{i}",
+                        "actual": actual,
+                        "flag": None,
+                        "timestamp": T0 + timedelta(hours=2),
+                    }
+                )
+            )
+    return predictions, labels
+
+
+async def joined(version: ModelVersion, encode: object, n: int) -> list[PerformanceReport]:
+    predictions, labels = events(n)
+    joiner = Joining(DictStore(), TOPICS, timedelta(days=30), versions=FakeCatalog([version]))
+    join = StageHarness(joiner, {"predictions": 1, "feedback": 1}, changelog="changelog")
+    await join.assign([("predictions", 0), ("feedback", 0)])
+    await join.put("predictions", 0, [encode(p) for p in predictions])  # type: ignore[operator]
+    await join.put("feedback", 0, [Codec(FeedbackEvent).encode(f) for f in labels])
+    await join.flush()
+    partials = [r.value for r in join.sent if r.topic == "partials"]
+    reporter = Reporting("metrics", "windows", versions=FakeCatalog([version]))
+    report = StageHarness(reporter, {"partials": 1}, changelog="windows")
+    await report.assign([("partials", 0)])
+    await report.put("partials", 0, partials)
+    await report.flush()
+    assert [PARTIALS.decode(p).segments for p in partials]  # the groups travel
+    return [REPORTS.decode(r.value) for r in report.sent if r.topic == "metrics"]
+
+
+async def test_groups_and_fairness_agree_with_fairlearn() -> None:
+    (batch,) = await joined(VERSION, Codec(PredictionEvent).encode, 3000)
+    (one_by_one,) = await joined(VERSION, lambda e: e.model_dump_json().encode(), 3000)
+    assert batch.segments == one_by_one.segments
+    assert batch.fairness == one_by_one.fairness
+    groups = {(s.segment, s.group): s for s in batch.segments}
+    assert {g for s, g in groups if s == "age"} == {"<30", "30..50", ">=50"}
+    assert ("region", "_missing") in groups and ("age x region", ">=50 x b") in groups
+    assert sum(s.predictions for s in batch.segments if s.segment == "region") == 3000
+
+    predictions, labels = events(3000)
+    truth = {f.prediction_id: f.actual for f in labels}
+    region = [p.features["region"] or "_missing" for p in predictions]
+    predicted = np.array([p.prediction for p in predictions])
+    labelled = np.array([p.prediction_id in truth for p in predictions])
+    actual = np.array([bool(truth.get(p.prediction_id)) for p in predictions])
+    groups_labelled = np.array(region)[labelled]
+    (fairness,) = batch.fairness
+    assert fairness.attribute == "region"
+    rates = {g.group: g for g in fairness.groups}
+    frame = MetricFrame(
+        metrics={"selection_rate": selection_rate},
+        y_true=predicted,
+        y_pred=predicted,
+        sensitive_features=region,
+    )
+    assert set(rates) == {"a", "b", "c"}  # events without a region are in no group
+    for group, value in frame.by_group["selection_rate"].items():
+        if group != "_missing":
+            assert rates[group].rates["selection_rate"] == pytest.approx(value, abs=1e-9)
+    regions = np.array(region)
+    judged = labelled & (regions != "_missing")
+    kept = regions != "_missing"
+    measures = fairness.measures
+    assert measures["disparate_impact"].value == pytest.approx(
+        demographic_parity_ratio(
+            predicted[kept], predicted[kept], sensitive_features=regions[kept]
+        ),
+        abs=0.005,
+    )
+    assert measures["demographic_parity_difference"].value == pytest.approx(
+        demographic_parity_difference(
+            predicted[kept], predicted[kept], sensitive_features=regions[kept]
+        ),
+        abs=0.005,
+    )
+    assert measures["equalized_odds_difference"].value == pytest.approx(
+        equalized_odds_difference(
+            actual[judged], predicted[judged], sensitive_features=regions[judged]
+        ),
+        abs=0.005,
+    )
+    assert "disparate_impact" in fairness.violations
+    assert len(groups_labelled) == len(truth)
+
+
+async def test_a_small_group_is_reported_but_never_judged() -> None:
+    version = VERSION.model_copy(
+        update={"fairness": VERSION.fairness.model_copy(update={"min_group_size": 5000})}
+    )
+    (report,) = await joined(version, Codec(PredictionEvent).encode, 600)
+    (fairness,) = report.fairness
+    assert {g.group for g in fairness.groups} >= {"a", "b", "c"}
+    assert fairness.measures == {} and fairness.violations == []
+    assert not any(s.judged for s in report.segments)
