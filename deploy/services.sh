@@ -18,6 +18,8 @@ export VIGIL_ALERTING_ALLOWED_NETWORKS=${VIGIL_ALERTING_ALLOWED_NETWORKS:-127.0.
 # The joiner of a new local stack starts at the end of the topics: a developer machine's topics
 # hold the tests' traffic, which no label will ever join (a deployment joins from the start).
 export VIGIL_JOINER_AUTO_OFFSET_RESET=${VIGIL_JOINER_AUTO_OFFSET_RESET:-latest}
+# Likewise the review queue's candidates: a local stack offers what is sent once it runs.
+export VIGIL_FEEDBACK_REVIEW_AUTO_OFFSET_RESET=${VIGIL_FEEDBACK_REVIEW_AUTO_OFFSET_RESET:-latest}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
 SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:- feedback_joiner:-"

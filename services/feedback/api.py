@@ -1,4 +1,5 @@
-"""Feedback HTTP API: validated, de-duplicated outcomes and flags onto ``vigil.feedback.v1``."""
+"""Feedback HTTP API: validated, de-duplicated outcomes and flags onto ``vigil.feedback.v1``;
+the review queue's routes (``feedback.review_api``) beside them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from feedback import metrics
+from feedback import metrics, review_api
 from feedback.config import Settings
 from feedback.handlers import (
     Feedback,
@@ -78,7 +79,8 @@ async def _record(
         check_json_shape(
             items, JsonLimits(settings.feedback_max_json_depth, settings.feedback_max_json_values)
         )
-    forbidden = refused(parsed, caller)
+    misattributed, mismatched = await review_api.attribute(parsed, log.review, caller)
+    forbidden = sorted([*refused(parsed, caller), *misattributed], key=lambda p: p.index or 0)
     if forbidden:
         metrics.REJECTED.labels("forbidden").inc(len(forbidden))
         if not partial:
@@ -89,7 +91,12 @@ async def _record(
             )
     if unknown_models(parsed, log.catalog):
         await log.catalog.catch_up()  # it may have been registered a moment ago
-    invalid = [*errors, *not_the_author(parsed, caller), *check_models(parsed, log.catalog)]
+    invalid = [
+        *errors,
+        *not_the_author(parsed, caller),
+        *check_models(parsed, log.catalog),
+        *mismatched,
+    ]
     problems = sorted([*invalid, *forbidden], key=lambda p: p.index or 0)
     rejected = {p.index for p in problems}
     if problems:
@@ -159,7 +166,7 @@ def create_app(
         "feedback",
         opener,
         adapters,
-        [router],
+        [router, review_api.router],
         config,
         max_body_bytes=config.feedback_max_body_bytes,
         guard=guard,
