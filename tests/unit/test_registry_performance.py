@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from registry.api import Registry, create_app
 from registry.performance_index import MemoryPerformanceIndex, is_performance_report
-from tests.access import ADMIN, fake_guard
+from tests.access import ADMIN, api_key, bearer, fake_guard
 from tests.samples import MODEL, PERFORMANCE, REPORT
 from tests.unit.fakes import FakeBus, FakeCatalog
 from vigil.wire.codec import Codec
@@ -34,10 +34,15 @@ def index() -> MemoryPerformanceIndex:
     return MemoryPerformanceIndex()
 
 
+ONCALL, ONCALL_RECORD = api_key("pager", ["oncall"])
+ELSEWHERE, ELSEWHERE_RECORD = api_key("sme-b", ["sme"], ["another-model"])
+
+
 @pytest.fixture
 def client(index: MemoryPerformanceIndex) -> Iterator[TestClient]:
     registry = Registry(FakeBus(), FakeCatalog([MODEL]), performance=index)
-    with TestClient(create_app(adapters=registry, guard=fake_guard()), headers=ADMIN) as client:
+    guard = fake_guard(ONCALL_RECORD, ELSEWHERE_RECORD)
+    with TestClient(create_app(adapters=registry, guard=guard), headers=ADMIN) as client:
         yield client
 
 
@@ -88,3 +93,13 @@ async def test_fairness_is_each_windows_fairness_and_segments(
         "segments",
     }
     assert window["revision"] == 2
+
+
+def test_performance_is_for_the_roles_that_judge_models_in_their_scope(
+    client: TestClient,
+) -> None:
+    for route in ("performance", "fairness"):
+        path = f"/v1/models/{MODEL.model_id}/versions/{MODEL.version}/{route}"
+        assert client.get(path, headers=bearer(ONCALL)).status_code == 403
+        refused = client.get(path, headers=bearer(ELSEWHERE))
+        assert refused.status_code == 403 and MODEL.model_id in refused.text
