@@ -1,4 +1,5 @@
-"""``vigil``: the command line for operators — API keys, the audit trail and alert rules.
+"""``vigil``: the command line — API keys, the audit trail, alert rules, the experts' review
+queue and champion/challenger comparisons.
 
     vigil keys create --name credit-app --role producer --model credit-risk [--expires-in-days 90]
     vigil keys list [--principal NAME] [--all]
@@ -7,8 +8,12 @@
     vigil audit [--model-id M] [--principal P] [--since 2026-11-01T00:00:00Z] [--limit 50]
     vigil rules apply rules.yaml      # {model_id, version, rules: [...]}, or a list of those
     vigil rules get MODEL_ID VERSION  # the rules in effect
+    vigil review MODEL_ID [--count 1] [--flag harmful --comment "..." [--actual true]]
+    vigil compare MODEL_ID CHAMPION CHALLENGER [--since ...] [--until ...]
 
 The registry's URL comes from ``--url`` or ``VIGIL_URL`` (default http://127.0.0.1:8000), the
+feedback service's (``review``) from ``--feedback-url`` or ``VIGIL_FEEDBACK_URL``
+(http://127.0.0.1:8002), the
 API key from ``--key``, ``VIGIL_API_KEY`` or, on a machine where ``make up`` ran, the admin key
 file (``$VIGIL_RUN_DIR/admin.key`` or ``.run/admin.key``). Answers are printed as JSON; a
 refusal prints the server's message to stderr and exits 1.
@@ -30,6 +35,8 @@ import yaml
 __all__ = ["main"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_FEEDBACK_URL = "http://127.0.0.1:8002"
+FLAGS = ("incorrect", "unexpected", "harmful", "ok")
 ROLES = ("producer", "sme", "data_scientist", "oncall", "auditor", "admin")
 
 
@@ -49,13 +56,16 @@ def _key(given: str | None) -> str:
     raise CliError("no API key: pass --key, set VIGIL_API_KEY, or run where `make up` wrote .run/")
 
 
-def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
+def _call(
+    args: argparse.Namespace, method: str, path: str, url: str | None = None, **kwargs: Any
+) -> Any:
     headers = {"Authorization": f"Bearer {_key(args.key)}"}
     client: httpx.Client = args.client
+    base = (url or args.url).rstrip("/")
     try:
-        answer = client.request(method, args.url.rstrip("/") + path, headers=headers, **kwargs)
+        answer = client.request(method, base + path, headers=headers, **kwargs)
     except httpx.HTTPError as exc:
-        raise CliError(f"cannot reach {args.url}: {exc}") from exc
+        raise CliError(f"cannot reach {base}: {exc}") from exc
     if answer.is_error:
         try:
             detail = answer.json().get("detail", answer.text)
@@ -134,11 +144,87 @@ def _rules_get(args: argparse.Namespace) -> Any:
     return _call(args, "GET", f"/v1/models/{args.model_id}/versions/{args.version}/rules")
 
 
+def _actual(text: str) -> bool | int | float | str:
+    """A true outcome typed on the command line: true/false, a number, or a class label."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _judge(args: argparse.Namespace, item: dict[str, Any]) -> dict[str, Any] | None:
+    """The expert's judgement of one item: from the options, else asked on the terminal."""
+    shown = {k: item.get(k) for k in ("prediction_id", "model_version", "prediction", "score")}
+    print(
+        json.dumps(
+            {**shown, "reason": item.get("reason"), "features": item.get("features")},
+            indent=2,
+            default=str,
+        ),
+        file=sys.stderr,
+    )
+    flag, comment, actual = args.flag, args.comment, args.actual
+    if flag is None:
+        flag = input(f"flag ({'/'.join(FLAGS)}, empty to skip): ").strip().lower()
+        if not flag:
+            return None
+        if flag not in FLAGS:
+            raise CliError(f"flag: one of {', '.join(FLAGS)}, received {flag!r}")
+        comment = input("comment (optional): ").strip() or None
+        actual = input("true outcome (optional): ").strip() or None
+    body: dict[str, Any] = {
+        "prediction_id": item["prediction_id"],
+        "model_id": args.model_id,
+        "flag": flag,
+        "source": "sme",
+    }
+    if comment:
+        body["comment"] = comment
+    if actual is not None:
+        body["actual"] = _actual(actual)
+    return body
+
+
+def _review(args: argparse.Namespace) -> Any:
+    """Take items from the model's review queue and record the expert's flags."""
+    answers = []
+    for _ in range(args.count):
+        queue = _call(
+            args,
+            "GET",
+            "/v1/review-queue",
+            url=args.feedback_url,
+            params={"model_id": args.model_id, "limit": 1},
+        )
+        if not queue["items"]:
+            break
+        body = _judge(args, queue["items"][0])
+        if body is not None:
+            answers.append(_call(args, "POST", "/v1/feedback", url=args.feedback_url, json=body))
+    return {"judged": len(answers), "answers": answers}
+
+
+def _compare(args: argparse.Namespace) -> Any:
+    params: dict[str, Any] = {"versions": f"{args.champion},{args.challenger}"}
+    for name in ("since", "until"):
+        if getattr(args, name):
+            params[name] = getattr(args, name)
+    return _call(args, "GET", f"/v1/models/{args.model_id}/comparison", params=params)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
-        prog="vigil", description="Operate Vigil: API keys, audit, alert rules."
+        prog="vigil", description="Operate Vigil: keys, audit, alert rules, review, comparison."
     )
     top.add_argument("--url", default=os.environ.get("VIGIL_URL", DEFAULT_URL))
+    top.add_argument(
+        "--feedback-url", default=os.environ.get("VIGIL_FEEDBACK_URL", DEFAULT_FEEDBACK_URL)
+    )
     top.add_argument("--key", help="API key (default: VIGIL_API_KEY, then .run/admin.key)")
     commands = top.add_subparsers(dest="command", required=True)
 
@@ -179,6 +265,21 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("model_id")
     get.add_argument("version")
     get.set_defaults(run=_rules_get)
+
+    review = commands.add_parser("review", help="judge predictions from a model's review queue")
+    review.add_argument("model_id")
+    review.add_argument("--count", type=int, default=1, help="items to take, one at a time")
+    review.add_argument("--flag", choices=FLAGS, help="judge without asking (scripts)")
+    review.add_argument("--comment")
+    review.add_argument("--actual", help="the true outcome, if known")
+    review.set_defaults(run=_review)
+    compare = commands.add_parser("compare", help="a champion against a challenger or shadow")
+    compare.add_argument("model_id")
+    compare.add_argument("champion")
+    compare.add_argument("challenger")
+    compare.add_argument("--since", help="ISO 8601 time with a timezone")
+    compare.add_argument("--until", help="ISO 8601 time with a timezone")
+    compare.set_defaults(run=_compare)
     return top
 
 
