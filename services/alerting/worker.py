@@ -43,6 +43,7 @@ from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.adapters.tasks import stop_tasks
 from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.flag_reports import FlagReport
 from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import (
     Alert,
@@ -56,7 +57,7 @@ from vigil.wire.records import (
 from vigil.wire.rules import effective_rules
 from vigil.wire.topics import ALERTS, Topic
 
-Report = WindowReport | TrafficReport | PerformanceReport
+Report = WindowReport | TrafficReport | PerformanceReport | FlagReport
 
 __all__ = [
     "Alerter",
@@ -73,6 +74,7 @@ log = logging.getLogger(__name__)
 WINDOW_REPORTS = Codec(WindowReport)
 TRAFFIC_REPORTS = Codec(TrafficReport)
 PERFORMANCE_REPORTS = Codec(PerformanceReport)
+FLAG_REPORTS = Codec(FlagReport)
 UNKNOWN_SECONDS = 30.0
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
@@ -245,11 +247,11 @@ def _rules(version: ModelVersion | None) -> list[AlertRule]:
 
 
 def decode_report(value: bytes | None) -> Report:
-    """A record of the metrics topic: a window, traffic or performance report."""
+    """A record of the metrics topic: a window, traffic, performance or flag report."""
     try:
         return WINDOW_REPORTS.decode(value)
     except DecodeError as first:
-        for codec in (TRAFFIC_REPORTS, PERFORMANCE_REPORTS):
+        for codec in (TRAFFIC_REPORTS, PERFORMANCE_REPORTS, FLAG_REPORTS):
             try:
                 return codec.decode(value)
             except DecodeError:

@@ -48,3 +48,10 @@ class Settings(VigilSettings):
     feedback_review_max_opinions: int = Field(default=3, ge=2)
     feedback_review_max_limit: int = Field(default=100, ge=1)
     feedback_review_flush_seconds: float = Field(default=1.0, gt=0)
+
+    # -- flag reports (feedback.flag_reports): experts' flags per model version and interval --
+    feedback_flag_reports_enabled: bool = True  # needs the review queue's consumer
+    feedback_flag_report_seconds: int = Field(default=60, ge=1, le=86400)
+    # A flag older than this when read (the review queue rebuilt from the topic) is not news.
+    feedback_flag_report_max_age_seconds: float = Field(default=600.0, gt=0)
+    feedback_flag_report_topic: str = "vigil.metrics.v1"

@@ -8,7 +8,7 @@ in the feedback service's process, reading predictions, drift reports and flags 
   reports are not for this consumer).
 - ``vigil.feedback.v1``: each flag (feedback with a ``flag``) is kept for the summary and as
   its item's judgement; an item experts disagree on, or one flagged as wrong, wants a second
-  opinion.
+  opinion; and it is counted for its version's ``FlagReport`` (``feedback.flag_reports``).
 
 Offsets are committed after Redis took the batch, so Redis can be flushed and rebuilt by
 resetting the group's offsets to the start of the topics (within their retention).
@@ -27,10 +27,12 @@ from typing import Any
 from prometheus_client import Counter
 from redis.exceptions import RedisError
 
+from feedback import flag_reports
 from feedback.config import Settings
+from feedback.flag_reports import FlagTally
 from feedback.review import Candidate, drift_window, is_sampled, low_confidence_margin, micros
 from feedback.review_store import ReviewStore, by_model
-from vigil.adapters.ports import Catalog, Unavailable
+from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage import Stage, StageConfig
 from vigil.adapters.stage_logic import Incoming, Output, StageLogic, TopicPartitionKey
 from vigil.adapters.tasks import stop_tasks
@@ -68,8 +70,10 @@ class ReviewCandidates(StageLogic):
         catalog: Catalog,
         topics: Topics,
         settings: Settings,
+        tally: FlagTally | None = None,
     ) -> None:
         self.store = store
+        self.tally = tally  # counts the flags for flag reports
         self.catalog = catalog
         self.topics = topics
         self.sample_rate = settings.feedback_review_sample_rate
@@ -159,6 +163,8 @@ class ReviewCandidates(StageLogic):
                 SKIPPED.labels("unattributed").inc()
                 continue
             placed.append((owner, {**flag, "model_id": owner}))
+        if self.tally is not None:
+            await self.tally.add(placed)
         for model_id, flags in by_model(placed).items():
             await self.store.add_flags(model_id, flags)
 
@@ -174,9 +180,15 @@ class ReviewDesk:
     stage: Stage | None = None
 
 
-async def start(stack: AsyncExitStack, settings: Settings, catalog: Catalog) -> ReviewDesk:
-    """Open the store and run the candidates consumer in a task until ``stack`` closes."""
+async def start(
+    stack: AsyncExitStack, settings: Settings, catalog: Catalog, bus: Bus | None = None
+) -> ReviewDesk:
+    """Open the store and run the candidates consumer in a task until ``stack`` closes; with
+    a ``bus``, flag reports are counted and published too (``feedback.flag_reports``)."""
     store = await ReviewStore.open(stack, settings)
+    tally = None
+    if bus is not None and settings.feedback_flag_reports_enabled:
+        tally = await flag_reports.start(stack, settings, catalog, bus)
     topics = Topics(
         settings.feedback_review_predictions_topic,
         settings.feedback_review_metrics_topic,
@@ -191,7 +203,7 @@ async def start(stack: AsyncExitStack, settings: Settings, catalog: Catalog) -> 
         auto_offset_reset=settings.feedback_review_auto_offset_reset,
         fetch_timeout_ms=500,
     )
-    stage = Stage(config, ReviewCandidates(store, catalog, topics, settings))
+    stage = Stage(config, ReviewCandidates(store, catalog, topics, settings, tally))
     await stage.start()
     stack.push_async_callback(stage.stop)
     task = asyncio.create_task(_run(stage), name="review-candidates")

@@ -33,7 +33,8 @@ class FeedbackLog(IngestAdapters):
         log = await cls.open_on(stack, settings, "vigil-feedback", keys)
         if not settings.feedback_review_enabled:
             return log
-        return replace(log, review=await review_worker.start(stack, settings, log.catalog))
+        review = await review_worker.start(stack, settings, log.catalog, log.bus)
+        return replace(log, review=review)
 
     @cached_property
     def feedback(self) -> IdempotentTopic:

@@ -14,6 +14,7 @@ import vigil.wire.rules
 from alerting.handlers import fingerprint
 from alerting.rules import RuleState, evaluate_rules, in_utc
 from tests.samples import PERFORMANCE, REPORT, TRAFFIC
+from vigil.wire.flag_reports import FlaggedItem, FlagReport
 from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import (
     Alert,
@@ -434,6 +435,8 @@ def test_the_default_rule_names() -> None:
         "label_coverage_drop",
         "performance_degraded",
         "fairness_violation",
+        "flag_rate_rise",
+        "harmful_flag",
     ]
 
 
@@ -513,3 +516,96 @@ def test_one_fairness_alert_per_attribute_whatever_the_measures() -> None:
     small = unfair.model_copy(update={"measures": {}, "violations": []})
     quiet = PERFORMANCE.model_copy(update={"fairness": [small], "report_id": "quiet"})
     assert evaluate_rules(quiet, rules, RuleState(), {}, NOW)[0] == []
+
+
+# -- experts' flags (FlagReport) --------------------------------------------------------------
+
+
+def _flags(interval: int, harmful: int = 0, incorrect: int = 0, ok: int = 10) -> FlagReport:
+    """The flags of the ``interval``-th minute after the sample's traffic interval."""
+    start = TRAFFIC.window_start + timedelta(minutes=interval)
+    counts = {"harmful": harmful, "incorrect": incorrect, "ok": ok}
+    items = [FlaggedItem(prediction_id=f"p-{i}", reviewer="ana", comment="rude") for i in range(3)]
+    return FlagReport(
+        report_id=FlagReport.id_of("credit-risk", "1.0.0", interval),
+        model_id="credit-risk",
+        model_version="1.0.0",
+        window_start=start,
+        window_end=start + timedelta(minutes=1),
+        event_count=sum(counts.values()),
+        judged_items=sum(counts.values()),
+        counts=counts,
+        harmful=items[:harmful],
+        created_at=start,
+    )
+
+
+SAMPLE_REPORTS.append(_flags(0, harmful=1, incorrect=2))  # every signal reads its own only
+
+
+def test_flag_signals_read_only_flag_reports() -> None:
+    report = _flags(0, harmful=1, incorrect=4, ok=5)
+    rates = {s: v for s, v, _ in SIGNALS["flag_rate"].readings(report)}
+    assert rates == {"incorrect": 0.4, "unexpected": 0.0, "harmful": 0.1, "ok": 0.5}
+    [(subject, count, notes)] = SIGNALS["harmful_flags"].readings(report)
+    assert (subject, count, notes["prediction_ids"]) == (None, 1.0, "p-0")
+    assert not list(SIGNALS["flag_rate"].readings(REPORT))
+    assert not list(SIGNALS["harmful_flags"].readings(TRAFFIC))
+    assert not list(SIGNALS["feature_drift"].readings(report))
+
+
+@pytest.mark.parametrize("tier", SEVERITIES)
+def test_a_harmful_flag_pages_high_and_critical_models_at_their_tier(tier: Severity) -> None:
+    rules = {r.name: r for r in effective_rules(tier, [])}
+    assert rules["flag_rate_rise"].features == ["incorrect", "harmful"]
+    if tier in ("low", "medium"):
+        assert "harmful_flag" not in rules
+        return
+    changes, state = evaluate_rules(
+        _flags(0, harmful=1), list(rules.values()), RuleState(), {}, NOW
+    )
+    [alert] = [a for a in changes if a.rule == "harmful_flag"]
+    assert (alert.status, alert.severity, alert.details["prediction_ids"]) == (
+        "firing",
+        tier,
+        "p-0",
+    )
+    # Another harmful flag next interval: the alert is still firing, nobody is paged again.
+    current = {alert.fingerprint: alert}
+    later, _ = evaluate_rules(_flags(1, harmful=2), list(rules.values()), state, current, NOW)
+    assert not [a for a in later if a.rule == "harmful_flag"]
+
+
+def test_a_low_tier_model_may_enable_the_harmful_flag_rule() -> None:
+    override = _rule(name="harmful_flag", signal="harmful_flags", threshold=0, severity=None)
+    rules = effective_rules("low", [override])
+    changes, _ = evaluate_rules(_flags(0, harmful=1), rules, RuleState(), {}, NOW)
+    assert [(a.rule, a.severity) for a in changes] == [("harmful_flag", "low")]
+
+
+def test_the_incorrect_rate_rising_above_its_baseline_pages() -> None:
+    rules = [r for r in effective_rules("medium", []) if r.name == "flag_rate_rise"]
+    state, fired = RuleState(), []
+    for i in range(10):  # 10 % incorrect for ten intervals: the baseline
+        changes, state = evaluate_rules(_flags(i, incorrect=1, ok=9), rules, state, {}, NOW)
+        assert not changes
+    for i in range(10, 12):  # then 30 %, twice in a row
+        changes, state = evaluate_rules(_flags(i, incorrect=3, ok=7), rules, state, {}, NOW)
+        fired += changes
+    [alert] = fired
+    assert (alert.feature, alert.details["baseline"], alert.severity) == (
+        "incorrect",
+        "0.12",  # the ten intervals before: 0.1 nine times, then 0.3
+        "medium",
+    )
+
+
+def test_flag_rate_rules_name_flag_kinds() -> None:
+    good = _rule(signal="flag_rate", features=["incorrect", "harmful"])
+    bad = _rule(name="b", signal="flag_rate", features=["income"])
+    assert rule_errors([good], ["income"]) == []
+    [error] = rule_errors([bad], ["income"])
+    assert (error.field, error.received) == ("[0].features", '"income"')
+    assert "incorrect" in error.expected
+    whole = _rule(signal="harmful_flags", features=["harmful"])
+    assert [e.field for e in rule_errors([whole], [])] == ["[0].features"]

@@ -28,6 +28,7 @@ from vigil.wire.drift_state import (
     DriftState,
     WindowProfileState,
 )
+from vigil.wire.flag_reports import FlaggedItem, FlagReport
 from vigil.wire.performance import BusinessValue, PerformanceReport, PerformanceState
 from vigil.wire.records import (
     Alert,
@@ -130,6 +131,18 @@ DRIFT: dict[type[Record], Record] = {
 SHARED: dict[type[Record], Record] = {
     TrafficReport: TRAFFIC.model_copy(update={"dead_lettered": 20}),
     PerformanceReport: PERFORMANCE,
+    FlagReport: FlagReport(
+        report_id=FlagReport.id_of("credit-risk", "1.0.0", 1_777_636_800_000_000),
+        model_id="credit-risk",
+        model_version="1.0.0",
+        window_start=TRAFFIC.window_start,
+        window_end=TRAFFIC.window_end,
+        event_count=3,
+        judged_items=2,
+        counts={"harmful": 1, "ok": 2},
+        harmful=[FlaggedItem(prediction_id="p-1", reviewer="ana", comment="unsafe")],
+        created_at=TRAFFIC.created_at,
+    ),
 }
 RECORDS = [
     *(t.record for t in CATALOGUE if t.record is not None),

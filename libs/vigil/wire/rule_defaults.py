@@ -31,6 +31,7 @@ _OUT_OF_DOMAIN = (0.10, 0.05, 0.03, 0.02)  # a sample's range and categories are
 _LATE = (0.20, 0.10, 0.05, 0.05)
 # Events the drift detector could not profile are events no drift or quality check sees.
 _DEAD_LETTERS = (0.05, 0.03, 0.02, 0.01)
+_HARMFUL_FROM = SEVERITIES.index("high")
 
 
 def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[AlertRule]:
@@ -99,4 +100,17 @@ def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[Aler
         # A group treated worse, beyond the tolerance over the whole interval: small groups
         # are never judged.
         rule("fairness_violation", "above", 0.5),
+        # Experts' flags (flag reports, one per interval with flags): the share of incorrect
+        # or harmful ones half again above its last 10 intervals', twice in a row.
+        rule(
+            "flag_rate_rise",
+            "change_above",
+            0.5,
+            signal="flag_rate",
+            for_windows=2,
+            features=["incorrect", "harmful"],
+        ),
+        # Any harmful flag on a high- or critical-tier model pages at once (other tiers may
+        # enable it as an override).
+        rule("harmful_flag", "above", 0, signal="harmful_flags", enabled=at >= _HARMFUL_FROM),
     ]

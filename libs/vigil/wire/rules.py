@@ -23,6 +23,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from vigil.wire.flag_reports import FlagReport, flag_rates, harmful_flags, kind_errors
 from vigil.wire.performance import METRICS, PerformanceReport
 from vigil.wire.records import AlertRule, FeatureDrift, Severity, TrafficReport, WindowReport
 from vigil.wire.rule_defaults import SEVERITIES, default_rules, escalated
@@ -333,6 +334,10 @@ SIGNALS: dict[str, Signal] = {
         _whole(lambda r: _rate(r.orphaned, r.orphaned + r.labelled)),
         reads=PerformanceReport,
     ),
+    "flag_rate": Signal(
+        "each kind's share of experts' flags (features: the kinds)", flag_rates, True, FlagReport
+    ),
+    "harmful_flags": Signal("flags saying harmful (count)", harmful_flags, reads=FlagReport),
 }
 
 
@@ -373,6 +378,8 @@ def rule_errors(rules: Sequence[AlertRule], subjects: Iterable[str]) -> list[Fie
             errors.append(FieldError(f"[{i}].condition", expected, describe(r.condition)))
         elif r.features is not None and r.signal == "fairness_violation":
             pass  # sensitive attributes: features, or tags the registry has no list of
+        elif r.features is not None and signal.reads is FlagReport:
+            errors += kind_errors(f"[{i}].features", r.features)
         elif r.features is not None and signal.reads is PerformanceReport:
             errors += [
                 FieldError(f"[{i}].features", "a metric: " + ", ".join(METRICS), describe(name))
