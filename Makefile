@@ -68,8 +68,10 @@ bench: up-infra ## performance measurements against the local Kafka and Redis; t
 	$(PY) -m benchmarks.ingest
 	$(PY) -m benchmarks.feedback_ingest
 	$(PY) -m benchmarks.archive
+	$(PY) -m benchmarks.joiner
 	$(PY) -m benchmarks.drift_quality
 	$(PY) -m benchmarks.evidently
+	$(PY) -m benchmarks.cbpe
 	$(PY) -m benchmarks.drift
 	$(PY) -m benchmarks.drift_consume
 	$(PY) -m benchmarks.alerting

@@ -35,3 +35,7 @@ class Settings(VigilSettings):
     joiner_auto_offset_reset: str = "earliest"
     # How often the store is swept for ids past the horizon.
     joiner_sweep_seconds: float = Field(default=3600.0, gt=0)
+    # A worker restoring its store from the changelog (about 7 s per million ids on the
+    # development machine) sends no heartbeat meanwhile: it must fit in this, or the group
+    # expels it and it restores again. A dead worker's partitions also wait this long to move.
+    joiner_session_timeout_seconds: float = Field(default=45.0, ge=6, le=1800)

@@ -50,6 +50,7 @@ def joiner_stage(settings: Settings, store: RocksJoinStore, versions: Catalog) -
         changelog=topics.changelog,
         changelog_streamed=True,
         auto_offset_reset=settings.joiner_auto_offset_reset,
+        session_timeout_ms=round(settings.joiner_session_timeout_seconds * 1000),
     )
     logic = Joining(
         store,

@@ -96,6 +96,7 @@ def test_a_killed_joiner_writes_every_outcome_once(infra: VigilSettings, tmp_pat
         **os.environ,
         "VIGIL_JOINER_GROUP_ID": f"test-joiner-{run}",
         "VIGIL_JOINER_WORKER_ID": "w1",
+        "VIGIL_JOINER_SESSION_TIMEOUT_SECONDS": "10",  # a killed worker's partitions move soon
         "VIGIL_JOINER_STATE_DIR": str(tmp_path / "state-1"),
         "VIGIL_JOINER_PREDICTIONS_TOPIC": topics[PREDICTIONS.name],
         "VIGIL_JOINER_FEEDBACK_TOPIC": topics[FEEDBACK_TOPIC.name],

@@ -176,6 +176,7 @@ def test_reports_carry_the_reference_and_what_degraded(
         **os.environ,
         "VIGIL_JOINER_GROUP_ID": f"test-reference-{run}",
         "VIGIL_JOINER_WORKER_ID": "w1",
+        "VIGIL_JOINER_SESSION_TIMEOUT_SECONDS": "10",  # a killed worker's partitions move soon
         "VIGIL_JOINER_STATE_DIR": str(tmp_path / "state"),
         "VIGIL_JOINER_PREDICTIONS_TOPIC": topics[PREDICTIONS.name],
         "VIGIL_JOINER_FEEDBACK_TOPIC": topics[FEEDBACK_TOPIC.name],

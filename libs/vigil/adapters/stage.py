@@ -112,6 +112,10 @@ class StageConfig:
     fetch_max_bytes: int = 64 * 1024 * 1024
     # Failed flushes in a row (not outages) before the culprits are dead-lettered.
     max_flush_failures: int = 3
+    # A member the broker hears nothing from for this long leaves the group. No heartbeat goes
+    # out while ``on_assigned`` restores state, so a stage with a large changelog needs more
+    # than the default (a dead worker's partitions also wait this long to move).
+    session_timeout_ms: int = 10_000
 
 
 class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -165,6 +169,8 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             isolation_level="read_committed",
             max_partition_fetch_bytes=c.max_partition_fetch_bytes,
             fetch_max_bytes=c.fetch_max_bytes,
+            session_timeout_ms=c.session_timeout_ms,
+            heartbeat_interval_ms=min(3000, c.session_timeout_ms // 3),
         )
         self.consumer.subscribe(list(c.topics), listener=self)
         await self.consumer.start()
