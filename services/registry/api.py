@@ -8,10 +8,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, status
-from pydantic import BaseModel, ConfigDict
 
 from registry.access import access_router, bootstrap_admin
 from registry.config import Settings
@@ -26,6 +25,7 @@ from registry.handlers import (
     with_drift_config,
     with_new_reference,
 )
+from registry.pairs_index import MemoryPairsIndex, PairsIndex, open_pairs
 from registry.performance_index import MemoryPerformanceIndex, PerformanceIndex, open_index
 from registry.reference import TooManyRows, profile_sample
 from registry.segments import segment_errors
@@ -81,6 +81,8 @@ class Registry:
     audit_log: AuditLog | None = None
     # Performance reports, the latest revision of each window.
     performance: PerformanceIndex = field(default_factory=MemoryPerformanceIndex)
+    # Requests scored by several versions (champion and shadow), for paired comparisons.
+    pairs: PairsIndex = field(default_factory=MemoryPairsIndex)
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Registry:
@@ -93,6 +95,7 @@ class Registry:
             await RedisRevisionLocks.open(stack, settings.redis_url, MODEL_VERSION_LOCKS),
             await started(stack, KafkaAuditLog(settings.kafka)),
             await open_index(stack, settings),
+            await open_pairs(stack, settings),
         )
 
     async def publish(self, version: ModelVersion, max_bytes: int) -> None:
@@ -344,34 +347,13 @@ async def set_drift_config(config_in: DriftConfig, update: Update) -> ModelVersi
     return await update.apply(change)
 
 
-class StatusChange(BaseModel):
-    """A version's new role: serving (champion), compared (challenger, shadow) or retired."""
-
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["champion", "challenger", "shadow", "retired"]
-
-
-@router.put(
-    "/v1/models/{model_id}/versions/{version}/status",
-    dependencies=[Depends(json_limits)],
-    responses=error_responses(400, 404, 409, 412, 503),
-)
-async def set_status(body: StatusChange, update: Update) -> ModelVersion:
-    """Promote, demote or retire a version. Services keep a retired version only as a marker:
-    its events are refused and its drift state is closed with last reports."""
-
-    def change(current: ModelVersion, now: datetime) -> ModelVersion:
-        return current.model_copy(update={"status": body.status, "updated_at": now})
-
-    return await update.apply(change)
-
-
 def create_app(
     settings: Settings | None = None, adapters: Registry | None = None, guard: Guard | None = None
 ) -> FastAPI:
     """The registry API; on ``adapters`` (and ``guard``) when given, else on Kafka and Redis
     opened at start-up. It makes sure an admin key exists once started."""
     # Here: their routes use this module's dependencies.
+    from registry.champion import champion_router
     from registry.performance import performance_router
     from registry.rules import rules_router
 
@@ -383,7 +365,7 @@ def create_app(
         "registry",
         opener,
         adapters,
-        [router, access_router, rules_router, performance_router],
+        [router, access_router, rules_router, performance_router, champion_router],
         config,
         max_body_bytes=partial(_max_body_bytes, config),
         limits=limits,

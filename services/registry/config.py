@@ -30,3 +30,10 @@ class Settings(VigilSettings):
     registry_metrics_topic: str = "vigil.metrics.v1"
     registry_performance_group: str = "vigil-registry-performance"
     registry_performance_redis_prefix: str = "vigil:performance:"
+    # Champion/shadow pairs (GET …/comparison): tagged predictions and outcomes read from these
+    # topics by this consumer group, the newest max_requests requests per model kept in Redis.
+    registry_predictions_topic: str = "vigil.predictions.v1"
+    registry_outcomes_topic: str = "vigil.outcomes.v1"
+    registry_pairs_group: str = "vigil-registry-pairs"
+    registry_pairs_redis_prefix: str = "vigil:pairs:"
+    registry_pairs_max_requests: int = 100_000
