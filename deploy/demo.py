@@ -7,7 +7,10 @@ which applicants' income is 40 % higher. A webhook served by this script is subs
 model; the alerts that reach it are printed, with the drift reports behind them. Then the
 repayments of every loan come back as labels (the drifted applicants repay far less often than
 their scores say): the version's business-value floor pages, and the window's performance is
-printed in euros, next to what Vigil estimated from the scores before any label came.
+printed in euros, next to what Vigil estimated from the scores before any label came. Last, an
+expert takes predictions from the review queue and flags one harmful, which pages on-call. A
+retrained version runs in shadow on the same requests throughout, and is compared with the
+champion (paired on the requests, McNemar) once the labels are in.
 """
 
 from __future__ import annotations
@@ -103,26 +106,30 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_port}/alerts"
 
-    version = f"1.0.{int(time.time())}"
-    http.post(
-        f"{REGISTRY}/v1/models",
-        json={
-            "model_id": "credit-risk",
-            "version": version,
-            "task": "binary",
-            "features": [
-                {"name": "income", "type": "numeric", "min": 0},
-                {"name": "age", "type": "numeric", "min": 18, "max": 100},
-                {"name": "region", "type": "categorical"},
-            ],
-            "risk": {"probability": 3, "impact": 4},
-            "owner": "risk-team",
-            "purpose": "loan approval",
-            "business_value": VALUE,
-        },
-    ).raise_for_status()
+    stamp = int(time.time())
+    version, shadow = f"1.0.{stamp}", f"2.0.{stamp}"
+    for number, status in ((version, "champion"), (shadow, "shadow")):
+        http.post(
+            f"{REGISTRY}/v1/models",
+            json={
+                "model_id": "credit-risk",
+                "version": number,
+                "status": status,
+                "task": "binary",
+                "features": [
+                    {"name": "income", "type": "numeric", "min": 0},
+                    {"name": "age", "type": "numeric", "min": 18, "max": 100},
+                    {"name": "region", "type": "categorical"},
+                ],
+                "risk": {"probability": 3, "impact": 4},
+                "owner": "risk-team",
+                "purpose": "loan approval",
+                "business_value": VALUE,
+            },
+        ).raise_for_status()
     print(f"registered credit-risk {version} (risk 3 x 4: high), a loan worth +€500 repaid,")
-    print("  -€1,000 defaulted, -€100 declined though it would have been repaid")
+    print("  -€1,000 defaulted, -€100 declined though it would have been repaid;")
+    print(f"  and {shadow} in shadow: a retrained model scoring the same requests, not serving")
     # The business owner's floor: below €0 per labelled prediction, page.
     http.put(
         f"{REGISTRY}/v1/models/credit-risk/versions/{version}/rules",
@@ -176,13 +183,28 @@ def main() -> None:
                 "features": row,
                 "prediction": score > 0.5,
                 "score": score,
+                "tags": {"request_id": f"{stamp}-{minute}-{i}", "variant": "champion"},
             }
             for i, (row, score) in enumerate(zip(rows, scores, strict=True))
+        ]
+        # The shadow scores each request too: it learnt that income alone says less.
+        cautious = [shadow_score(row["income"]) for row in rows]
+        shadows = [
+            {
+                **event,
+                "prediction_id": f"{shadow}-{minute}-{i}",
+                "model_version": shadow,
+                "prediction": score > 0.5,
+                "score": score,
+                "tags": {"request_id": f"{stamp}-{minute}-{i}", "variant": "shadow"},
+            }
+            for i, (event, score) in enumerate(zip(events, cautious, strict=True))
         ]
         for event, score in zip(events, scores, strict=True):
             chance = score * (0.4 if drifted else 1.0)
             repaid[str(event["prediction_id"])] = bool(rng.random() < chance)
         app.post(f"{LOGGER}/v1/predictions", json=events).raise_for_status()
+        app.post(f"{LOGGER}/v1/predictions", json=shadows).raise_for_status()
         print(
             f"  minute {minute + 1:2d}: sent {PER_MINUTE} predictions"
             + ("  (income +40 %)" if drifted else "")
@@ -215,14 +237,51 @@ def main() -> None:
             f"{details['events']} events, fingerprint {alert['fingerprint']}"
         )
     send_outcomes(app, repaid)
-    wait_for_the_floor()
+    wait_for("value-floor", 180, "feedback_joiner")
     show_performance(version, metrics_start)
+    compare(http, version, shadow)
+    an_expert_flags(admin)
     server.shutdown()
 
 
 def repayment_score(income: float) -> float:
     """The model: a probability of repayment from income alone."""
     return round(float(1 / (1 + np.exp(-(income - 40_000) / 12_000))), 4)
+
+
+def shadow_score(income: float) -> float:
+    """The shadow: the same model retrained to ask for more income before approving."""
+    return round(float(1 / (1 + np.exp(-(income - 60_000) / 12_000))), 4)
+
+
+def compare(http: httpx.Client, champion: str, shadow: str) -> None:
+    """The shadow against the champion on the requests both scored (labels join the champion's
+    predictions; the registry pairs them by request id)."""
+    print(f"\n{shadow} (shadow) against {champion} (champion), on the same requests:")
+    deadline = time.monotonic() + 120
+    while True:
+        answer = http.get(
+            f"{REGISTRY}/v1/models/credit-risk/comparison",
+            params={"versions": f"{champion},{shadow}"},
+        )
+        answer.raise_for_status()
+        found = answer.json()
+        if found["shared"]["labelled"] or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    accuracy, shared = found["accuracy"], found["shared"]
+    print(
+        f"  {shared['requests']:,} shared requests, {shared['labelled']:,} labelled;"
+        f" they disagree on {shared['disagreement_rate']:.1%}"
+    )
+    if accuracy:
+        print(
+            f"  accuracy {accuracy['first']:.3f} -> {accuracy['second']:.3f}"
+            f" ({found['test']}, difference {accuracy['difference']:+.3f}"
+            f" [{accuracy['low']:+.3f}, {accuracy['high']:+.3f}], p = {accuracy['p_value']:.2g})"
+        )
+    print(f"  verdict: {found['verdict']} ({found.get('verdict_of', '')})")
+    print(f"  (promote it with POST /v1/models/credit-risk/versions/{shadow}/promote)")
 
 
 def send_outcomes(app: httpx.Client, repaid: dict[str, bool]) -> None:
@@ -236,18 +295,50 @@ def send_outcomes(app: httpx.Client, repaid: dict[str, bool]) -> None:
         app.post(f"{FEEDBACK}/v1/feedback", json=items[first : first + 2000]).raise_for_status()
 
 
-def wait_for_the_floor() -> None:
-    """Wait for the business-value floor to page."""
-    deadline = time.monotonic() + 180
+def wait_for(rule: str, seconds: float, log: str) -> None:
+    """Wait for ``rule`` to page (other alerts that come meanwhile are passed over)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             alert = received.get(timeout=1)
         except queue.Empty:
             continue
-        if alert["rule"] == "value-floor" and alert["status"] == "firing":
+        if alert["rule"] == rule and alert["status"] == "firing":
             print(f"  [{alert['severity'].upper()}] firing: {alert['summary']}")
             return
-    raise SystemExit("the value floor did not page within 180 s; see .run/feedback_joiner.log")
+    raise SystemExit(f"{rule} did not page within {seconds:g} s; see .run/{log}.log")
+
+
+def an_expert_flags(admin: httpx.Client) -> None:
+    """An expert takes predictions from the review queue and flags one as harmful."""
+    expert = key_for(admin, "sme", "demo-expert")
+    answer = expert.get(
+        f"{FEEDBACK}/v1/review-queue", params={"model_id": "credit-risk", "limit": 3}
+    )
+    answer.raise_for_status()
+    items = answer.json()["items"]
+    if not items:
+        raise SystemExit("the review queue handed out nothing; see .run/feedback.log")
+    print(f"\nan expert (role sme) takes {len(items)} predictions from the review queue:")
+    for item in items:
+        income = item["features"].get("income")
+        print(
+            f"  {item['prediction_id']}: income {income:,.0f}, approved {item['prediction']},"
+            f" score {item['score']} ({item['reason'].replace('_', ' ')})"
+        )
+    flagged = items[0]
+    expert.post(
+        f"{FEEDBACK}/v1/feedback",
+        json={
+            "prediction_id": flagged["prediction_id"],
+            "model_id": "credit-risk",
+            "flag": "harmful",
+            "comment": "approved on an income the applicant could not document",
+            "source": "sme",
+        },
+    ).raise_for_status()
+    print(f"  and flags {flagged['prediction_id']} harmful: on a high-tier model, that pages")
+    wait_for("harmful_flag", 240, "feedback")
 
 
 def show_performance(version: str, start: dict[TopicPartition, int]) -> None:
