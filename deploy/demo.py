@@ -281,7 +281,10 @@ def compare(http: httpx.Client, champion: str, shadow: str) -> None:
             f" [{accuracy['low']:+.3f}, {accuracy['high']:+.3f}], p = {accuracy['p_value']:.2g})"
         )
     print(f"  verdict: {found['verdict']} ({found.get('verdict_of', '')})")
-    print(f"  (promote it with POST /v1/models/credit-risk/versions/{shadow}/promote)")
+    if found["verdict"] == "better":
+        print(f"  promote it: POST /v1/models/credit-risk/versions/{shadow}/promote")
+    else:
+        print("  it stays in shadow: promoting it would take a better verdict")
 
 
 def send_outcomes(app: httpx.Client, repaid: dict[str, bool]) -> None:
