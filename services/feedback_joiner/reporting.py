@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from feedback_joiner.segments import merge_segments, segment_states, with_segments
+from feedback_joiner.segments import groups_of, merge_segments, segment_states, with_segments
 from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
     Assigned,
@@ -244,7 +244,13 @@ class Reporting(StageLogic):
             tolerance=TOLERANCES[version.risk.severity] if version is not None else None,
             reference_window_start=reference.start if reference else None,
         )
-        return with_segments(report, pending.segments, version)
+        window_reference = chosen.get(key[:2]) or self.references.get(key[:2])
+        reference_groups = (
+            groups_of(window_reference[1].segments)
+            if reference is not None and reference.start is not None and window_reference
+            else None
+        )
+        return with_segments(report, pending.segments, version, reference_groups)
 
     # -- references ---------------------------------------------------------------------------
 

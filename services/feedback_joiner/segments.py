@@ -13,7 +13,7 @@ from vigil.wire.records import ModelVersion
 from vigil.wire.segment_reports import SegmentState
 from vigil.wire.segments import effective_segments
 
-__all__ = ["merge_segments", "segment_states", "with_segments"]
+__all__ = ["groups_of", "merge_segments", "segment_states", "with_segments"]
 
 Groups = MutableMapping[tuple[str, str], WindowPerformance]
 
@@ -39,10 +39,14 @@ def segment_states(groups: Groups) -> list[SegmentState]:
 
 
 def with_segments(
-    report: PerformanceReport, groups: Groups, version: ModelVersion | None
+    report: PerformanceReport,
+    groups: Groups,
+    version: ModelVersion | None,
+    reference: Groups | None = None,
 ) -> PerformanceReport:
     """The report with its segments' performance and, for a binary model, its fairness over
-    each sensitive segment; as it was for a version the registry does not know."""
+    each sensitive segment, and the same fairness on the ``reference`` window's groups; as it
+    was for a version the registry does not know."""
     if version is None or not groups:
         return report
     config = version.fairness
@@ -51,4 +55,16 @@ def with_segments(
         segments = effective_segments(version.segments, version.sensitive_attributes)
         sensitive = [s.name for s in segments if s.sensitive]
         update["fairness"] = fairness_reports(groups, sensitive, config)
+        if reference:
+            update["reference_fairness"] = fairness_reports(reference, sensitive, config)
     return report.model_copy(update=update)
+
+
+def groups_of(states: Iterable[SegmentState]) -> Groups | None:
+    """A window's group accumulators from its state (None if one is unreadable)."""
+    found: Groups = {}
+    try:
+        merge_segments(found, states)
+    except ValueError:  # CorruptState is one
+        return None
+    return found

@@ -28,6 +28,7 @@ from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
 from vigil.wire.segments import SegmentSpec
 
 TOPICS = Topics("predictions", "feedback", "outcomes", "changelog", "partials")
+HOURS = timedelta(hours=1)
 VERSION = MODEL.model_copy(
     update={
         "positive_label": None,
@@ -158,3 +159,42 @@ async def test_a_small_group_is_reported_but_never_judged() -> None:
     assert {g.group for g in fairness.groups} >= {"a", "b", "c"}
     assert fairness.measures == {} and fairness.violations == []
     assert not any(s.judged for s in report.segments)
+
+
+async def test_the_first_full_window_gives_the_reference_fairness() -> None:
+    """Two windows: the first, ended and labelled, becomes the reference; the second's report
+    carries the reference's fairness beside its own."""
+    predictions, labels = events(1200)
+    later = [
+        p.model_copy(
+            update={"prediction_id": f"n{p.prediction_id}", "timestamp": p.timestamp + HOURS}
+        )
+        for p in predictions
+    ]
+    later_labels = [f.model_copy(update={"prediction_id": f"n{f.prediction_id}"}) for f in labels]
+    joiner = Joining(DictStore(), TOPICS, timedelta(days=30), versions=FakeCatalog([VERSION]))
+    join = StageHarness(joiner, {"predictions": 1, "feedback": 1}, changelog="changelog")
+    await join.assign([("predictions", 0), ("feedback", 0)])
+    encode = Codec(PredictionEvent).encode
+    await join.put("predictions", 0, [encode(p) for p in [*predictions, *later]])
+    await join.put(
+        "feedback", 0, [Codec(FeedbackEvent).encode(f) for f in [*labels, *later_labels]]
+    )
+    await join.flush()
+    partials = [r.value for r in join.sent if r.topic == "partials"]
+    reporter = Reporting(
+        "metrics", "windows", versions=FakeCatalog([VERSION]), clock=lambda: T0 + 3 * HOURS
+    )
+    report = StageHarness(reporter, {"partials": 1}, changelog="windows")
+    await report.assign([("partials", 0)])
+    await report.put("partials", 0, partials)
+    await report.flush()
+    found = {
+        r.window_start: r
+        for r in (REPORTS.decode(m.value) for m in report.sent if m.topic == "metrics")
+    }
+    first, second = (found[k] for k in sorted(found))
+    assert second.reference_window_start == first.window_start
+    (reference,) = second.reference_fairness
+    assert reference.attribute == "region"
+    assert reference.groups == first.fairness[0].groups

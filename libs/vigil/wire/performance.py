@@ -100,6 +100,7 @@ class PerformanceReport(Record):
     reference_window_start: datetime | None = None
     segments: list[SegmentPerformance] = Field(default_factory=list)
     fairness: list[FairnessReport] = Field(default_factory=list)
+    reference_fairness: list[FairnessReport] = Field(default_factory=list)
     confusion_matrix: ConfusionMatrix = Field(default_factory=ConfusionMatrix)
     value: float | None = None
     value_per_prediction: float | None = None
