@@ -24,6 +24,9 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.synced ## install Python dependencies (uv, from uv.lock) and the system packages
 	@command -v java >/dev/null && command -v mvn >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven >/dev/null; }
 	@command -v redis-server >/dev/null && command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server curl >/dev/null; }
+	@# promtool for `make lint`; prometheus for tests/integration/test_prometheus.py (its own, on a free port).
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 up-infra: install ## start Kafka and Redis and create the topics
 	deploy/kafka.sh start
@@ -49,6 +52,9 @@ lint: install ## ruff, mypy (strict on libs/ and services/) and the layering con
 	$(VENV)/bin/ruff format --check libs services tests benchmarks deploy
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/vigil.rules.yml
+	promtool test rules deploy/prometheus/vigil.rules.test.yml
 
 test-unit: install ## unit tests (no I/O)
 	$(VENV)/bin/pytest tests/unit -q

@@ -22,7 +22,15 @@ export VIGIL_JOINER_AUTO_OFFSET_RESET=${VIGIL_JOINER_AUTO_OFFSET_RESET:-latest}
 export VIGIL_FEEDBACK_REVIEW_AUTO_OFFSET_RESET=${VIGIL_FEEDBACK_REVIEW_AUTO_OFFSET_RESET:-latest}
 
 # module:health port ("-": a worker without HTTP, checked for being alive)
-SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 archive:- feedback_joiner:-"
+SERVICES="registry:8000 prediction_logger:8001 feedback:8002 alerting:8003 drift_detector:8004 console:8005 archive:- feedback_joiner:-"
+# The workers without HTTP serve Prometheus /metrics on these ports (VIGIL_METRICS_PORT); the
+# APIs serve theirs on their own port (deploy/prometheus/prometheus.yml scrapes them all).
+METRICS_PORTS="archive:8006 feedback_joiner:8007"
+metrics_port() {
+  local entry
+  for entry in $METRICS_PORTS; do [ "${entry%%:*}" = "$1" ] && echo "${entry##*:}"; done
+  return 0
+}
 
 # shellcheck source=deploy/pidfile.sh
 source "$here/pidfile.sh"
@@ -35,7 +43,9 @@ start() {
     if alive "$name"; then echo "$name: already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi
     if healthy "$port"; then echo "$name: something already answers on port $port" >&2; exit 1; fi
     # Detached from this shell and its output, so callers piping `make up` are not held open.
-    setsid nohup "$PY" -m "$name" </dev/null >"$RUN_DIR/$name.log" 2>&1 &
+    metrics=$(metrics_port "$name")
+    setsid nohup env ${metrics:+VIGIL_METRICS_PORT=$metrics} "$PY" -m "$name" \
+        </dev/null >"$RUN_DIR/$name.log" 2>&1 &
     echo $! >"$RUN_DIR/$name.pid"
   done
   for entry in $SERVICES; do

@@ -26,6 +26,8 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from prometheus_client import Histogram
+
 from drift_detector.partials import MICROS, Partial, WindowPolicy
 from drift_detector.references import ReferencePublisher
 from drift_detector.traffic import TrafficCounts
@@ -55,6 +57,13 @@ VERSION_CODEC = Codec(ModelVersion)
 # The broker's default message.max.bytes: the models topic does not raise it.
 MODELS_MAX_BYTES = int(MODELS.config.get("max.message.bytes", 1_048_588))
 RECORD_OVERHEAD = 1024  # record batch and record headers, with room to spare
+WINDOW_CLOSE_SECONDS = Histogram(
+    "vigil_drift_window_close_seconds",
+    "From a window's end (event time) to its report being made: the allowed lateness, the"
+    " slowest partition's delay and the merger's own delay (a report made again after a"
+    " failed flush counts again).",
+    buckets=(1, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+)
 
 
 def _report(report: WindowReport) -> Outgoing:
@@ -214,7 +223,10 @@ class Merging(StageLogic):
         """The reports of ``key``'s windows due now, then its state if it changed."""
         windows = self.models[key]
         closed = windows.close_due(now)
-        out = [_report(windows.report(w, created)) for w in closed]
+        reports = [windows.report(w, created) for w in closed]
+        for report in reports:
+            WINDOW_CLOSE_SECONDS.observe((created - report.window_end).total_seconds())
+        out = [_report(report) for report in reports]
         if closed or key in self.changed:
             self.changed.add(key)
             state = windows.snapshot()

@@ -39,3 +39,6 @@ class Settings(VigilSettings):
     # development machine) sends no heartbeat meanwhile: it must fit in this, or the group
     # expels it and it restores again. A dead worker's partitions also wait this long to move.
     joiner_session_timeout_seconds: float = Field(default=45.0, ge=6, le=1800)
+    # Prometheus /metrics of this worker (VIGIL_METRICS_PORT); unset, none is served.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from alerting.config import Settings as AlertingSettings
+from console.config import Settings as ConsoleSettings
 from drift_detector.config import Settings as DriftSettings
 from feedback.config import Settings as FeedbackSettings
 from prediction_logger.config import Settings as LoggerSettings
@@ -29,6 +30,7 @@ DEFAULT_PORTS = {
     "feedback": FeedbackSettings.model_fields["feedback_port"].default,
     "alerting": AlertingSettings.model_fields["alerting_port"].default,
     "drift_detector": DriftSettings.model_fields["drift_web_port"].default,
+    "console": ConsoleSettings.model_fields["console_port"].default,
 }
 
 

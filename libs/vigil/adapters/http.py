@@ -15,11 +15,11 @@ import uvicorn
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vigil.adapters.metrics import instrument
 from vigil.adapters.openapi import ErrorBody, error_responses, raw_body_openapi
 from vigil.adapters.ports import Unavailable
 from vigil.wire.validation import (
@@ -288,12 +288,7 @@ def create_api(
     app.add_middleware(Audited, guard=lambda: getattr(app.state, "guard", None), service=service)
     install_error_handlers(app)
     app.include_router(health_router(service))
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    instrument(app)  # GET /metrics, and every request timed (outermost: refusals too)
     # Every route may be refused for an unreadable or oversized body, its encoding, its key or
     # an invalid field; say so, in our shape.
     for router in routers:

@@ -38,10 +38,10 @@ from aiokafka.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from prometheus_client import Counter
 
 from vigil.adapters.bus import new_producer
 from vigil.adapters.kafka_security import Kafka, client_options
+from vigil.adapters.metrics import StageMetrics
 from vigil.adapters.ports import Unavailable
 from vigil.adapters.schema_topic import join_schema_topic, leave_schema_topic
 from vigil.adapters.stage_logic import (
@@ -63,9 +63,6 @@ from vigil.wire.topics import DEADLETTER
 __all__ = ["Stage", "StageConfig", "is_outage", "read_changelog", "stream_changelog"]
 
 log = logging.getLogger(__name__)
-DEAD_LETTERED = Counter(
-    "vigil_stage_dead_lettered_total", "Records a stream stage dead-lettered.", ["stage"]
-)
 # Under the broker's default message.max.bytes (the dead-letter topic does not raise it).
 DEAD_LETTER_MAX_BYTES = 1_000_000
 
@@ -138,6 +135,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         # from then on are read, even by a new group that starts at the end ("latest").
         self.ready = False
         self.joined = False  # to the schema topic (vigil.adapters.schema_topic)
+        self.metrics = StageMetrics(config.name)  # its records in and out, lag, dead letters
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -198,6 +196,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
                 timeout_ms=self.config.fetch_timeout_ms, max_records=self.config.fetch_records
             )
             async with self.lock:
+                await self.metrics.fetched(self.consumer, batches)
                 if self.offsets.unknown():
                     await self._pin_start(batches)
                 self.ready = bool(self.assignment)
@@ -254,9 +253,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         self.failures.succeeded(output.dead_letters)
         self.offsets.done(commit.items())
         self.last_commit = time.monotonic()
+        self.metrics.committed(output)
         if output.dead_letters:
             self.dead_lettered += len(output.dead_letters)
-            DEAD_LETTERED.labels(self.config.name).inc(len(output.dead_letters))
             log.warning(
                 "%s: dead-lettered %d records; first: %s",
                 self,
@@ -325,6 +324,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             self.logic.on_revoked(list(revoked))
             for tp in revoked:
                 self.offsets.revoke(tp)
+            self.metrics.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         async with self.lock:
