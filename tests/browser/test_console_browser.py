@@ -8,28 +8,16 @@ stand-in of ``tests.console_standin`` (the console's HTTP client is given its tr
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-import uvicorn
 
 from tests.access import api_key
-from tests.console_standin import StandIn, alert, console_app, model, report
+from tests.console_standin import StandIn, alert, model, report
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage"]
 KEY, RECORD = api_key("olga", ["oncall", "sme"])
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -45,34 +33,6 @@ def stand_in() -> StandIn:
     return services
 
 
-@pytest.fixture
-def console_url(stand_in: StandIn) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(console_app(stand_in), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), f"the console could not start on port {port}"
-        assert time.monotonic() < deadline, "the console did not start within 10 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        try:
-            launched = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        except Exception as exc:  # not installed or cannot start here: say exactly why
-            pytest.skip(f"Chromium at {CHROMIUM} could not be launched: {exc}")
-        yield launched
-        launched.close()
-
-
 def _models(page: object) -> list[str]:
     rows = page.locator("#fleet tbody tr[data-model]")  # type: ignore[attr-defined]
     return [
@@ -81,7 +41,7 @@ def _models(page: object) -> list[str]:
 
 
 def test_sign_in_fleet_alerts_acknowledge_history_sign_out(
-    browser: object, console_url: str, stand_in: StandIn
+    browser: object, console_url: str, stand_in: StandIn, screenshot: Callable[[object, str], Path]
 ) -> None:
     expect = sync_api.expect
     page = browser.new_page()  # type: ignore[attr-defined]
@@ -98,6 +58,7 @@ def test_sign_in_fleet_alerts_acknowledge_history_sign_out(
     assert _models(page) == ["credit-risk 1.1.0", "churn 2.0.0", "credit-risk 1.0.0"]
     expect(page.locator("tr[data-version='1.0.0'] .perf")).to_contain_text("accuracy 0.800 (0.910)")
     assert KEY not in page.content()
+    screenshot(page, "fleet")
 
     # The filter is applied by htmx in place (the table swapped, the URL pushed).
     page.select_option("select[name=tier]", "low")
@@ -117,6 +78,7 @@ def test_sign_in_fleet_alerts_acknowledge_history_sign_out(
     page.locator("#acknowledged tr[data-fingerprint='fp-credit'] a:has-text('History')").click()
     expect(page.locator("#history")).to_contain_text("looking into it")
     expect(page.locator("#history tr", has_text="ack")).to_contain_text("olga")
+    screenshot(page, "history")
 
     # At phone width the tables become cards: nothing is wider than the screen.
     page.set_viewport_size({"width": 375, "height": 800})
@@ -125,6 +87,7 @@ def test_sign_in_fleet_alerts_acknowledge_history_sign_out(
     expect(
         page.locator("#firing tr[data-fingerprint='fp-churn'] td[data-label=Summary]")
     ).to_be_visible()
+    screenshot(page, "alerts-phone")
 
     page.click("button:has-text('Sign out')")
     expect(page.locator(".notice")).to_contain_text("Signed out.")
