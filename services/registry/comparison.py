@@ -5,12 +5,15 @@ interval, p-value and verdict, and how often a shadow disagrees with its champio
 Pure: the caller reads the versions, their window reports (``registry.performance_index``) and
 the shared requests (``registry.pairs_index``). The test is paired (McNemar) when the two
 versions scored labelled requests in common, else unpaired (two-proportion z) on each version's
-own labelled traffic (``vigil.performance.comparison``). Regression versions are compared side
-by side only: no test, so never a verdict but ``no significant difference``.
+own labelled traffic (``vigil.performance.comparison``). Regression versions are compared on
+the mean absolute error (lower is better): paired, the per-request absolute errors on shared
+labelled requests; unpaired, each version's mean and variance of the absolute error from its
+windows' MAE and RMSE (the variance is RMSE² - MAE²), by Welch's z.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +27,7 @@ from vigil.performance.comparison import (
     two_proportions,
     verdict,
 )
-from vigil.performance.intervals import wilson
+from vigil.performance.intervals import Z95, wilson
 from vigil.performance.labels import is_positive
 from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import ModelVersion
@@ -91,6 +94,34 @@ def _binary_metrics(cells: Cells) -> dict[str, float]:
     return found
 
 
+def _error_moments(reports: Sequence[PerformanceReport]) -> tuple[float, float, int] | None:
+    """Mean and variance of the absolute error of a regression version's labelled outcomes,
+    from its windows' MAE and RMSE, and the outcomes."""
+    used = [r for r in reports if r.labelled and "mae" in r.metrics and "rmse" in r.metrics]
+    n = sum(r.labelled for r in used)
+    if n == 0:
+        return None
+    mean = sum(r.metrics["mae"] * r.labelled for r in used) / n
+    square = sum(r.metrics["rmse"] ** 2 * r.labelled for r in used) / n
+    return mean, max(square - mean**2, 0.0) * n / max(n - 1, 1), n
+
+
+def _regression_metrics(reports: Sequence[PerformanceReport]) -> dict[str, float]:
+    moments = _error_moments(reports)
+    if moments is None:
+        return {}
+    mean, variance, n = moments
+    used = [r for r in reports if r.labelled and "rmse" in r.metrics]
+    rmse = math.sqrt(sum(r.metrics["rmse"] ** 2 * r.labelled for r in used) / n)
+    spread = Z95 * math.sqrt(variance / n)
+    return {
+        "mae": mean,
+        "mae_low": max(mean - spread, 0.0),
+        "mae_high": mean + spread,
+        "rmse": rmse,
+    }
+
+
 def _version(version: ModelVersion, reports: Sequence[PerformanceReport]) -> dict[str, Any]:
     """One version's figures summed over its windows' latest reports."""
     cells = _cells(reports)
@@ -98,7 +129,10 @@ def _version(version: ModelVersion, reports: Sequence[PerformanceReport]) -> dic
     right = sum(k for (actual, predicted), k in cells.items() if actual == predicted)
     metrics: dict[str, float] = {}
     interval = wilson(right, n)
-    if interval is not None:
+    if version.task == "regression":
+        metrics = _regression_metrics(reports)
+        n = sum(r.labelled for r in reports if "mae" in r.metrics)
+    elif interval is not None:
         metrics = {"accuracy": right / n, "accuracy_low": interval[0], "accuracy_high": interval[1]}
         if version.task == "binary":
             metrics |= _binary_metrics(cells)
@@ -116,6 +150,33 @@ def _version(version: ModelVersion, reports: Sequence[PerformanceReport]) -> dic
     }
 
 
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _paired_errors(
+    first: ModelVersion, second: ModelVersion, shared: Sequence[SharedRequest]
+) -> tuple[dict[str, Any], Difference | None, Difference | None]:
+    """Regression versions on shared requests: the paired difference of absolute errors (and
+    no disagreement rate: two regressors never predict exactly alike)."""
+    errors: list[tuple[float, float]] = []
+    for request in shared:
+        truth = None if request.actual is None else _number(request.actual)
+        a = _number(request.predictions[first.version])
+        b = _number(request.predictions[second.version])
+        if truth is not None and a is not None and b is not None:
+            errors.append((abs(a - truth), abs(b - truth)))
+    found = {"requests": len(shared), "disagreement_rate": None, "labelled": len(errors)}
+    if not errors:
+        return found, None, None
+    difference = paired_mean_difference([e[0] for e in errors], [e[1] for e in errors])
+    return found, difference, None
+
+
 def _paired(
     first: ModelVersion, second: ModelVersion, requests: Sequence[SharedRequest]
 ) -> tuple[dict[str, Any], Difference | None, Difference | None]:
@@ -124,7 +185,7 @@ def _paired(
         r for r in requests if first.version in r.predictions and second.version in r.predictions
     ]
     if first.task == "regression":
-        return {"requests": len(shared), "disagreement_rate": None, "labelled": 0}, None, None
+        return _paired_errors(first, second, shared)
     classes = [
         (_class(first, r.predictions[first.version]), _class(second, r.predictions[second.version]))
         for r in shared
@@ -167,7 +228,13 @@ def compare(
     differences are second minus first, and the verdict says whether second is better."""
     summaries = [_version(first, first_reports), _version(second, second_reports)]
     shared, accuracy, value = _paired(first, second, requests)
-    if accuracy is None and first.task != "regression":
+    regression = first.task == "regression"
+    metric = "mae" if regression else "accuracy"
+    if accuracy is None and regression:
+        moments = _error_moments(first_reports), _error_moments(second_reports)
+        if moments[0] is not None and moments[1] is not None:
+            accuracy = mean_difference(moments[0], moments[1])
+    elif accuracy is None:
         n1, n2 = sum(_cells(first_reports).values()), sum(_cells(second_reports).values())
         if n1 and n2:
             rights = [
@@ -186,16 +253,21 @@ def compare(
         "versions": summaries,
         "shared": shared,
         "test": accuracy.test if accuracy else None,
-        "accuracy": accuracy.as_dict() if accuracy else None,
+        metric: accuracy.as_dict() if accuracy else None,
         "value_per_labelled": value.as_dict() if value else None,
-        "verdict": verdict(accuracy) if accuracy else "no significant difference",
-        "verdict_of": f"{second.version} against {first.version} on accuracy",
+        "verdict": (
+            verdict(accuracy, lower_is_better=regression)
+            if accuracy
+            else "no significant difference"
+        ),
+        "verdict_of": f"{second.version} against {first.version} on {metric}",
     }
 
 
 def summary_line(comparison: dict[str, Any]) -> str:
     """The comparison in one line, for the audit trail."""
-    accuracy = comparison["accuracy"]
+    metric = "mae" if "mae" in comparison else "accuracy"
+    accuracy = comparison[metric]
     first, second = (v["version"] for v in comparison["versions"])
     head = f"compared with {first}: {comparison['verdict']}"
     rate = comparison["shared"]["disagreement_rate"]
@@ -210,7 +282,7 @@ def summary_line(comparison: dict[str, Any]) -> str:
         else ""
     )
     return (
-        f"{head} ({comparison['test']}, n={accuracy['n']}{discordant}; accuracy"
+        f"{head} ({comparison['test']}, n={accuracy['n']}{discordant}; {metric}"
         f" {accuracy['first']:.4f} -> {accuracy['second']:.4f} for {second}, difference"
         f" {accuracy['difference']:+.4f} [{accuracy['low']:+.4f}, {accuracy['high']:+.4f}],"
         f" p={accuracy['p_value']:.4g}){tail}"

@@ -185,12 +185,15 @@ def paired_mean_difference(first: Sequence[float], second: Sequence[float]) -> D
     )
 
 
-def verdict(difference: Difference, alpha: float = ALPHA) -> Verdict:
-    """``better`` (the second version) or ``worse`` only with p < ``alpha``.
+def verdict(difference: Difference, alpha: float = ALPHA, lower_is_better: bool = False) -> Verdict:
+    """``better`` (the second version) or ``worse`` only with p < ``alpha``; for an error such
+    as the mean absolute error (``lower_is_better``) a negative difference is the better one.
 
     >>> verdict(two_proportions(880, 1000, 920, 1000)), verdict(two_proportions(88, 100, 92, 100))
     ('better', 'no significant difference')
+    >>> verdict(mean_difference((2.0, 1.0, 400), (1.5, 1.0, 400)), lower_is_better=True)
+    'better'
     """
     if difference.p_value >= alpha or difference.difference == 0:
         return "no significant difference"
-    return "better" if difference.difference > 0 else "worse"
+    return "better" if (difference.difference > 0) != lower_is_better else "worse"
