@@ -231,9 +231,9 @@ def compare(
     regression = first.task == "regression"
     metric = "mae" if regression else "accuracy"
     if accuracy is None and regression:
-        moments = _error_moments(first_reports), _error_moments(second_reports)
-        if moments[0] is not None and moments[1] is not None:
-            accuracy = mean_difference(moments[0], moments[1])
+        first_errors, second_errors = _error_moments(first_reports), _error_moments(second_reports)
+        if first_errors is not None and second_errors is not None:
+            accuracy = mean_difference(first_errors, second_errors)
     elif accuracy is None:
         n1, n2 = sum(_cells(first_reports).values()), sum(_cells(second_reports).values())
         if n1 and n2:
