@@ -10,9 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from vigil.performance.labels import is_positive
+from vigil.performance.segments import crossed
 from vigil.wire.columns import BOOLEAN, LONG, MISSING, STRING, Batch, Column
 from vigil.wire.records import ModelVersion, PredictionEvent
-from vigil.wire.segments import SegmentSpec, effective_segments, group_of
+from vigil.wire.segments import CROSS, SegmentSpec, effective_segments, group_of
 
 __all__ = ["batchable", "column_groups", "event_groups", "positive_flags"]
 
@@ -35,11 +36,6 @@ def _segments(version: ModelVersion) -> Specs:
     return found
 
 
-def crossed(cross: Sequence[str]) -> str:
-    """The name of two segments crossed."""
-    return f"{cross[0]} x {cross[1]}"
-
-
 def batchable(version: ModelVersion) -> bool:
     """Whether a batch of the version's events has every value its segments need (a tag is
     not in the batch's columns)."""
@@ -56,7 +52,7 @@ def event_groups(version: ModelVersion, event: PredictionEvent) -> list[tuple[st
     }
     pairs = list(found.items())
     if cross:
-        pairs.append((crossed(cross), f"{found[cross[0]]} x {found[cross[1]]}"))
+        pairs.append((crossed(cross), CROSS.join((found[cross[0]], found[cross[1]]))))
     return pairs
 
 
@@ -105,7 +101,7 @@ def column_groups(version: ModelVersion, batch: Batch) -> dict[str, tuple[list[s
     if cross:
         (first, a), (second, b) = found[cross[0]], found[cross[1]]
         pairs = a * len(second) + b
-        labels = [f"{x} x {y}" for x in first for y in second]
+        labels = [CROSS.join((x, y)) for x in first for y in second]
         used, codes = np.unique(pairs, return_inverse=True)
         found[crossed(cross)] = ([labels[u] for u in used.tolist()], codes.reshape(-1))
     return found

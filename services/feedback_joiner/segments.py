@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 
 from vigil.performance import WindowPerformance
-from vigil.performance.segments import fairness_reports, segment_performance
+from vigil.performance.segments import crossed, fairness_reports, segment_performance
 from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import ModelVersion
 from vigil.wire.segment_reports import SegmentState
@@ -54,6 +54,8 @@ def with_segments(
     if report.task == "binary":
         segments = effective_segments(version.segments, version.sensitive_attributes)
         sensitive = [s.name for s in segments if s.sensitive]
+        if version.segment_cross and all(c in sensitive for c in version.segment_cross):
+            sensitive.append(crossed(version.segment_cross))  # intersectional groups
         update["fairness"] = fairness_reports(groups, sensitive, config)
         if reference:
             update["reference_fairness"] = fairness_reports(reference, sensitive, config)

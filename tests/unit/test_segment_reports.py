@@ -198,3 +198,38 @@ async def test_the_first_full_window_gives_the_reference_fairness() -> None:
     (reference,) = second.reference_fairness
     assert reference.attribute == "region"
     assert reference.groups == first.fairness[0].groups
+
+
+async def test_a_crossed_pair_of_sensitive_segments_is_judged_on_intersecting_groups() -> None:
+    """Age bands and regions both sensitive and crossed: a third fairness report over
+    "age x region" whose groups and measures equal Fairlearn's over the two columns (events
+    missing either attribute left out)."""
+    version = VERSION.model_copy(
+        update={"segments": [SegmentSpec(name="age", bins=[30, 50], sensitive=True)]}
+    )
+    (report,) = await joined(version, Codec(PredictionEvent).encode, 3000)
+    by_attribute = {f.attribute: f for f in report.fairness}
+    assert set(by_attribute) == {"age", "region", "age x region"}
+    crossed = by_attribute["age x region"]
+    assert {g.group for g in crossed.groups} == {
+        f"{a} x {r}" for a in ("<30", "30..50", ">=50") for r in "abc"
+    }
+
+    predictions, _ = events(3000)
+    kept = [p for p in predictions if p.features["region"] is not None]
+    ages = np.array(
+        [
+            "<30" if p.features["age"] < 30 else "30..50" if p.features["age"] < 50 else ">=50"  # type: ignore[operator]
+            for p in kept
+        ]
+    )
+    regions = np.array([p.features["region"] for p in kept])
+    predicted = np.array([p.prediction for p in kept])
+    features = np.stack([ages, regions], axis=1)
+    assert crossed.measures["disparate_impact"].value == pytest.approx(
+        demographic_parity_ratio(predicted, predicted, sensitive_features=features), abs=0.005
+    )
+    assert crossed.measures["demographic_parity_difference"].value == pytest.approx(
+        demographic_parity_difference(predicted, predicted, sensitive_features=features),
+        abs=0.005,
+    )

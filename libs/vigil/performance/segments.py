@@ -17,12 +17,17 @@ from vigil.wire.segment_reports import (
     FairnessReport,
     SegmentPerformance,
 )
-from vigil.wire.segments import MISSING_GROUP, FairnessConfig
+from vigil.wire.segments import CROSS, MISSING_GROUP, FairnessConfig
 
-__all__ = ["fairness_reports", "group_counts", "segment_performance"]
+__all__ = ["crossed", "fairness_reports", "group_counts", "segment_performance"]
 
 Groups = Mapping[tuple[str, str], WindowPerformance]  # (segment, group) -> accumulator
 RATES = ("selection_rate", "true_positive_rate", "false_positive_rate", "precision")
+
+
+def crossed(cross: Sequence[str]) -> str:
+    """The name of two segments crossed, e.g. ``age x region`` (their groups: ``<30 x b``)."""
+    return CROSS.join(cross)
 
 
 def segment_performance(groups: Groups, min_group_size: int) -> list[SegmentPerformance]:
@@ -44,8 +49,13 @@ def group_counts(attribute: str, groups: Groups) -> GroupCounts:
     """The binary counts per group of one attribute, as ``vigil.fairness`` reads them (events
     without the attribute left out)."""
     rows: dict[str, list[int]] = {}
+    # A crossed pair ("age x region": segment names have no spaces) is judged on the events
+    # that have both attributes.
+    parts = attribute.count(CROSS) + 1
     for (segment, group), window in groups.items():
-        if segment != attribute or group == MISSING_GROUP or window.binary is None:
+        if segment != attribute or window.binary is None:
+            continue
+        if MISSING_GROUP in group.split(CROSS, parts - 1):
             continue  # events without the attribute are in no group to compare
         counts = window.binary
         tp, fp, tn, fn = counts.ints[counts.TP : counts.FN + 1].tolist()
@@ -57,7 +67,8 @@ def group_counts(attribute: str, groups: Groups) -> GroupCounts:
 def fairness_reports(
     groups: Groups, sensitive: Sequence[str], config: FairnessConfig
 ) -> list[FairnessReport]:
-    """Fairness over each sensitive attribute with groups in the window (binary models)."""
+    """Fairness over each sensitive attribute with groups in the window (binary models); a
+    crossed pair of sensitive segments (``crossed``) is one attribute of intersecting groups."""
     tolerances = FairnessTolerances(
         disparate_impact=config.disparate_impact,
         demographic_parity_difference=config.max_difference,

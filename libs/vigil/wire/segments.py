@@ -21,6 +21,7 @@ from vigil.wire.base import Record
 from vigil.wire.shapes import Name
 
 __all__ = [
+    "CROSS",
     "MISSING_GROUP",
     "FairnessConfig",
     "SegmentSpec",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 MISSING_GROUP = "_missing"  # the group of an event without the segment's value
+CROSS = " x "  # between the names of two crossed segments, and of their groups
 
 
 class SegmentSpec(Record):
