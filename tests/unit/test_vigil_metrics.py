@@ -67,15 +67,43 @@ class FakeConsumer:
         self.committed.append(offsets)
 
 
+class FakeBatch:
+    def __init__(self) -> None:
+        self.values: list[bytes | None] = []
+
+    def append(self, key: bytes | None, value: bytes | None, timestamp: None) -> object:
+        self.values.append(value)
+        return object()
+
+
 class FakeProducer:
+    """Takes records one by one (``send``) or in batches (``send_batch``), as the stage's
+    sender hands them over."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None]] = []
 
-    async def send(self, topic: str, **kwargs: object) -> asyncio.Future[object]:
-        self.sent.append((topic, kwargs.get("value")))  # type: ignore[arg-type]
+    @staticmethod
+    def _done() -> asyncio.Future[object]:
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         future.set_result(None)
         return future
+
+    async def send(self, topic: str, **kwargs: object) -> asyncio.Future[object]:
+        self.sent.append((topic, kwargs.get("value")))  # type: ignore[arg-type]
+        return self._done()
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[object]:
+        self.sent.extend((topic, value) for value in batch.values)
+        return self._done()
 
 
 class Relay(StageLogic):
@@ -109,6 +137,7 @@ def running_stage(name: str, consumer: FakeConsumer) -> tuple[Stage, FakeProduce
     stage = Stage(config, Relay())
     producer = FakeProducer()
     stage.consumer, stage.producer = consumer, producer  # type: ignore[assignment]
+    stage.producer_started = True
     for tp in consumer.owned:
         stage.offsets.assign(tp, 0)  # committed before: read from the start
     return stage, producer

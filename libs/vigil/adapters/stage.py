@@ -14,13 +14,18 @@ A flush that fails is retried (rewind, reload, re-read) forever only when the ca
 outage (Kafka or Redis not answering). Otherwise, after ``max_flush_failures`` failures in a
 row, the logic names the culprit records (``StageLogic.culprits``; Kafka's refusal of one
 output record is passed to it); they are dead-lettered, not absorbed, when read again. If it
-names none, the stage stops with a critical log (``StageStuck``) instead of spinning. A dead
-letter over the dead-letter topic's limit keeps its first bytes (header ``vigil.original.size``).
+names none, the stage stops with a critical log (``StageStuck``) instead of spinning. After a
+failure that is not an outage the producer is replaced by a new one of the same transactional
+id: one whose batch Kafka refused keeps sequence numbers the broker no longer expects. Output
+goes out in batches per partition (``vigil.adapters.stage_send``), one by one after a failed
+flush so that a refused record is named. A dead letter over the dead-letter topic's limit keeps
+its first bytes (header ``vigil.original.size``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -35,11 +40,11 @@ from aiokafka.errors import (
     InvalidTimestampError,
     KafkaError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
     RecordListTooLargeError,
     RecordTooLargeError,
 )
 
-from vigil.adapters.bus import new_producer
 from vigil.adapters.kafka_security import Kafka, client_options
 from vigil.adapters.metrics import StageMetrics
 from vigil.adapters.ports import Unavailable
@@ -50,7 +55,6 @@ from vigil.adapters.stage_logic import (
     FlushFailures,
     Incoming,
     OffsetBook,
-    Outgoing,
     Output,
     Restore,
     SendFailed,
@@ -58,15 +62,11 @@ from vigil.adapters.stage_logic import (
     StageStuck,
     TopicPartitionKey,
 )
-from vigil.wire.topics import DEADLETTER
+from vigil.adapters.stage_send import send_output, stage_producer
 
 __all__ = ["Stage", "StageConfig", "is_outage", "read_changelog", "stream_changelog"]
 
 log = logging.getLogger(__name__)
-# Under the broker's default message.max.bytes (the dead-letter topic does not raise it).
-DEAD_LETTER_MAX_BYTES = 1_000_000
-
-
 # What Kafka answers about the records themselves: sending them again fails again.
 REFUSALS = (
     CorruptRecordException,
@@ -125,6 +125,7 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         self.offsets = OffsetBook()
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
+        self.producer_started = False
         self.pending_dead: list[DeadLetter] = []  # from on_assigned, sent with the next flush
         self.dead_lettered = 0
         self.failures = FlushFailures(config.max_flush_failures)
@@ -143,21 +144,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         c = self.config
         await join_schema_topic(c.kafka)  # our schemas registered, newer ones followed
         self.joined = True
-        if c.transactional_id is None:
-            self.producer = new_producer(c.kafka, f"{c.group_id}-{c.name}")
-        else:
-            self.producer = AIOKafkaProducer(
-                **client_options(c.kafka),
-                client_id=f"{c.group_id}-{c.name}",
-                transactional_id=c.transactional_id,
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=5,
-                max_request_size=64 * 1024 * 1024,
-                transaction_timeout_ms=30_000,
-                request_timeout_ms=30_000,
-            )
+        self.producer = self._new_producer()
         await self.producer.start()
+        self.producer_started = True
         self.consumer = AIOKafkaConsumer(
             **client_options(c.kafka),
             group_id=c.group_id,
@@ -172,6 +161,34 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
         )
         self.consumer.subscribe(list(c.topics), listener=self)
         await self.consumer.start()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        c = self.config
+        return stage_producer(c.kafka, f"{c.group_id}-{c.name}", c.transactional_id)
+
+    async def _renew_producer(self) -> None:
+        """A producer whose send Kafka refused keeps sequence numbers the broker no longer
+        expects (every later send fails, out of order): a new one, same transactional id,
+        starts clean (its start fences the old)."""
+        old, self.producer = self.producer, self._new_producer()
+        self.producer_started = False
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
+        await self._start_producer()
+
+    async def _start_producer(self) -> None:
+        """Start a renewed producer; if Kafka is not answering, the next flush tries again
+        (and fails as an outage meanwhile)."""
+        assert self.producer is not None
+        try:
+            await self.producer.start()
+        except Exception:
+            log.exception(
+                "%s: could not start a new producer; trying again at the next flush", self
+            )
+            return
+        self.producer_started = True
 
     async def stop(self) -> None:
         if self.consumer is not None:
@@ -239,6 +256,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
             except StageStuck:
                 log.critical("%s: the same flush keeps failing; stopping the stage", self)
                 raise
+            cause = exc.cause if isinstance(exc, SendFailed) else exc
+            if not is_outage(exc) or isinstance(cause, OutOfOrderSequenceNumber):
+                await self._renew_producer()
             await self._rewind()
 
     async def flush(self) -> None:
@@ -266,6 +286,9 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def _commit(self, offsets: dict[TopicPartition, int], output: Output) -> None:
         assert self.producer is not None and self.consumer is not None
+        if not self.producer_started:
+            await self.producer.start()  # renewed while Kafka was away
+            self.producer_started = True
         if self.config.transactional_id is None:
             await self._send(output)
             if offsets:
@@ -277,37 +300,10 @@ class Stage(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.producer.send_offsets_to_transaction(offsets, self.config.group_id)
 
     async def _send(self, output: Output) -> None:
-        sends: list[tuple[Outgoing | None, asyncio.Future[object]]]
-        sends = [(r, await self._send_one(r)) for r in output.records]
-        sends += [(None, await self._send_dead(d)) for d in output.dead_letters]
-        for record, future in sends:
-            try:
-                await future
-            except KafkaError as exc:
-                if record is None:
-                    raise
-                raise SendFailed(record, exc) from exc
-
-    async def _send_one(self, r: Outgoing) -> asyncio.Future[object]:
+        """Batched, unless the last flush failed: then one by one, to name a refused record."""
         assert self.producer is not None
-        try:
-            future: asyncio.Future[object] = await self.producer.send(
-                r.topic, key=r.key, value=r.value, partition=r.partition
-            )
-        except KafkaError as exc:  # e.g. over the producer's maximum request size
-            raise SendFailed(r, exc) from exc
-        return future
-
-    async def _send_dead(self, d: DeadLetter) -> asyncio.Future[object]:
-        assert self.producer is not None
-        value, headers = d.record.value, d.headers()
-        if value is not None and len(value) > DEAD_LETTER_MAX_BYTES:
-            headers.append(("vigil.original.size", str(len(value)).encode()))
-            value = value[:DEAD_LETTER_MAX_BYTES]
-        future: asyncio.Future[object] = await self.producer.send(
-            DEADLETTER.name, key=d.record.key, value=value, headers=headers
-        )
-        return future
+        one_by_one = self.failures.count > 0
+        await send_output(self.producer, output.records, output.dead_letters, one_by_one)
 
     async def _rewind(self) -> None:
         """Forget what was not committed, reload the state and read it all again."""
