@@ -81,6 +81,8 @@ bench: up-infra ## performance measurements against the local Kafka and Redis; t
 	$(PY) -m benchmarks.drift
 	$(PY) -m benchmarks.drift_consume
 	$(PY) -m benchmarks.alerting
+	$(PY) -m benchmarks.registry_views
+	$(PY) -m benchmarks.console_pages
 
 clean: down ## stop everything and delete the run directory (Kafka data, logs)
 	rm -rf $(VIGIL_RUN_DIR)

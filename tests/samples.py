@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent, LabelMatcher, Silence
+from vigil.wire.environments import EnvironmentReport
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import (
     BusinessValue,
@@ -220,6 +221,15 @@ ALERT_EVENT = AlertEvent(
     comment="looking",
 )
 SAMPLES: dict[type[Record], Record] = {
+    EnvironmentReport: EnvironmentReport(
+        model_id="credit-risk",
+        model_version="1.0.0",
+        host="web-1",
+        python="3.11.9",
+        packages={"scikit-learn": "1.5.2", "numpy": "2.1.3"},
+        reported_at=T0,
+        sdk="0.1.0",
+    ),
     PredictionEvent: PREDICTION,
     FeedbackEvent: FEEDBACK,
     Outcome: Outcome(prediction=PREDICTION, feedback=FEEDBACK, joined_at=T0, replaces=FEEDBACK),

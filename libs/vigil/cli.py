@@ -10,10 +10,13 @@ queue and champion/challenger comparisons.
     vigil rules get MODEL_ID VERSION  # the rules in effect
     vigil review MODEL_ID [--count 1] [--flag harmful --comment "..." [--actual true]]
     vigil compare MODEL_ID CHAMPION CHALLENGER [--since ...] [--until ...]
+    vigil promote MODEL_ID VERSION --reason "..." [--compared-with VERSION]
+    vigil report MODEL_ID --out report.html [--json report.json] [--since ...] [--until ...]
 
 The registry's URL comes from ``--url`` or ``VIGIL_URL`` (default http://127.0.0.1:8000), the
 feedback service's (``review``) from ``--feedback-url`` or ``VIGIL_FEEDBACK_URL``
-(http://127.0.0.1:8002), the
+(http://127.0.0.1:8002), alerting's (``report``) from ``--alerting-url`` or
+``VIGIL_ALERTING_URL`` (http://127.0.0.1:8003), the
 API key from ``--key``, ``VIGIL_API_KEY`` or, on a machine where ``make up`` ran, the admin key
 file (``$VIGIL_RUN_DIR/admin.key`` or ``.run/admin.key``). Answers are printed as JSON; a
 refusal prints the server's message to stderr and exits 1.
@@ -22,20 +25,25 @@ refusal prints the server's message to stderr and exits 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from vigil.report import ReportRefused, ReportUnavailable, build_report, render_html
+
 __all__ = ["main"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_FEEDBACK_URL = "http://127.0.0.1:8002"
+DEFAULT_ALERTING_URL = "http://127.0.0.1:8003"
 FLAGS = ("incorrect", "unexpected", "harmful", "ok")
 ROLES = ("producer", "sme", "data_scientist", "oncall", "auditor", "admin")
 
@@ -217,6 +225,63 @@ def _compare(args: argparse.Namespace) -> Any:
     return _call(args, "GET", f"/v1/models/{args.model_id}/comparison", params=params)
 
 
+def _promote(args: argparse.Namespace) -> Any:
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.compared_with:
+        body["compared_with"] = args.compared_with
+    path = f"/v1/models/{args.model_id}/versions/{args.version}/promote"
+    return _call(args, "POST", path, json=body)
+
+
+def _time(text: str | None) -> datetime | None:
+    try:
+        return None if text is None else datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(f"{text!r} is not an ISO 8601 time") from exc
+
+
+async def _build(args: argparse.Namespace) -> dict[str, Any]:
+    given: httpx.AsyncClient | None = args.async_client
+    client = given or httpx.AsyncClient(timeout=60)
+    try:
+        return await build_report(
+            client,
+            _key(args.key),
+            args.url,
+            args.alerting_url,
+            args.model_id,
+            _time(args.since),
+            _time(args.until),
+        )
+    except ReportRefused as exc:
+        raise CliError(f"{exc.service} answered {exc.status}: {exc.detail}") from exc
+    except ReportUnavailable as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        if given is None:
+            await client.aclose()
+
+
+def _report(args: argparse.Namespace) -> Any:
+    """Write the auditor's report as one HTML page (and JSON); print what was written."""
+    document = asyncio.run(_build(args))
+    try:
+        Path(args.out).write_text(render_html(document), encoding="utf-8")
+        if args.json:
+            Path(args.json).write_text(json.dumps(document, indent=2), encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write the report: {exc}") from exc
+    summary = document["summary"]
+    return {
+        "model_id": document["model_id"],
+        "html": args.out,
+        "json": args.json,
+        "versions": summary["versions"],
+        "promotions": summary["promotions"],
+        "overdue_reassessments": summary["overdue_reassessments"],
+    }
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="vigil", description="Operate Vigil: keys, audit, alert rules, review, comparison."
@@ -224,6 +289,9 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--url", default=os.environ.get("VIGIL_URL", DEFAULT_URL))
     top.add_argument(
         "--feedback-url", default=os.environ.get("VIGIL_FEEDBACK_URL", DEFAULT_FEEDBACK_URL)
+    )
+    top.add_argument(
+        "--alerting-url", default=os.environ.get("VIGIL_ALERTING_URL", DEFAULT_ALERTING_URL)
     )
     top.add_argument("--key", help="API key (default: VIGIL_API_KEY, then .run/admin.key)")
     commands = top.add_subparsers(dest="command", required=True)
@@ -280,13 +348,35 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--since", help="ISO 8601 time with a timezone")
     compare.add_argument("--until", help="ISO 8601 time with a timezone")
     compare.set_defaults(run=_compare)
+    promote = commands.add_parser(
+        "promote", help="make a version champion, on the record (the previous one a challenger)"
+    )
+    promote.add_argument("model_id")
+    promote.add_argument("version")
+    promote.add_argument("--reason", required=True, help="why, for the audit trail")
+    promote.add_argument(
+        "--compared-with", help="the version it was judged against (default: the champion)"
+    )
+    promote.set_defaults(run=_promote)
+    report = commands.add_parser("report", help="a model's auditor's report, HTML and JSON")
+    report.add_argument("model_id")
+    report.add_argument("--out", required=True, help="the HTML page to write")
+    report.add_argument("--json", help="also write the report as JSON here")
+    report.add_argument("--since", help="monitoring from this ISO 8601 time")
+    report.add_argument("--until", help="monitoring before this ISO 8601 time")
+    report.set_defaults(run=_report)
     return top
 
 
-def main(argv: Sequence[str] | None = None, client: httpx.Client | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    client: httpx.Client | None = None,
+    async_client: httpx.AsyncClient | None = None,
+) -> int:
     """Run one command; 0 on success, 1 with a message on stderr otherwise."""
     args = parser().parse_args(argv)
     args.client = client if client is not None else httpx.Client(timeout=30)
+    args.async_client = async_client
     try:
         result = args.run(args)
     except CliError as exc:

@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from alerting.matchers import alert_labels
 from alerting.silences import silencing
 from alerting.subscriptions import Subscription
 from vigil.wire.alert_events import Silence
+from vigil.wire.matchers import alert_labels
 from vigil.wire.records import Alert
 
 __all__ = [

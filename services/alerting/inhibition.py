@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.matchers import Matcher, alert_labels, matches_all
 from alerting.rules import fingerprint
+from vigil.wire.matchers import Matcher, alert_labels, matches_all
 from vigil.wire.records import Alert
 
 __all__ = [

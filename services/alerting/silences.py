@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from alerting.matchers import MAX_MATCHERS, Matcher, alert_labels, matches, matches_all
 from vigil.wire.alert_events import LabelMatcher, Silence
 from vigil.wire.base import as_utc
+from vigil.wire.matchers import MAX_MATCHERS, Matcher, alert_labels, matches, matches_all
 from vigil.wire.records import Alert
 
 __all__ = [

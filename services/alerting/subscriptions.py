@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from alerting.handlers import SEVERITY_RANK
-from alerting.matchers import MAX_MATCHERS, Matcher, alert_labels, matches
+from vigil.wire.matchers import MAX_MATCHERS, Matcher, alert_labels, matches
 from vigil.wire.records import Alert, Severity
 from vigil.wire.shapes import Name, is_identifier
 

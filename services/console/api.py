@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from console import pages
+from console import health_pages, model_pages, pages, report_pages, review_pages, silence_pages
 from console.config import Settings
 from console.sessions import RedisSessions, Session, new_token
 from console.upstream import Services
@@ -135,7 +135,8 @@ def _install_pages(app: FastAPI, settings: Settings) -> None:
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():  # a page's own CSP (the report) stays
+            response.headers.setdefault(name, value)
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"
         return response
@@ -143,6 +144,11 @@ def _install_pages(app: FastAPI, settings: Settings) -> None:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(router)
     app.include_router(pages.router)
+    app.include_router(report_pages.router)
+    app.include_router(review_pages.router)
+    app.include_router(silence_pages.router)
+    app.include_router(health_pages.router)
+    app.include_router(model_pages.router)
 
 
 async def _open(stack: AsyncExitStack, settings: Settings) -> Console:
@@ -150,7 +156,12 @@ async def _open(stack: AsyncExitStack, settings: Settings) -> Console:
     keyring = await started(stack, KeyringFollower(settings.kafka))
     client = httpx.AsyncClient(timeout=settings.console_timeout_seconds)
     stack.push_async_callback(client.aclose)
-    services = Services(client, settings.console_registry_url, settings.console_alerting_url)
+    services = Services(
+        client,
+        settings.console_registry_url,
+        settings.console_alerting_url,
+        settings.console_feedback_url,
+    )
     return Console(sessions, keyring, services)
 
 

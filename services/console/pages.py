@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,46 +11,34 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from console.handlers import (
+    STATES,
     TIERS,
-    Performance,
+    fleet_index,
     fleet_rows,
     history_lines,
-    latest_performance,
     select_rows,
     split_alerts,
     worst_first,
 )
+from console.silencing import covered
 from console.upstream import Refused, Services, Unanswered
 from console.web import (
     ConsoleDep,
     PageError,
-    SettingsDep,
-    SignInNeeded,
     Visitor,
     VisitorDep,
     check_csrf,
+    page_failure,
     read_form,
     render,
 )
 from vigil.wire.access import Permission
-from vigil.wire.records import Alert, utcnow
+from vigil.wire.records import Alert
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 P = Permission
-# Performance requests in flight at once for one overview (one per version).
-PARALLEL = 8
-
-
-def _failed(exc: Refused | Unanswered) -> Exception:
-    """What a page shows when a service refuses or fails the call it needs."""
-    if isinstance(exc, Unanswered):
-        return PageError(503, f"The {exc.service} is not answering", exc.reason)
-    if exc.status == 401:
-        return SignInNeeded(f"Signed out: {exc.detail}")
-    titles = {403: "Not allowed", 404: "Not found", 409: "Not possible now"}
-    return PageError(exc.status, titles.get(exc.status, "Refused"), exc.detail)
 
 
 async def _open_alerts(services: Services, key: str) -> tuple[list[Alert], bool]:
@@ -61,24 +49,17 @@ async def _open_alerts(services: Services, key: str) -> tuple[list[Alert], bool]
     return firing + acked, more or more_acked
 
 
-async def _performance(
-    services: Services, key: str, versions: list[tuple[str, str]], days: float
-) -> dict[tuple[str, str], Performance | None] | None:
-    """Each version's latest window, or None when the key may not read performance."""
-    since = utcnow() - timedelta(days=days)
-    gate = asyncio.Semaphore(PARALLEL)
-
-    async def one(model_id: str, version: str) -> Performance | None:
-        async with gate:
-            return latest_performance(await services.performance(key, model_id, version, since))
-
+async def _fleet_summary(
+    services: Services, key: str
+) -> dict[tuple[str, str], Mapping[str, Any]] | None:
+    """The registry's one-call summary of every version (traffic, drift, performance, last
+    label), or None when it is refused: the columns then show "—"."""
     try:
-        found = await asyncio.gather(*(one(m, v) for m, v in versions))
+        return fleet_index(await services.fleet(key))
     except Refused as exc:
-        if exc.status == 403:  # a role without performance: the column shows "—"
+        if exc.status in (403, 404):
             return None
         raise
-    return dict(zip(versions, found, strict=True))
 
 
 @router.get("/fleet")
@@ -86,39 +67,37 @@ async def fleet(
     request: Request,
     visitor: VisitorDep,
     console: ConsoleDep,
-    settings: SettingsDep,
     tier: str = "",
     owner: str = "",
     status: str = "",
+    state: str = "",
 ) -> Response:
-    """Every model version in the key's scope, worst first, with alerts and performance."""
+    """Every model version in the key's scope, worst first: alerts, traffic, drift, performance."""
     key, services = visitor.session.key, console.services
+
+    async def readable_alerts() -> tuple[list[Alert] | None, bool]:
+        return await _open_alerts(services, key) if visitor.may(P.ALERTS_READ) else (None, False)
+
     try:
-        models = await services.models(key)
-        versions = [(str(m["model_id"]), str(v["version"])) for m in models for v in m["versions"]]
-        alerts, truncated = (
-            await _open_alerts(services, key) if visitor.may(P.ALERTS_READ) else (None, False)
-        )
-        performance = (
-            await _performance(services, key, versions, settings.console_performance_days)
-            if visitor.may(P.PERFORMANCE_READ)
-            else None
+        models, summary, (alerts, truncated) = await asyncio.gather(
+            services.models(key), _fleet_summary(services, key), readable_alerts()
         )
     except (Refused, Unanswered) as exc:
-        raise _failed(exc) from exc
-    rows = fleet_rows(models, alerts, performance)
-    shown = worst_first(select_rows(rows, tier, owner, status))
+        raise page_failure(exc, "Not possible now") from exc
+    rows = fleet_rows(models, alerts, summary)
+    shown = worst_first(select_rows(rows, tier, owner, status, state))
     context: dict[str, Any] = {
         "rows": shown,
         "total": len(rows),
-        "filters": {"tier": tier, "owner": owner, "status": status},
+        "filters": {"tier": tier, "owner": owner, "status": status, "state": state},
         "tiers": TIERS,
         "owners": sorted({r.owner for r in rows if r.owner}),
         "statuses": ("champion", "challenger", "shadow", "retired"),
+        "states": STATES,
         "alerts_readable": alerts is not None,
-        "performance_readable": performance is not None,
+        "performance_readable": any(r.performance_readable for r in rows) or not rows,
+        "fleet_known": summary is not None,
         "truncated": truncated,
-        "days": settings.console_performance_days,
     }
     return render(request, "fleet.html", context, visitor)
 
@@ -146,9 +125,9 @@ async def alerts(
             _open_alerts(console.services, key), console.services.silences(key)
         )
     except (Refused, Unanswered) as exc:
-        raise _failed(exc) from exc
+        raise page_failure(exc, "Not possible now") from exc
     context = {
-        "lists": split_alerts(found),
+        "lists": split_alerts(covered(found, silences)),
         "silences": [s for s in silences if s.get("status") == "active"],
         "may_ack": visitor.may(P.ALERTS_WRITE),
         "truncated": truncated,
@@ -166,7 +145,7 @@ async def history(
     try:
         events = await console.services.history(visitor.session.key, fingerprint)
     except (Refused, Unanswered) as exc:
-        raise _failed(exc) from exc
+        raise page_failure(exc, "Not possible now") from exc
     latest = next((e.alert for e in reversed(events) if e.alert is not None), None)
     context = {"fingerprint": fingerprint, "alert": latest, "lines": history_lines(events)}
     return render(request, "history.html", context, visitor)
@@ -184,5 +163,5 @@ async def acknowledge(
             visitor.session.key, fingerprint, form.get("comment", "")[:1000]
         )
     except (Refused, Unanswered) as exc:
-        raise _failed(exc) from exc
+        raise page_failure(exc, "Not possible now") from exc
     return RedirectResponse("/alerts?" + urlencode({"acknowledged": fingerprint}), 303)

@@ -48,11 +48,17 @@ def _detail(response: httpx.Response) -> str:
 
 
 class Services:
-    """The registry and alerting APIs; every call carries the key it is given."""
+    """The registry, alerting and feedback APIs; every call carries the key it is given."""
 
-    def __init__(self, client: httpx.AsyncClient, registry_url: str, alerting_url: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, registry_url: str, alerting_url: str, feedback_url: str
+    ) -> None:
         self.client = client
-        self.urls = {"registry": registry_url.rstrip("/"), "alerting": alerting_url.rstrip("/")}
+        self.urls = {
+            "registry": registry_url.rstrip("/"),
+            "alerting": alerting_url.rstrip("/"),
+            "feedback": feedback_url.rstrip("/"),
+        }
 
     async def _call(
         self,
@@ -134,3 +140,131 @@ class Services:
         """Acknowledge an alert as the key's principal."""
         path = f"/v1/alerts/{quote(fingerprint, safe='')}/ack"
         await self._call("alerting", "POST", path, key, body={"comment": comment})
+
+    # The review queue, flags and silences (the review, alerts and health pages).
+
+    async def review_queue(self, key: str, model_id: str, limit: int = 1) -> list[dict[str, Any]]:
+        """Up to ``limit`` of the model's predictions, leased to the key's principal to judge."""
+        params = {"model_id": model_id, "limit": limit}
+        response = await self._call("feedback", "GET", "/v1/review-queue", key, params)
+        found = self._json("feedback", response)
+        items = found.get("items") if isinstance(found, dict) else None
+        if not isinstance(items, list):
+            raise Unanswered("feedback", "GET /v1/review-queue did not answer items")
+        return [i for i in items if isinstance(i, dict)]
+
+    async def send_feedback(self, key: str, feedback: dict[str, Any]) -> None:
+        """Record one flag (or outcome); its reviewer is the key's principal."""
+        await self._call("feedback", "POST", "/v1/feedback", key, body=feedback)
+
+    async def feedback_summary(self, key: str, model_id: str, limit: int = 20) -> dict[str, Any]:
+        """The model's flag counts, rates and agreement, and its newest ``limit`` flags."""
+        path = f"/v1/models/{quote(model_id, safe='')}/feedback-summary"
+        response = await self._call("feedback", "GET", path, key, {"limit": limit})
+        found = self._json("feedback", response)
+        if not isinstance(found, dict):
+            raise Unanswered("feedback", "the feedback summary is not an object")
+        return found
+
+    async def model_version(self, key: str, model_id: str, version: str) -> dict[str, Any]:
+        """One registered model version (features, business value, …)."""
+        path = f"/v1/models/{quote(model_id, safe='')}/versions/{quote(version, safe='')}"
+        found = self._json("registry", await self._call("registry", "GET", path, key))
+        if not isinstance(found, dict):
+            raise Unanswered("registry", "the model version is not an object")
+        return found
+
+    async def create_silence(self, key: str, silence: dict[str, Any]) -> dict[str, Any]:
+        """Create a silence as the key's principal; the silence as alerting recorded it."""
+        response = await self._call("alerting", "POST", "/v1/silences", key, body=silence)
+        found = self._json("alerting", response)
+        return found if isinstance(found, dict) else {}
+
+    async def expire_silence(self, key: str, silence_id: str) -> None:
+        """End a silence now."""
+        path = f"/v1/silences/{quote(silence_id, safe='')}"
+        await self._call("alerting", "DELETE", path, key)
+
+    async def scrape(self, url: str, seconds: float) -> str:
+        """A process's Prometheus ``/metrics`` text (no key: metrics are open), waiting at most
+        ``seconds``; Unanswered when it cannot be read."""
+        try:
+            response = await self.client.get(url, timeout=seconds)
+        except httpx.HTTPError as exc:
+            raise Unanswered(url, f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise Unanswered(url, f"HTTP {response.status_code}")
+        return response.text
+
+    # The fleet summary, the model page and the window page.
+
+    async def _object(self, path: str, key: str, params: dict[str, Any] | None = None) -> Any:
+        """A registry answer that must be a JSON object."""
+        found = self._json("registry", await self._call("registry", "GET", path, key, params))
+        if not isinstance(found, dict):
+            raise Unanswered("registry", f"GET {path} did not answer an object")
+        return found
+
+    async def fleet(self, key: str) -> dict[str, Any]:
+        """Every version in the key's scope: its day of traffic, latest drift and performance
+        windows, and when its last label came."""
+        found: dict[str, Any] = await self._object("/v1/fleet", key)
+        return found
+
+    async def model(self, key: str, model_id: str) -> dict[str, Any]:
+        """One model with every version in full (risk, lineage, reference, status, …)."""
+        found: dict[str, Any] = await self._object(f"/v1/models/{quote(model_id, safe='')}", key)
+        return found
+
+    @staticmethod
+    def _version_path(model_id: str, version: str) -> str:
+        return f"/v1/models/{quote(model_id, safe='')}/versions/{quote(version, safe='')}"
+
+    async def heatmap(
+        self, key: str, model_id: str, version: str, since: datetime, until: datetime, columns: int
+    ) -> dict[str, Any]:
+        """The version's drift windows as at most ``columns`` buckets by features."""
+        path = self._version_path(model_id, version) + "/drift/heatmap"
+        params = {"since": since.isoformat(), "until": until.isoformat(), "columns": columns}
+        found: dict[str, Any] = await self._object(path, key, params)
+        return found
+
+    async def window(
+        self, key: str, model_id: str, version: str, window_start: str
+    ) -> dict[str, Any]:
+        """One drift window's whole report."""
+        path = (
+            self._version_path(model_id, version) + f"/drift/windows/{quote(window_start, safe='')}"
+        )
+        found: dict[str, Any] = await self._object(path, key)
+        return found
+
+    async def fairness(
+        self, key: str, model_id: str, version: str, since: datetime
+    ) -> list[dict[str, Any]]:
+        """The version's fairness (and segments) per window ending after ``since``."""
+        path = self._version_path(model_id, version) + "/fairness"
+        params = {"since": since.isoformat()}
+        found = self._json("registry", await self._call("registry", "GET", path, key, params))
+        return found if isinstance(found, list) else []
+
+    async def comparison(
+        self, key: str, model_id: str, versions: tuple[str, str], since: datetime
+    ) -> dict[str, Any]:
+        """Two versions side by side (the baseline first), with the test and its verdict."""
+        path = f"/v1/models/{quote(model_id, safe='')}/comparison"
+        params = {"versions": ",".join(versions), "since": since.isoformat()}
+        found: dict[str, Any] = await self._object(path, key, params)
+        return found
+
+    async def model_alerts(self, key: str, model_id: str) -> tuple[list[Alert], bool]:
+        """The model's newest alerts of every status, and whether there were more."""
+        params: dict[str, Any] = {"model_id": model_id, "limit": ALERT_PAGE}
+        response = await self._call("alerting", "GET", "/v1/alerts", key, params)
+        try:
+            alerts = _ALERTS.validate_python(self._json("alerting", response))
+        except ValidationError as exc:
+            raise Unanswered(
+                "alerting", f"unreadable alerts: {exc.error_count()} error(s)"
+            ) from exc
+        return alerts, "x-next-cursor" in response.headers

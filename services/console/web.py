@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from console.config import Settings
 from console.sessions import Session, SessionStore
-from console.upstream import Services
+from console.upstream import Refused, Services, Unanswered
 from vigil.adapters.auth import authenticate
 from vigil.adapters.http import InputRejected, provider
 from vigil.adapters.ports import Keyring
@@ -86,6 +86,18 @@ class Visitor:
     def may(self, permission: Permission) -> bool:
         """Whether the key's roles grant ``permission``."""
         return self.caller.may(permission)
+
+
+def page_failure(exc: Refused | Unanswered, refused: str = "Refused") -> Exception:
+    """What a page shows when a service refuses or fails the call it needs: a 503 page, the
+    sign-in page for a key no longer valid, or a page titled by the status (``refused`` for
+    a 409 or 422: the service said no to what was asked)."""
+    if isinstance(exc, Unanswered):
+        return PageError(503, f"The {exc.service} is not answering", exc.reason)
+    if exc.status == 401:
+        return SignInNeeded(f"Signed out: {exc.detail}")
+    titles = {403: "Not allowed", 404: "Not found", 409: refused, 422: refused}
+    return PageError(exc.status, titles.get(exc.status, "Refused"), exc.detail)
 
 
 async def caller_of(keyring: Keyring, key: str) -> Caller:

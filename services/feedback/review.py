@@ -15,7 +15,9 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any
+
+from vigil.wire.records import REVIEW_REASONS, ReviewReason
 
 __all__ = [
     "REASONS",
@@ -30,8 +32,8 @@ __all__ = [
     "second_opinion",
 ]
 
-Reason = Literal["random", "low_confidence", "drifted", "disagreement"]
-REASONS: tuple[Reason, ...] = get_args(Reason)
+Reason = ReviewReason
+REASONS = REVIEW_REASONS
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Mix:
     def parse(cls, text: str) -> Mix:
         """``random=0.4,low_confidence=0.3,...``; reasons left out get none. ValueError, naming
         the part, for anything else."""
-        weights: dict[Reason, float] = {}
+        weights: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             name, sep, value = part.partition("=")
             name = name.strip()
@@ -57,7 +59,13 @@ class Mix:
             if not 0 <= weight < float("inf"):
                 raise ValueError(f"{part!r}: the weight must be a finite number >= 0")
             weights[name] = weights.get(name, 0.0) + weight
-        total = sum(weights.values())
+        return cls.of(weights)
+
+    @classmethod
+    def of(cls, weights: Mapping[str, float]) -> Mix:
+        """The shares of these weights (a model's ``review_mix``); ValueError when none is
+        above 0."""
+        total = sum(w for r, w in weights.items() if r in REASONS)
         if total <= 0:
             raise ValueError("at least one reason needs a weight above 0")
         return cls({r: weights[r] / total for r in REASONS if weights.get(r, 0.0) > 0})

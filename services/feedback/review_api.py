@@ -49,15 +49,16 @@ async def review_queue(
     mix: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
     """Lease up to ``limit`` of a model's predictions to the key's principal to judge, mixed
-    by reason (``mix``: e.g. ``random=0.5,low_confidence=0.5``; default the service's)."""
+    by reason (``mix``: e.g. ``random=0.5,low_confidence=0.5``; default the model's
+    ``review_mix``, else the service's)."""
     if not caller.covers(model_id):
         raise refuse_model(caller, model_id)
     if limit > settings.feedback_review_max_limit:
         expected = f"at most {settings.feedback_review_max_limit}"
         error = _error("limit", expected, limit)
         raise InputRejected(f"limit {limit} is over the maximum", [error])
-    chosen = _mix(mix if mix is not None else settings.feedback_review_mix)
     desk = await _desk(log, model_id)
+    chosen = _mix(mix) if mix is not None else _model_mix(log, model_id, settings)
     handed = await answered_or_503(
         desk.store.hand_out(
             model_id, caller.principal, chosen, limit, _ms(utcnow()), random.Random()
@@ -143,6 +144,18 @@ async def _desk(log: FeedbackLog, model_id: str) -> ReviewDesk:
         if not log.catalog.versions(model_id):
             raise InputRejected(f"model {model_id!r} is not registered", [], 404)
     return log.review
+
+
+def _model_mix(log: FeedbackLog, model_id: str, settings: Settings) -> Mix:
+    """The mix the model set (its champion's ``review_mix``, else the newest version's that
+    has one), else the service's default."""
+    versions = sorted(
+        (v for v in log.catalog.versions(model_id) if v.review_mix),
+        key=lambda v: (v.status == "champion", v.created_at),
+    )
+    if versions:
+        return Mix.of(versions[-1].review_mix)
+    return _mix(settings.feedback_review_mix)
 
 
 def _mix(text: str) -> Mix:

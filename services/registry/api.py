@@ -14,19 +14,23 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response, stat
 
 from registry.access import access_router, bootstrap_admin
 from registry.config import Settings
+from registry.drift_index import DriftIndex, MemoryDriftIndex
+from registry.environments import EnvironmentBook, EnvironmentFollower
 from registry.handlers import (
     ModelRegistration,
     model_summary,
     new_version,
     reference_summary,
+    registration_errors,
     revision,
     revision_conflict,
     update_time,
     with_drift_config,
     with_new_reference,
 )
+from registry.indexes import open_indexes
 from registry.pairs_index import MemoryPairsIndex, PairsIndex, open_pairs
-from registry.performance_index import MemoryPerformanceIndex, PerformanceIndex, open_index
+from registry.performance_index import MemoryPerformanceIndex, PerformanceIndex
 from registry.reference import TooManyRows, profile_sample
 from registry.segments import segment_errors
 from vigil.adapters.audit_log import KafkaAuditLog
@@ -83,9 +87,13 @@ class Registry:
     performance: PerformanceIndex = field(default_factory=MemoryPerformanceIndex)
     # Requests scored by several versions (champion and shadow), for paired comparisons.
     pairs: PairsIndex = field(default_factory=MemoryPairsIndex)
+    # Where each version is served, as the SDK reports it (vigil.environments.v1).
+    environments: EnvironmentBook = field(default_factory=EnvironmentBook)
+    drift: DriftIndex = field(default_factory=MemoryDriftIndex)  # drift reports over time
 
     @classmethod
     async def open(cls, stack: AsyncExitStack, settings: Settings) -> Registry:
+        performance, drift = await open_indexes(stack, settings)
         return cls(
             await KafkaBus.open(stack, settings.kafka, "vigil-registry"),
             # The registry serves and changes full records, retired versions' too.
@@ -94,8 +102,10 @@ class Registry:
             ),
             await RedisRevisionLocks.open(stack, settings.redis_url, MODEL_VERSION_LOCKS),
             await started(stack, KafkaAuditLog(settings.kafka)),
-            await open_index(stack, settings),
+            performance,
             await open_pairs(stack, settings),
+            environments=await started(stack, EnvironmentFollower(settings.kafka)),
+            drift=drift,
         )
 
     async def publish(self, version: ModelVersion, max_bytes: int) -> None:
@@ -252,7 +262,11 @@ async def register(
                 [FieldError("version", "a version not yet registered", describe(number))],
                 409,
             )
-        version = new_version(registration, utcnow())
+        now = utcnow()
+        errors = registration_errors(registration, registry.catalog.versions(model_id), now)
+        if errors:
+            raise InputRejected("the version's lineage or risk assessment is not valid", errors)
+        version = new_version(registration, now, caller.principal)
         await registry.publish(version, settings.registry_max_record_bytes)
     response.headers["ETag"] = revision(version)
     return version
@@ -263,7 +277,7 @@ async def list_models(caller: Reader, registry: RegistryDep) -> list[dict[str, A
     """Every model in the key's scope with its owner, risk tier and versions."""
     catalog = registry.catalog
     return [
-        model_summary(model_id, catalog.versions(model_id))
+        model_summary(model_id, catalog.versions(model_id), utcnow())
         for model_id in catalog.model_ids()
         if caller.covers(model_id)
     ]
@@ -354,18 +368,21 @@ def create_app(
     opened at start-up. It makes sure an admin key exists once started."""
     # Here: their routes use this module's dependencies.
     from registry.champion import champion_router
+    from registry.drift_views import drift_router
+    from registry.governance import governance_router
     from registry.performance import performance_router
     from registry.rules import rules_router
 
     config = settings or Settings()
     opener = partial(Registry.open, settings=config)
     limits = JsonLimits(config.registry_max_json_depth, config.registry_max_json_values)
+    routers = [router, access_router, rules_router, performance_router, champion_router]
     return create_api(
         "Vigil registry",
         "registry",
         opener,
         adapters,
-        [router, access_router, rules_router, performance_router, champion_router],
+        [*routers, governance_router, drift_router],
         config,
         max_body_bytes=partial(_max_body_bytes, config),
         limits=limits,

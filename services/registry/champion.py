@@ -237,11 +237,19 @@ class StatusChange(BaseModel):
     dependencies=[Depends(json_limits)],
     responses=error_responses(400, 404, 409, 412, 503),
 )
-async def set_status(body: StatusChange, update: Update) -> ModelVersion:
+async def set_status(
+    body: StatusChange, caller: Writer, update: Update, request: Request
+) -> ModelVersion:
     """Promote, demote or retire a version. Services keep a retired version only as a marker:
     its events are refused and its drift state is closed with last reports."""
+    before: list[str] = []
 
     def change(current: ModelVersion, now: datetime) -> ModelVersion:
+        before.append(current.status)
         return current.model_copy(update={"status": body.status, "updated_at": now})
 
-    return await update.apply(change)
+    updated = await update.apply(change)
+    request.state.audit_detail = (
+        f"{caller.principal} set {updated.version} from {before[-1]} to {body.status}"
+    )
+    return updated

@@ -1,6 +1,6 @@
 """The registry's settings (``VIGIL_*`` environment variables)."""
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from vigil.adapters.settings import VigilSettings
 
@@ -25,11 +25,15 @@ class Settings(VigilSettings):
     # when no active admin key exists.
     bootstrap_admin_key: SecretStr | None = None
     admin_key_file: str = ".run/admin.key"
-    # Performance reports (GET …/performance): read from this topic by this consumer group and
-    # kept, the latest revision of each window, in Redis under this prefix.
+    # Performance and drift reports (GET …/performance, …/drift/…, /v1/fleet): read from this
+    # topic by one consumer group and kept in Redis under these prefixes (registry.metrics_feed).
     registry_metrics_topic: str = "vigil.metrics.v1"
-    registry_performance_group: str = "vigil-registry-performance"
+    registry_metrics_group: str = "vigil-registry-metrics"
     registry_performance_redis_prefix: str = "vigil:performance:"
+    registry_drift_redis_prefix: str = "vigil:drift:"
+    # Whole window reports (and their rows) kept, in days before the newest window's day;
+    # the hourly to daily rollups are kept for good.
+    registry_drift_window_days: int = Field(default=7, ge=1)
     # Champion/shadow pairs (GET …/comparison): tagged predictions and outcomes read from these
     # topics by this consumer group, the newest max_requests requests per model kept in Redis.
     registry_predictions_topic: str = "vigil.predictions.v1"

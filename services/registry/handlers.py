@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from registry.risk import RiskInput as RiskInput
+from registry.risk import assessment, is_overdue, lineage_errors, risk_errors
+from registry.risk import severity as severity
 from vigil.drift.reference import build_reference
 from vigil.drift.verdicts import OUTPUTS
 from vigil.performance import WindowPerformance, reference_outcomes
@@ -20,18 +23,12 @@ from vigil.wire.records import (
     PerformanceConfig,
     ReferenceChange,
     ReferenceProfile,
+    ReviewReason,
     RiskAssessment,
-    Severity,
 )
 from vigil.wire.segments import FairnessConfig, SegmentSpec
 from vigil.wire.shapes import FiniteMap, Identifier, Name, Text
 from vigil.wire.validation import FieldError, check_features, describe
-
-
-class RiskInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    probability: int = Field(ge=1, le=5, description="Likelihood the model fails, 1-5.")
-    impact: int = Field(ge=1, le=5, description="Harm if it does, 1-5.")
 
 
 class ModelRegistration(BaseModel):
@@ -45,6 +42,8 @@ class ModelRegistration(BaseModel):
     risk: RiskInput
     owner: Name
     purpose: Text = ""
+    team: Text = Field(default="", description="The team answerable for the model.")
+    kpi: Text = Field(default="", description="The business KPI the model serves.")
     positive_label: Name | None = None
     sensitive_attributes: list[Name] = Field(default_factory=list)
     business_costs: FiniteMap = Field(default_factory=dict)
@@ -70,6 +69,17 @@ class ModelRegistration(BaseModel):
     segments: list[SegmentSpec] = Field(default_factory=list)
     segment_cross: list[Name] = Field(default_factory=list)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    # The review queue's reasons weighted for this model, e.g. {"low_confidence": 3, "random": 1}.
+    review_mix: dict[ReviewReason, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("review_mix")
+    @classmethod
+    def _some_weight(cls, mix: dict[ReviewReason, float]) -> dict[ReviewReason, float]:
+        if mix and not any(w > 0 for w in mix.values()):
+            raise ValueError("at least one reason needs a weight above 0 (or leave it out)")
+        return mix
 
     @model_validator(mode="after")
     def _unique_features(self) -> ModelRegistration:
@@ -83,27 +93,14 @@ class ModelRegistration(BaseModel):
         return self
 
 
-def severity(probability: int, impact: int) -> Severity:
-    """Risk tier from probability x impact (1-25): <=4 low, <=9 medium, <=16 high, else critical."""
-    score = probability * impact
-    if score <= 4:
-        return "low"
-    if score <= 9:
-        return "medium"
-    if score <= 16:
-        return "high"
-    return "critical"
-
-
-def new_version(registration: ModelRegistration, now: datetime) -> ModelVersion:
-    """The ModelVersion record for a registration."""
+def new_version(
+    registration: ModelRegistration, now: datetime, registered_by: str | None = None
+) -> ModelVersion:
+    """The ModelVersion record for a registration; its risk assessment, made by
+    ``registered_by``, starts the version's risk history."""
     fields = registration.model_dump(exclude={"risk"})
-    risk = RiskAssessment(
-        probability=registration.risk.probability,
-        impact=registration.risk.impact,
-        severity=severity(registration.risk.probability, registration.risk.impact),
-    )
-    return ModelVersion(**fields, risk=risk, created_at=now, updated_at=now)
+    risk: RiskAssessment = assessment(registration.risk, registered_by, now)
+    return ModelVersion(**fields, risk=risk, risk_history=[risk], created_at=now, updated_at=now)
 
 
 def with_reference(
@@ -221,8 +218,9 @@ def revision_conflict(current: ModelVersion, if_match: str | None) -> FieldError
     return FieldError("If-Match", etag, if_match[:200])
 
 
-def model_summary(model_id: str, versions: Sequence[ModelVersion]) -> dict[str, Any]:
-    """A model as listed: owner, purpose, task and risk tier of its latest version, and versions."""
+def model_summary(model_id: str, versions: Sequence[ModelVersion], now: datetime) -> dict[str, Any]:
+    """A model as listed: owner, purpose, task and risk tier of its latest version, and versions
+    with their team, risk assessment and whether its reassessment is overdue at ``now``."""
     latest = versions[-1]
     return {
         "model_id": model_id,
@@ -236,6 +234,9 @@ def model_summary(model_id: str, versions: Sequence[ModelVersion]) -> dict[str, 
                 "status": v.status,
                 "reference": v.reference.source if v.reference else None,
                 "created_at": v.created_at,
+                "team": v.team,
+                "risk": v.risk,
+                "reassessment_overdue": is_overdue(v.risk, now),
             }
             for v in versions
         ],
@@ -275,3 +276,15 @@ def with_drift_config(
     if errors:
         return version, errors
     return version.model_copy(update={"drift": config, "updated_at": now}), []
+
+
+def registration_errors(
+    registration: ModelRegistration, registered: Sequence[ModelVersion], now: datetime
+) -> list[FieldError]:
+    """What is wrong with a registration's lineage (given the model's ``registered``
+    versions) and risk assessment (at ``now``)."""
+    names = {v.version for v in registered}
+    return [
+        *lineage_errors(registration.lineage, registration.version, names, registration.model_id),
+        *risk_errors(registration.risk, now, "risk."),
+    ]

@@ -1,54 +1,58 @@
 """The latest revision of each window's ``PerformanceReport``, per model version, for
-``GET /v1/models/{id}/versions/{v}/performance`` (``registry.performance``).
+``GET /v1/models/{id}/versions/{v}/performance`` (``registry.performance``) and the fleet.
 
 The feedback joiner's reporter publishes a window's report again at every revision, on
-``vigil.metrics.v1`` beside the drift reports. An indexer in each registry process (consumer
-group ``VIGIL_REGISTRY_PERFORMANCE_GROUP``, from the start of the topic) keeps, per model
-version, the newest revision of each window in a Redis hash (one field per window start,
-written only over an older revision, so replays and several replicas are harmless). Redis can
-be flushed: reset the group's offsets and it is rebuilt from the topic, as far back as the
-topic keeps.
+``vigil.metrics.v1`` beside the drift reports. The registry's metrics feed
+(``registry.metrics_feed``) keeps, per model version, the newest revision of each window in a
+Redis hash (one field per window start, written only over an older revision, so replays and
+several replicas are harmless). Beside it, for the fleet (one ``HMGET`` each for every
+version): in ``<prefix>#latest``, per version, its latest window's headline fields; in
+``<prefix>#labelled_at``, per version, the ``created_at`` of the newest revision kept whose
+``labelled`` count grew over the window's previous revision kept (the window's counts are in
+``<prefix><model>/<version>#labelled``): when labels last arrived. Redis can be flushed: reset
+the feed's offsets and it is rebuilt from the topic, as far back as the topic keeps.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from abc import ABC, abstractmethod
+import json
+from abc import abstractmethod
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
-from typing import cast
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, cast
 
-from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 
-from registry.config import Settings
-from vigil.adapters.kafka_security import Kafka, client_options, start_client
-from vigil.adapters.tasks import stop_tasks
-from vigil.wire.avro import known_writer_schemas
-from vigil.wire.base import as_utc
-from vigil.wire.codec import Codec, DecodeError
+from registry.drift_rows import from_micros, micros
+from registry.metrics_feed import ReportIndex, is_record
+from vigil.wire.base import Record, as_utc
 from vigil.wire.performance import PerformanceReport
 
 __all__ = [
     "MemoryPerformanceIndex",
     "PerformanceIndex",
     "RedisPerformanceIndex",
-    "index_reports",
-    "open_index",
+    "VersionPerformance",
+    "is_performance_report",
     "within",
 ]
 
-log = logging.getLogger(__name__)
+# What the fleet shows of a version's latest window.
+_HEADLINE_FIELDS = {
+    "window_end",
+    "metrics",
+    "reference_metrics",
+    "degraded",
+    "value_per_prediction",
+    "reference_value_per_prediction",
+    "currency",
+    "estimated",
+}
 
-REPORTS = Codec(PerformanceReport)
-_FINGERPRINTS = frozenset(known_writer_schemas("PerformanceReport"))
-_MICROSECOND = timedelta(microseconds=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# KEYS[1] the version's hash, ARGV: window field, revision, report JSON. Kept only over an
-# older revision: "<revision>|<json>".
+# KEYS: the version's hash, its labelled counts, #latest, #labelled_at. ARGV: window field,
+# revision, report JSON, labelled, created_at (micros), "<model>/<version>", headline JSON.
+# Kept only over an older revision: "<revision>|<json>".
 _NEWER = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then
@@ -56,20 +60,47 @@ if current then
   if revision and revision >= tonumber(ARGV[2]) then return 0 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+local before = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+if tonumber(ARGV[4]) > before then
+  local at = tonumber(redis.call('HGET', KEYS[4], ARGV[6]) or '0')
+  if tonumber(ARGV[5]) > at then redis.call('HSET', KEYS[4], ARGV[6], ARGV[5]) end
+end
+local latest = redis.call('HGET', KEYS[3], ARGV[6])
+local start = latest and tonumber(string.match(latest, '^(%d+)|'))
+if not start or start <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[3], ARGV[6], ARGV[1] .. '|' .. ARGV[7])
+end
 return 1
 """
 
 
-class PerformanceIndex(ABC):
+@dataclass(frozen=True)
+class VersionPerformance:
+    """A version's latest window (its headline fields, as JSON) and when labels last came."""
+
+    latest: dict[str, Any] | None
+    last_label_at: datetime | None
+
+
+def headline_fields(report: PerformanceReport) -> dict[str, Any]:
+    return report.model_dump(mode="json", include=_HEADLINE_FIELDS)
+
+
+class PerformanceIndex(ReportIndex[PerformanceReport]):
     """The latest revision of every window's report, per model version."""
 
-    @abstractmethod
-    async def put(self, report: PerformanceReport) -> bool:
-        """Keep ``report`` unless a revision as new is kept; whether it was kept."""
+    record: ClassVar[type[Record]] = PerformanceReport
 
     @abstractmethod
     async def windows(self, model_id: str, version: str) -> list[PerformanceReport]:
         """Every window's latest report of a version, by window start."""
+
+    @abstractmethod
+    async def latest(
+        self, versions: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], VersionPerformance]:
+        """Per (model, version): its latest window and when labels last came."""
 
 
 class MemoryPerformanceIndex(PerformanceIndex):
@@ -77,17 +108,38 @@ class MemoryPerformanceIndex(PerformanceIndex):
 
     def __init__(self) -> None:
         self.kept: dict[tuple[str, str, datetime], PerformanceReport] = {}
+        self.labelled_at: dict[tuple[str, str], datetime] = {}
 
     async def put(self, report: PerformanceReport) -> bool:
         key = (report.model_id, report.model_version, as_utc(report.window_start))
-        if key in self.kept and self.kept[key].revision >= report.revision:
+        before = self.kept.get(key)
+        if before is not None and before.revision >= report.revision:
             return False
         self.kept[key] = report
+        if report.labelled > (before.labelled if before else 0):
+            version, at = key[:2], as_utc(report.created_at)
+            self.labelled_at[version] = max(at, self.labelled_at.get(version, at))
         return True
 
     async def windows(self, model_id: str, version: str) -> list[PerformanceReport]:
         found = [r for (m, v, _), r in self.kept.items() if (m, v) == (model_id, version)]
         return sorted(found, key=lambda r: as_utc(r.window_start))
+
+    async def latest(
+        self, versions: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], VersionPerformance]:
+        newest: dict[tuple[str, str], PerformanceReport] = {}
+        for (m, v, start), report in self.kept.items():
+            kept = newest.get((m, v))
+            if kept is None or as_utc(kept.window_start) <= start:
+                newest[(m, v)] = report
+        return {
+            key: VersionPerformance(
+                headline_fields(newest[key]) if key in newest else None,
+                self.labelled_at.get(key),
+            )
+            for key in versions
+        }
 
 
 class RedisPerformanceIndex(PerformanceIndex):
@@ -100,12 +152,19 @@ class RedisPerformanceIndex(PerformanceIndex):
         return f"{self.prefix}{model_id}/{version}"
 
     async def put(self, report: PerformanceReport) -> bool:
-        field = str((as_utc(report.window_start) - _EPOCH) // _MICROSECOND)
+        field = str(micros(as_utc(report.window_start)))
         key = self._key(report.model_id, report.model_version)
-        kept = await self._newer(
-            keys=[key], args=[field, report.revision, report.model_dump_json()]
-        )
-        return bool(kept)
+        keys = [key, f"{key}#labelled", f"{self.prefix}#latest", f"{self.prefix}#labelled_at"]
+        args: list[str | int] = [
+            field,
+            report.revision,
+            report.model_dump_json(),
+            report.labelled,
+            micros(report.created_at),
+            f"{report.model_id}/{report.model_version}",
+            json.dumps(headline_fields(report)),
+        ]
+        return bool(await self._newer(keys=keys, args=args))
 
     async def windows(self, model_id: str, version: str) -> list[PerformanceReport]:
         found = cast(dict[bytes, bytes], await self.redis.hgetall(self._key(model_id, version)))
@@ -114,6 +173,24 @@ class RedisPerformanceIndex(PerformanceIndex):
             for value in found.values()
         ]
         return sorted(reports, key=lambda r: as_utc(r.window_start))
+
+    async def latest(
+        self, versions: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], VersionPerformance]:
+        if not versions:
+            return {}
+        fields = [f"{m}/{v}" for m, v in versions]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(f"{self.prefix}#latest", fields)
+            pipe.hmget(f"{self.prefix}#labelled_at", fields)
+            heads, times = cast(list[list[bytes | None]], await pipe.execute())
+        return {
+            key: VersionPerformance(
+                json.loads(head.split(b"|", 1)[1]) if head else None,
+                from_micros(int(at)) if at else None,
+            )
+            for key, head, at in zip(versions, heads, times, strict=True)
+        }
 
 
 def within(
@@ -130,52 +207,4 @@ def within(
 
 def is_performance_report(value: bytes | None) -> bool:
     """Whether a record of the metrics topic is a PerformanceReport (read without decoding)."""
-    return value is not None and value[:2] == b"\xc3\x01" and value[2:10] in _FINGERPRINTS
-
-
-async def index_reports(kafka: Kafka, topic: str, group: str, index: PerformanceIndex) -> None:
-    """Keep ``index`` up to date with the performance reports of ``topic``, until cancelled."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        **client_options(kafka),
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await start_client(consumer, kafka)
-    try:
-        while True:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    if not is_performance_report(record.value):
-                        continue
-                    try:
-                        report = REPORTS.decode(record.value)
-                    except DecodeError as exc:
-                        log.warning("performance report at %d ignored: %s", record.offset, exc)
-                        continue
-                    await index.put(report)
-            if batches:
-                await consumer.commit()
-    finally:
-        await consumer.stop()
-
-
-async def open_index(stack: AsyncExitStack, settings: Settings) -> PerformanceIndex:
-    """The Redis index, with its indexer running until ``stack`` closes."""
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
-    stack.push_async_callback(redis.aclose)
-    index = RedisPerformanceIndex(redis, settings.registry_performance_redis_prefix)
-    task = asyncio.create_task(
-        index_reports(
-            settings.kafka,
-            settings.registry_metrics_topic,
-            settings.registry_performance_group,
-            index,
-        ),
-        name="performance-index",
-    )
-    stack.push_async_callback(stop_tasks, [task])
-    return index
+    return is_record(value, PerformanceReport)

@@ -62,7 +62,7 @@ def test_sign_in_fleet_alerts_acknowledge_history_sign_out(
 
     # The filter is applied by htmx in place (the table swapped, the URL pushed).
     page.select_option("select[name=tier]", "low")
-    expect(page).to_have_url(console_url + "/fleet?tier=low&owner=&status=")
+    expect(page).to_have_url(console_url + "/fleet?tier=low&owner=&status=&state=")
     expect(page.locator("#fleet tbody tr[data-model]")).to_have_count(1)
     assert _models(page) == ["churn 2.0.0"]
 

@@ -16,13 +16,14 @@ from tests.drift_workers import free_port
 
 SERVICES = ("registry", "prediction_logger", "feedback", "alerting", "drift_detector")
 # Services without an HTTP port, started on request (``Stack.workers``).
-WORKERS = ("archive",)
+WORKERS = ("archive", "feedback_joiner")
 PORT_SETTING = {
     "registry": "VIGIL_REGISTRY_PORT",
     "prediction_logger": "VIGIL_PREDICTION_LOGGER_PORT",
     "feedback": "VIGIL_FEEDBACK_PORT",
     "alerting": "VIGIL_ALERTING_PORT",
     "drift_detector": "VIGIL_DRIFT_WEB_PORT",
+    "console": "VIGIL_CONSOLE_PORT",
 }
 
 
@@ -37,30 +38,40 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     workers: tuple[str, ...] = ()
     cwd: Path | None = None
+    console: bool = False  # the console too, on the other services' URLs, once they are up
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
 
     def start(self) -> None:
         for service in (*SERVICES, *self.workers):
-            env = dict(self.env)
-            if service in PORT_SETTING:
-                self.ports[service] = free_port()
-                env[PORT_SETTING[service]] = str(self.ports[service])
-            log = (self.logs / f"{service}.log").open("wb")
-            self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", service],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.cwd,
-            )
+            self._spawn(service, dict(self.env))
         for service in SERVICES:
             self._wait_ready(service, "/healthz")
         self._wait_ready("drift_detector", "/readyz")  # its partitions are assigned
         for service in self.workers:
             if self.processes[service].poll() is not None:
                 raise RuntimeError(f"{service} exited:\n{self.tail(service)}")
+        if self.console:
+            urls = {
+                f"VIGIL_CONSOLE_{name.upper()}_URL": self.url(name)
+                for name in ("registry", "alerting", "feedback")
+            }
+            self._spawn("console", {**self.env, **urls})
+            self._wait_ready("console", "/healthz")
+
+    def _spawn(self, service: str, env: dict[str, str]) -> None:
+        if service in PORT_SETTING:
+            self.ports[service] = free_port()
+            env[PORT_SETTING[service]] = str(self.ports[service])
+        log = (self.logs / f"{service}.log").open("wb")
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", service],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
+        )
 
     def exited(self) -> dict[str, int]:
         """The services that are no longer running, with their exit codes."""

@@ -11,7 +11,8 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
-from registry.performance_index import RedisPerformanceIndex, index_reports
+from registry.metrics_feed import index_reports
+from registry.performance_index import RedisPerformanceIndex
 from tests.kafka_tools import private_copy
 from tests.samples import PERFORMANCE, REPORT
 from vigil.adapters.bus import new_producer

@@ -259,3 +259,32 @@ def test_a_flag_on_an_item_of_a_model_outside_the_scope_is_refused_naming_it(des
     assert unknown.status_code == 404, unknown.text
     time.sleep(1.0)  # a flag that had been stored would be in the summary by now
     assert desk.redis.zcard(desk.key("flag_time")) == kept
+
+
+def test_the_mix_the_model_sets_is_the_queues_default(desk: Desk) -> None:
+    """A version registered with a review_mix of low-confidence items only: the queue, asked
+    without a mix, mixes as it says (a mix in the request still wins); a mix of no weight or
+    an unknown reason is refused at registration."""
+    with TestClient(registry_app(), headers=SESSION) as registry:
+        refused = registry.post(
+            "/v1/models", json={**_binary(MODEL), "version": "2", "review_mix": {"random": 0}}
+        )
+        assert refused.status_code == 422 and "review_mix" in refused.text
+        unknown = registry.post(
+            "/v1/models", json={**_binary(MODEL), "version": "2", "review_mix": {"hunch": 1}}
+        )
+        assert unknown.status_code == 422 and "hunch" in unknown.text
+        registry.post(
+            "/v1/models",
+            json={**_binary(MODEL), "version": "2", "review_mix": {"low_confidence": 2}},
+        ).raise_for_status()
+
+    def mix() -> Any:
+        return _queue(desk.client, CY, limit=1).json()["mix"]
+
+    _until(lambda: mix() == {"low_confidence": 1.0})
+    # (The low-confidence items are all leased by now: none of another reason comes instead.)
+    items = _queue(desk.client, CY, limit=5).json()["items"]
+    assert {i["reason"] for i in items} <= {"low_confidence"}
+    asked = _queue(desk.client, CY, limit=1, mix="random=1").json()
+    assert asked["mix"] == {"random": 1.0}

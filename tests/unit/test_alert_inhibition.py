@@ -15,12 +15,12 @@ from alerting.inhibition import (
     active_sources,
     inhibited_by,
 )
-from alerting.matchers import Matcher
 from alerting.rules import fingerprint
 from alerting.subscriptions import Subscription
 from alerting.worker import Alerter
 from tests.samples import ALERT, MODEL, REPORT, T0
 from tests.unit.fakes import AT_ONCE, FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier, pump
+from vigil.wire.matchers import Matcher
 from vigil.wire.records import Alert, FeatureDrift, Severity
 
 

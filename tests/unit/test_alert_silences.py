@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from alerting.api import Alerting, create_app
 from alerting.grouping import Timing
 from alerting.history import AlertHistory
-from alerting.matchers import Matcher, alert_labels, matches_all
 from alerting.silences import SilenceIn, new_silence, silencing
 from alerting.worker import Alerter
 from tests.access import ADMIN, api_key, bearer, fake_guard
@@ -21,6 +20,7 @@ from tests.samples import ALERT, MODEL, T0, report_at
 from tests.unit.fakes import AT_ONCE, FakeAlertStore, FakeBus, FakeCatalog, FakeNotifier, pump
 from vigil.wire.alert_events import AlertEvent
 from vigil.wire.codec import Codec
+from vigil.wire.matchers import Matcher, alert_labels, matches_all
 from vigil.wire.records import utcnow
 from vigil.wire.topics import ALERTS
 

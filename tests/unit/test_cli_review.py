@@ -1,4 +1,5 @@
-"""``vigil review`` and ``vigil compare``: what they ask the services and what they send."""
+"""``vigil review``, ``vigil compare`` and ``vigil promote``: what they ask the services and what
+they send."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class Services:
             return httpx.Response(200, json={"accepted": 1, "feedback_ids": ["f-1"]})
         if request.url.path.endswith("/comparison"):
             return httpx.Response(200, json={"verdict": "no significant difference"})
+        if request.url.path.endswith("/promote"):
+            return httpx.Response(200, json={"promoted": {"version": "2.0.0"}, "demoted": []})
         return httpx.Response(404, json={"detail": "no such route"})
 
 
@@ -108,3 +111,27 @@ def test_compare_asks_the_registry_for_both_versions(capsys: pytest.CaptureFixtu
     assert request.url.params["versions"] == "1.0.0,2.0.0"
     assert request.url.params["since"] == "2026-11-30T00:00:00Z"
     assert json.loads(capsys.readouterr().out)["verdict"] == "no significant difference"
+
+
+def test_promote_sends_the_reason_and_the_version_it_was_compared_with(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    services = Services([])
+    argv = ["--url", "http://registry", "promote", "credit-risk", "2.0.0"]
+    code = _run(services, *argv, "--reason", "better in November", "--compared-with", "1.0.0")
+    assert code == 0
+    (request,) = services.sent
+    assert (request.method, request.url.path) == (
+        "POST",
+        "/v1/models/credit-risk/versions/2.0.0/promote",
+    )
+    assert json.loads(request.content) == {
+        "reason": "better in November",
+        "compared_with": "1.0.0",
+    }
+    assert json.loads(capsys.readouterr().out)["promoted"]["version"] == "2.0.0"
+
+
+def test_promote_needs_a_reason() -> None:
+    with pytest.raises(SystemExit):
+        _run(Services([]), "promote", "credit-risk", "2.0.0")

@@ -183,6 +183,9 @@ def _feature_drift(name: str, counts: FeatureCounts, limit: float, needed: int) 
     assert isinstance(counts, NumericCounts | CategoricalCounts)
     limit = limit + noise_psi(counts.derived.reference_bins, counts.valid)
     drifted = counts.valid >= needed and value > limit and pvalue < ALPHA
+    # Per window, not per event: the console draws them beside the reference's counts.
+    window_bins = counts.bins.tolist()
+    numeric = isinstance(counts, NumericCounts)
     return FeatureDrift(
         feature=name,
         type=reference.type,
@@ -195,6 +198,8 @@ def _feature_drift(name: str, counts: FeatureCounts, limit: float, needed: int) 
         threshold=limit,
         drifted=drifted,
         type_violations=counts.type_violations,
+        bin_counts=window_bins if numeric else [],
+        category_counts=[] if numeric else window_bins,
     )
 
 

@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from vigil.adapters.kafka_security import KafkaSecurity
+from vigil.sdk.environment import environment_report
 from vigil.sdk.ids import new_id
 from vigil.sdk.pipeline import Delivery, DeliveryPolicy, LoggerStats
 from vigil.sdk.spool import Spool
 from vigil.sdk.transport import transport_for
+from vigil.wire.environments import EnvironmentReport
 
 __all__ = ["AsyncPredictionLogger", "PredictionLogger"]
 
@@ -59,6 +61,8 @@ class _LoggerBase:
         ssl_cafile: str | None = None,
         api_key: str | None = None,
         feedback_destination: str | None = None,
+        report_environment: bool = True,
+        host: str | None = None,
     ) -> None:
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {sample_rate}")
@@ -85,12 +89,29 @@ class _LoggerBase:
         key = api_key if api_key is not None else os.environ.get("VIGIL_API_KEY")
         # Kafka takes both kinds; over HTTP feedback has its own service.
         self._takes_feedback = destination.startswith("kafka://") or bool(feedback_destination)
+        # The versions whose serving environment was reported (or is not to be).
+        self._reported: set[tuple[str, str]] = set()
+        self._report_environment = report_environment
+        self._host = host
+        self._environments: deque[EnvironmentReport] = deque()
         self._delivery = Delivery(
             transport_for(destination, security, key, feedback_destination),
             self._queue,
             spool,
             policy or DeliveryPolicy(),
+            self._environments,
         )
+
+    def _first_of(self, model_id: str, model_version: str) -> None:
+        """A version logged for the first time: report the environment it is served in."""
+        self._reported.add((model_id, model_version))
+        if self._report_environment:
+            try:
+                report = environment_report(model_id, model_version, self._host)
+            except Exception as exc:  # e.g. an id the record refuses: never break the app
+                self._delivery.last_error = f"environment report: {type(exc).__name__}: {exc}"
+                return
+            self._environments.append(report)
 
     def log(
         self,
@@ -105,6 +126,8 @@ class _LoggerBase:
     ) -> str:
         """Queue one prediction; returns its id. Dropped (and counted) only if the queue is full."""
         prediction_id = prediction_id or new_id()
+        if (model_id, model_version) not in self._reported:
+            self._first_of(model_id, model_version)
         if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
             self._sampled_out += 1
             return prediction_id

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.sdk.spool import Spool
-from vigil.sdk.transport import Rejected, Transport
+from vigil.sdk.transport import EnvironmentReporter, Rejected, Transport
+from vigil.wire.environments import EnvironmentReport
 
 __all__ = ["Delivery", "DeliveryPolicy", "LoggerStats"]
 
@@ -51,8 +52,14 @@ class Delivery:
         queue: deque[dict[str, Any]],
         spool: Spool | None,
         policy: DeliveryPolicy,
+        environments: deque[EnvironmentReport] | None = None,
     ) -> None:
         self.transport = transport
+        # Reports of the environment served in, sent before the next batch; never spooled.
+        self.environments: deque[EnvironmentReport] = (
+            deque() if environments is None else environments
+        )
+        self._report_after = 0.0
         self.queue = queue
         self.spool = spool
         self.policy = policy
@@ -67,13 +74,17 @@ class Delivery:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued, in flight or spooled."""
-        return not self.queue and self.in_flight == 0 and self.spooled == 0
+        """Nothing queued, in flight or spooled (and no environment report pending)."""
+        return (
+            not self.queue and self.in_flight == 0 and self.spooled == 0 and not self.environments
+        )
 
     async def run(self) -> None:
         """Deliver until ``stopping`` is set and the queue is empty."""
         try:
             while True:
+                if self.environments:
+                    await self._report()
                 batch = self._take()
                 if batch:
                     await self._deliver(batch)
@@ -88,6 +99,27 @@ class Delivery:
                 await asyncio.wait_for(self.transport.stop(), self.policy.send_timeout_seconds)
             except Exception as exc:  # the destination may be gone; nothing is pending here
                 log.debug("transport did not stop cleanly: %s", exc)
+
+    async def _report(self) -> None:
+        """Send the pending environment reports; on failure try again after the retry
+        interval. A transport that cannot carry them (HTTP) drops them, saying so once."""
+        if time.monotonic() < self._report_after:
+            return
+        transport = self.transport
+        if not isinstance(transport, EnvironmentReporter):
+            log.info("vigil: environment reports go over Kafka only; not reported")
+            self.environments.clear()
+            return
+        reports = list(self.environments)
+        try:
+            await asyncio.wait_for(transport.report(reports), self.policy.send_timeout_seconds)
+        except Exception as exc:
+            self._report_after = time.monotonic() + self.policy.retry_interval_seconds
+            self.last_error = f"environment report: {type(exc).__name__}: {exc}"
+            log.warning("vigil: %s", self.last_error)
+            return
+        for _ in reports:
+            self.environments.popleft()
 
     def _take(self) -> list[dict[str, Any]]:
         # Only this task takes from the queue, so it holds at least ``n`` events meanwhile.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 import orjson
@@ -24,9 +24,11 @@ from vigil.adapters.kafka_security import (
     client_options,
     start_client,
 )
-from vigil.wire.topics import FEEDBACK, PREDICTIONS
+from vigil.wire.environments import EnvironmentReport
+from vigil.wire.topics import ENVIRONMENTS, FEEDBACK, PREDICTIONS
 
 __all__ = [
+    "EnvironmentReporter",
     "HttpTransport",
     "KafkaTransport",
     "KeyRefused",
@@ -63,6 +65,13 @@ class Transport(Protocol):
         ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class EnvironmentReporter(Protocol):
+    """A transport that can also deliver environment reports (Kafka only, for now)."""
+
+    async def report(self, reports: Sequence[EnvironmentReport]) -> None: ...
 
 
 class KafkaTransport:
@@ -111,6 +120,16 @@ class KafkaTransport:
                 # Encoded one at a time as they join a record batch (see send_encoded).
                 await send_encoded(producer, topic, keys, map(orjson.dumps, group))
         return []
+
+    async def report(self, reports: Sequence[EnvironmentReport]) -> None:
+        """Publish environment reports (JSON) on ``vigil.environments.v1``, keyed by host."""
+        if self._producer is None:
+            await self.start()
+        producer = self._producer
+        assert producer is not None
+        keys = [r.key.encode() for r in reports]
+        values = (r.model_dump_json().encode() for r in reports)
+        await send_encoded(producer, ENVIRONMENTS.name, keys, values)
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_serializer, field_validator
 
@@ -14,10 +14,12 @@ from vigil.wire.segments import FairnessConfig, SegmentSpec
 from vigil.wire.shapes import INT64_MAX, FiniteMap, Identifier, Name
 
 __all__ = [
+    "REVIEW_REASONS",
     "Alert",
     "AlertRule",
     "AlertStatus",
     "DriftConfig",
+    "Environment",
     "FeatureDrift",
     "FeatureProfile",
     "FeatureSpec",
@@ -35,6 +37,7 @@ __all__ = [
     "ReferenceChange",
     "ReferenceProfile",
     "ReferenceSource",
+    "ReviewReason",
     "RiskAssessment",
     "RuleCondition",
     "Severity",
@@ -97,11 +100,24 @@ class RiskAssessment(Record):
     probability: int = Field(ge=1, le=5)
     impact: int = Field(ge=1, le=5)
     severity: Severity
+    assessed_by: str | None = None
+    assessed_at: datetime | None = None
+    reassessment_due: datetime | None = None  # past it, the assessment is overdue
+    rationale: str | None = None
+
+
+class Environment(Record):
+    """Python and package versions: what a model was validated in, or is served in."""
+
+    python: str | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
 
 
 class Lineage(Record):
     training_data: str | None = None
+    training_data_hash: str | None = None  # e.g. "sha256:<hex>"
     code_version: str | None = None
+    validated_environment: Environment | None = None
     parent_version: str | None = None
 
 
@@ -196,6 +212,11 @@ class PerformanceConfig(Record):
     window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
+# Why the review queue hands an expert a prediction (feedback's review queue).
+ReviewReason = Literal["random", "low_confidence", "drifted", "disagreement"]
+REVIEW_REASONS: tuple[ReviewReason, ...] = get_args(ReviewReason)
+
+
 class ModelVersion(Record):
     model_id: Identifier
     version: Identifier
@@ -204,7 +225,10 @@ class ModelVersion(Record):
     positive_label: str | None = None
     owner: str
     purpose: str = ""
+    team: str = ""
+    kpi: str = ""
     risk: RiskAssessment
+    risk_history: list[RiskAssessment] = Field(default_factory=list)  # the last is ``risk``
     sensitive_attributes: list[str] = Field(default_factory=list)
     business_costs: FiniteMap = Field(default_factory=dict)
     lineage: Lineage = Field(default_factory=Lineage)
@@ -224,6 +248,8 @@ class ModelVersion(Record):
     segments: list[SegmentSpec] = Field(default_factory=list)
     segment_cross: list[str] = Field(default_factory=list)  # two segments, crossed
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
+    # Weights of the review queue's reasons for this model (empty: the feedback service's).
+    review_mix: FiniteMap = Field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -244,6 +270,10 @@ class FeatureDrift(Record):
     drifted: bool
     type_violations: int = 0
     sequential_drift: bool = False
+    # The window's counts on its reference's bins (bin_counts, numeric) or categories plus
+    # "other" (category_counts), aligned with the reference profile's own counts.
+    bin_counts: list[int] = Field(default_factory=list)
+    category_counts: list[int] = Field(default_factory=list)
 
 
 class MultivariateDrift(Record):

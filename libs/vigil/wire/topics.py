@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from vigil.wire.access import ApiKey, AuditEvent
 from vigil.wire.alert_events import AlertEvent
 from vigil.wire.drift_state import DriftPartial, DriftState
+from vigil.wire.environments import EnvironmentReport
 from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import (
@@ -23,6 +24,7 @@ __all__ = [
     "AUDIT",
     "CATALOGUE",
     "DEADLETTER",
+    "ENVIRONMENTS",
     "FEEDBACK",
     "JOINS",
     "KEYS",
@@ -108,6 +110,15 @@ KEYS = Topic(
     ApiKey,
     {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
 )
+# The environment each host serves a model version in, as the SDK reports it when it starts
+# logging for that version. One partition, compacted: the registry follows all of it.
+ENVIRONMENTS = Topic(
+    "vigil.environments.v1",
+    1,
+    "model_id/model_version/host",
+    EnvironmentReport,
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+)
 # Every state-changing API call, allowed or refused; kept forever. One partition: one order.
 AUDIT = Topic(
     "vigil.audit.v1",
@@ -130,6 +141,7 @@ CATALOGUE: tuple[Topic, ...] = (
     SCHEMAS,
     KEYS,
     AUDIT,
+    ENVIRONMENTS,
 )
 
 

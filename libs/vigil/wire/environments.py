@@ -1,0 +1,81 @@
+"""Serving environments: the ``EnvironmentReport`` (mirror of
+``schemas/vigil.EnvironmentReport.avsc``) the SDK publishes on ``vigil.environments.v1``, and
+how it differs from the environment a version was validated in. No I/O.
+
+>>> validated = Environment(python="3.11.9", packages={"scikit-learn": "1.5.2", "numpy": "2.1"})
+>>> served = EnvironmentReport(model_id="m", model_version="1", host="h", python="3.11.4",
+...     packages={"scikit_learn": "1.5.2"}, reported_at=T0)
+>>> [(m.kind, m.name) for m in mismatches(validated, served)]
+[('python', 'python'), ('missing', 'numpy')]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import Field
+
+from vigil.wire.base import Record
+from vigil.wire.records import Environment
+
+__all__ = ["EnvironmentReport", "Mismatch", "mismatches", "normalised"]
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)  # for the doctest
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def normalised(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: ``Scikit_Learn`` is ``scikit-learn``."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
+class EnvironmentReport(Record):
+    """Python and installed distributions of one host serving one model version."""
+
+    model_id: str
+    model_version: str
+    host: str
+    python: str
+    packages: dict[str, str] = Field(default_factory=dict)
+    reported_at: datetime
+    sdk: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Key on the compacted environments topic: one record per host of a version."""
+        return f"{self.model_id}/{self.model_version}/{self.host}"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One way a serving host differs from the validated environment."""
+
+    kind: Literal["python", "missing", "version"]
+    name: str  # "python", or the package's name as validated
+    expected: str
+    served: str | None
+
+    def describe(self) -> str:
+        """The mismatch in a sentence."""
+        if self.kind == "missing":
+            return f"{self.name} {self.expected} was validated but is not installed"
+        return f"{self.name} is {self.served}, validated with {self.expected}"
+
+
+def mismatches(validated: Environment, served: EnvironmentReport) -> list[Mismatch]:
+    """How ``served`` differs from ``validated``: another Python, or a validated package that
+    is missing or at another version. Packages that were not validated are not judged."""
+    found: list[Mismatch] = []
+    if validated.python and validated.python != served.python:
+        found.append(Mismatch("python", "python", validated.python, served.python))
+    installed = {normalised(name): version for name, version in served.packages.items()}
+    for name, version in sorted(validated.packages.items()):
+        actual = installed.get(normalised(name))
+        if actual is None:
+            found.append(Mismatch("missing", name, version, None))
+        elif actual != version:
+            found.append(Mismatch("version", name, version, actual))
+    return found
