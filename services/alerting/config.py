@@ -20,6 +20,8 @@ class Settings(VigilSettings):
     alerting_events_topic: str = "vigil.alerts.v1"
     # Where the window reports come from (tests give each alerting group its own topic).
     alerting_reports_topic: str = "vigil.metrics.v1"
+    # Serving environments the SDK reports, judged against each version's validated one.
+    alerting_environments_topic: str = "vigil.environments.v1"
     # Where a new consumer group starts reading the reports ("latest": only new ones).
     alerting_auto_offset_reset: str = "earliest"
     # Alertmanager's group timing, for subscriptions that do not set their own (seconds).

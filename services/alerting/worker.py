@@ -43,6 +43,7 @@ from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage_logic import Incoming
 from vigil.adapters.tasks import stop_tasks
 from vigil.wire.codec import Codec, DecodeError
+from vigil.wire.environments import EnvironmentCheck, EnvironmentReport
 from vigil.wire.flag_reports import FlagReport
 from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import (
@@ -55,9 +56,9 @@ from vigil.wire.records import (
     utcnow,
 )
 from vigil.wire.rules import effective_rules
-from vigil.wire.topics import ALERTS, Topic
+from vigil.wire.topics import ALERTS, ENVIRONMENTS, Topic
 
-Report = WindowReport | TrafficReport | PerformanceReport | FlagReport
+Report = WindowReport | TrafficReport | PerformanceReport | FlagReport | EnvironmentCheck
 
 __all__ = [
     "Alerter",
@@ -75,6 +76,7 @@ WINDOW_REPORTS = Codec(WindowReport)
 TRAFFIC_REPORTS = Codec(TrafficReport)
 PERFORMANCE_REPORTS = Codec(PerformanceReport)
 FLAG_REPORTS = Codec(FlagReport)
+ENVIRONMENT_REPORTS = Codec(EnvironmentReport)
 UNKNOWN_SECONDS = 30.0
 UNKNOWN_MODEL_SEVERITY: Severity = "medium"
 # A back end that does not answer: the report is retried (from the last commit), never dropped.
@@ -106,17 +108,24 @@ class Alerter:
         self.dispatcher = Dispatcher(store, self.history, notifier, timing)
         self.dead_lettered = 0
         self._unknown: dict[tuple[str, str], float] = {}  # versions not found, when
+        self.environments_topic = ENVIRONMENTS.name
 
     async def handle(self, message: Incoming) -> None:
-        """One message of the metrics topic: a report acted on, or dead-lettered.
+        """One message of the metrics (or environments) topic: a report acted on, or
+        dead-lettered.
 
         Back-end outages raise (the report is handled again); any other failure would repeat
         on every attempt, so the report is dead-lettered with the reason and the worker goes on.
         """
         try:
-            report = decode_report(message.value)
+            if message.topic == self.environments_topic:
+                report: Report | None = await self._environment(message.value)
+            else:
+                report = decode_report(message.value)
         except DecodeError as exc:
             await self._dead_letter(message, "undecodable", exc.reason)
+            return
+        if report is None:
             return
         try:
             await self.handle_report(report)
@@ -126,6 +135,18 @@ class Alerter:
             log.exception("report %s could not be processed", report.report_id)
             reason = f"report not processable: {type(exc).__name__}: {exc}"
             await self._dead_letter(message, "unprocessable", reason)
+
+    async def _environment(self, value: bytes | None) -> EnvironmentCheck | None:
+        """A serving host's environment judged against its version's validated one (None: a
+        tombstone, or a version that records no validated environment)."""
+        if value is None:
+            return None  # a compacted topic's tombstone: the host is gone
+        served = ENVIRONMENT_REPORTS.decode(value)
+        version = await self._version(served.model_id, served.model_version)
+        validated = version.lineage.validated_environment if version else None
+        if validated is None or not (validated.python or validated.packages):
+            return None
+        return EnvironmentCheck.of(served, validated)
 
     async def _dead_letter(self, message: Incoming, kind: str, reason: str) -> None:
         log.warning("dead-lettering a report: %s", reason)
@@ -346,6 +367,7 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
     follower = await started(stack, ModelCatalogFollower(settings.kafka))
     consumer = AIOKafkaConsumer(
         settings.alerting_reports_topic,
+        settings.alerting_environments_topic,
         **client_options(settings.kafka),
         group_id=settings.alerting_group_id,
         enable_auto_commit=False,
@@ -356,6 +378,7 @@ async def start(stack: AsyncExitStack, settings: Settings, store: AlertStore) ->
     await started(stack, consumer)
     notifier = open_notifier(stack, settings)
     alerter = Alerter(bus, follower, store, notifier, events_topic, timing)
+    alerter.environments_topic = settings.alerting_environments_topic
     alerter.dispatcher.give_up_after = timedelta(seconds=settings.alerting_give_up_seconds)
     alerter.dispatcher.lease_seconds = settings.alerting_delivery_lease_seconds
     retention = timedelta(days=settings.alerting_retention_days)

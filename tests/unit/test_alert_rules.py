@@ -14,11 +14,13 @@ import vigil.wire.rules
 from alerting.handlers import fingerprint
 from alerting.rules import RuleState, evaluate_rules, in_utc
 from tests.samples import PERFORMANCE, REPORT, TRAFFIC
+from vigil.wire.environments import EnvironmentCheck, EnvironmentReport
 from vigil.wire.flag_reports import FlaggedItem, FlagReport
 from vigil.wire.performance import PerformanceReport
 from vigil.wire.records import (
     Alert,
     AlertRule,
+    Environment,
     MultivariateDrift,
     Severity,
     TrafficReport,
@@ -437,6 +439,7 @@ def test_the_default_rule_names() -> None:
         "fairness_violation",
         "flag_rate_rise",
         "harmful_flag",
+        "environment_mismatch",
     ]
 
 
@@ -609,3 +612,17 @@ def test_flag_rate_rules_name_flag_kinds() -> None:
     assert "incorrect" in error.expected
     whole = _rule(signal="harmful_flags", features=["harmful"])
     assert [e.field for e in rule_errors([whole], [])] == ["[0].features"]
+
+
+SAMPLE_REPORTS.append(  # a serving host judged against the validated environment
+    EnvironmentCheck.of(
+        EnvironmentReport(
+            model_id="credit-risk",
+            model_version="1.0.0",
+            host="web-1",
+            python="3.11.4",
+            reported_at=NOW,
+        ),
+        Environment(python="3.11.9"),
+    )
+)

@@ -12,16 +12,24 @@ how it differs from the environment a version was validated in. No I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.wire.base import Record
 from vigil.wire.records import Environment
 
-__all__ = ["EnvironmentReport", "Mismatch", "mismatches", "normalised"]
+__all__ = [
+    "EnvironmentCheck",
+    "EnvironmentReport",
+    "Mismatch",
+    "environment_readings",
+    "mismatches",
+    "normalised",
+]
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)  # for the doctest
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -79,3 +87,45 @@ def mismatches(validated: Environment, served: EnvironmentReport) -> list[Mismat
         elif actual != version:
             found.append(Mismatch("version", name, version, actual))
     return found
+
+
+class EnvironmentCheck(BaseModel):
+    """Not a published report: one serving host's environment judged against the one its
+    version was validated in, as alerting reads it (the ``environment_mismatch`` signal)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    model_id: str
+    model_version: str
+    window_start: datetime
+    window_end: datetime
+    event_count: int = 0
+    created_at: datetime
+    host: str
+    python: str
+    mismatches: list[str] = Field(default_factory=list)  # each in a sentence
+
+    @classmethod
+    def of(cls, served: EnvironmentReport, validated: Environment) -> EnvironmentCheck:
+        """The check of one host's report."""
+        at = served.reported_at
+        return cls(
+            report_id=f"{served.key}/environment/{at.isoformat()}",
+            model_id=served.model_id,
+            model_version=served.model_version,
+            window_start=at,
+            window_end=at,
+            created_at=at,
+            host=served.host,
+            python=served.python,
+            mismatches=[m.describe() for m in mismatches(validated, served)],
+        )
+
+
+def environment_readings(
+    check: EnvironmentCheck,
+) -> Iterator[tuple[str | None, float, dict[str, str]]]:
+    """The host (the alert's subject) and how many ways it differs from the validated one."""
+    notes = {"host": check.host, "mismatches": "; ".join(check.mismatches) or "none"}
+    yield check.host, float(len(check.mismatches)), notes

@@ -113,4 +113,7 @@ def default_rules(tier: Severity, expected_interval: float = 600.0) -> list[Aler
         # Any harmful flag on a high- or critical-tier model pages at once (other tiers may
         # enable it as an override).
         rule("harmful_flag", "above", 0, signal="harmful_flags", enabled=at >= _HARMFUL_FROM),
+        # A host serving the version in another environment than it was validated in (the
+        # SDK's report; versions that record a validated environment only).
+        rule("environment_mismatch", "above", 0, up=-1),
     ]

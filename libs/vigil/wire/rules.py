@@ -2,13 +2,10 @@
 defaults of its risk tier (``vigil.wire.rule_defaults``, whose names are re-exported here).
 No I/O.
 
-A signal reads (subject, value) pairs out of one type of ``Report`` (a ``WindowReport``, a
-``TrafficReport``, ...): the subject is a feature (or output) name for a per-feature signal,
-None for a signal of the whole report; a report of another type says nothing to it.
-``SIGNALS`` is the plug-in point: a new kind of report value (performance, business, fairness)
-becomes alertable by adding an entry here and rules that name it, without touching the
-evaluation. ``silent_seconds`` reads no published report but a ``SilenceCheck``, which
-alerting makes from its clock and the version's last traffic.
+A signal reads (subject, value) pairs out of one type of ``Report``: the subject is a feature
+(output, metric, host...) for a per-subject signal, None for the whole report. ``SIGNALS`` is
+the plug-in point: a new kind of value becomes alertable by an entry here and rules naming it.
+``silent_seconds`` reads a ``SilenceCheck`` alerting makes from its clock.
 
 >>> [(r.name, r.severity) for r in default_rules("high")][:3]
 [('feature_drift', 'high'), ('output_drift', 'high'), ('dataset_drift', 'critical')]
@@ -23,6 +20,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from vigil.wire.environments import EnvironmentCheck, environment_readings
 from vigil.wire.flag_reports import FlagReport, flag_rates, harmful_flags, kind_errors
 from vigil.wire.performance import METRICS, PerformanceReport
 from vigil.wire.records import AlertRule, FeatureDrift, Severity, TrafficReport, WindowReport
@@ -250,9 +248,7 @@ SIGNALS: dict[str, Signal] = {
         "1 when the dataset drifted (share of drifted features, or multivariate)",
         _whole(lambda r: float(r.dataset_drift)),
     ),
-    "drift_share": Signal(
-        "share of the judged features that drifted", _whole(lambda r: r.drift_share)
-    ),
+    "drift_share": Signal("share of judged features drifted", _whole(lambda r: r.drift_share)),
     "multivariate_drift": Signal(
         "1 when the PCA reconstruction error drifted", _whole(_multivariate)
     ),
@@ -338,6 +334,12 @@ SIGNALS: dict[str, Signal] = {
         "each kind's share of experts' flags (features: the kinds)", flag_rates, True, FlagReport
     ),
     "harmful_flags": Signal("flags saying harmful (count)", harmful_flags, reads=FlagReport),
+    "environment_mismatch": Signal(
+        "ways a serving host differs from the validated environment (subject: the host)",
+        environment_readings,
+        True,
+        EnvironmentCheck,
+    ),
 }
 
 
