@@ -50,6 +50,7 @@ from vigil.performance import (
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.performance import PerformancePartial, PerformanceReport
 from vigil.wire.records import ModelVersion, utcnow
+from vigil.wire.segment_reports import SegmentState
 
 __all__ = ["Reporting", "reference_key", "window_key"]
 
@@ -245,11 +246,15 @@ class Reporting(StageLogic):
             reference_window_start=reference.start if reference else None,
         )
         window_reference = chosen.get(key[:2]) or self.references.get(key[:2])
-        reference_groups = (
-            groups_of(window_reference[1].segments)
-            if reference is not None and reference.start is not None and window_reference
-            else None
-        )
+        uploaded = version.reference if version is not None else None
+        reference_groups = None
+        if reference is not None and reference.start is not None and window_reference:
+            reference_groups = groups_of(window_reference[1].segments)
+        elif reference is not None and uploaded is not None and uploaded.segments:
+            reference_groups = groups_of(  # the uploaded reference's labelled rows, by group
+                SegmentState(segment=g.segment, group=g.group, state=g.state)
+                for g in uploaded.segments
+            )
         return with_segments(report, pending.segments, version, reference_groups)
 
     # -- references ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from registry.risk import severity as severity
 from vigil.drift.reference import build_reference
 from vigil.drift.verdicts import OUTPUTS
 from vigil.performance import WindowPerformance, reference_outcomes
+from vigil.performance.reference import reference_groups
 from vigil.wire.performance import BusinessValue
 from vigil.wire.records import (
     DriftConfig,
@@ -23,10 +24,11 @@ from vigil.wire.records import (
     PerformanceConfig,
     ReferenceChange,
     ReferenceProfile,
+    ReferenceSegment,
     ReviewReason,
     RiskAssessment,
 )
-from vigil.wire.segments import FairnessConfig, SegmentSpec
+from vigil.wire.segments import FairnessConfig, SegmentSpec, effective_segments
 from vigil.wire.shapes import FiniteMap, Identifier, Name, Text
 from vigil.wire.validation import FieldError, check_features, describe
 
@@ -158,7 +160,23 @@ def reference_from_rows(
         task=version.task,
     )
     if outcomes is not None:
-        reference = reference.model_copy(update={"performance": outcomes.to_bytes()})
+        assert predictions is not None and actuals is not None
+        groups = reference_groups(
+            version.task,
+            version.positive_label,
+            effective_segments(version.segments, version.sensitive_attributes),
+            version.segment_cross,
+            rows,
+            predictions,
+            scores,
+            actuals,
+        )
+        segments = [
+            ReferenceSegment(segment=segment, group=group, state=window.to_bytes())
+            for (segment, group), window in sorted(groups.items())
+        ]
+        update = {"performance": outcomes.to_bytes(), "segments": segments}
+        reference = reference.model_copy(update=update)
     return reference, []
 
 

@@ -18,13 +18,14 @@ from fairlearn.metrics import (
 
 from feedback_joiner.handlers import PARTIALS, Joining, Topics
 from feedback_joiner.reporting import REPORTS, Reporting
+from registry.handlers import reference_from_rows
 from tests.samples import FEEDBACK, MODEL, PREDICTION, T0
 from tests.unit.fakes import FakeCatalog
 from tests.unit.test_feedback_joiner import DictStore
 from vigil.adapters.stage_testing import StageHarness
 from vigil.wire.codec import Codec
 from vigil.wire.performance import PerformanceReport
-from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
+from vigil.wire.records import FeatureSpec, FeedbackEvent, ModelVersion, PredictionEvent
 from vigil.wire.segments import SegmentSpec
 
 TOPICS = Topics("predictions", "feedback", "outcomes", "changelog", "partials")
@@ -232,4 +233,41 @@ async def test_a_crossed_pair_of_sensitive_segments_is_judged_on_intersecting_gr
     assert crossed.measures["demographic_parity_difference"].value == pytest.approx(
         demographic_parity_difference(predicted, predicted, sensitive_features=features),
         abs=0.005,
+    )
+
+
+async def test_an_uploaded_references_labelled_rows_give_its_fairness_per_group() -> None:
+    """A reference uploaded with predictions and actuals keeps its outcomes per group; every
+    report carries the fairness of those rows beside its own, equal to Fairlearn's on them."""
+    predictions, labels = events(1500, seed=9)
+    truth = {f.prediction_id: f.actual for f in labels}
+    rows = [{"income": 1000.0, **p.features} for p in predictions]
+    with_age = VERSION.model_copy(
+        update={"features": [*VERSION.features, FeatureSpec(name="age", type="numeric")]}
+    )
+    reference, errors = reference_from_rows(
+        with_age,
+        rows,
+        T0,
+        predictions=[p.prediction for p in predictions],
+        scores=[p.score for p in predictions],
+        actuals=[truth.get(p.prediction_id) for p in predictions],
+    )
+    assert errors == [] and reference is not None
+    assert {(g.segment, g.group) for g in reference.segments} >= {("region", "b"), ("age", "<30")}
+    version = with_age.model_copy(update={"reference": reference})
+    (report,) = await joined(version, Codec(PredictionEvent).encode, 600)
+    assert report.reference_window_start is None  # the uploaded reference, not a window
+    (fairness,) = report.reference_fairness
+    assert fairness.attribute == "region"
+
+    labelled = [p for p in predictions if p.prediction_id in truth and p.features["region"]]
+    regions = np.array([p.features["region"] for p in labelled])
+    predicted = np.array([p.prediction for p in labelled])
+    actual = np.array([bool(truth[p.prediction_id]) for p in labelled])
+    assert fairness.measures["disparate_impact"].value == pytest.approx(
+        demographic_parity_ratio(actual, predicted, sensitive_features=regions), abs=0.005
+    )
+    assert fairness.measures["equalized_odds_difference"].value == pytest.approx(
+        equalized_odds_difference(actual, predicted, sensitive_features=regions), abs=0.005
     )

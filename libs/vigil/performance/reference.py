@@ -9,6 +9,9 @@ names another positive label, then that label or the other classes the sample's 
 show (any class label when they show none); for a multiclass one a class label (text, an
 integer or a boolean, not a fraction). A binary model's scores there are probabilities.
 
+``reference_groups`` counts the same rows per group of each feature segment (and of the
+crossed pair), so that an uploaded reference has fairness too.
+
 ``is_full_window`` is the rule for a version without labelled reference rows: its reference is
 the earliest of its windows that has ended (``window_end`` before now) with at least
 ``MIN_LABELLED`` outcomes covering at least ``MIN_COVERAGE`` of its predictions, as counted
@@ -26,9 +29,16 @@ from typing import Any
 from vigil.performance.accumulator import WindowPerformance
 from vigil.performance.labels import DEFAULT_POSITIVE, label_text
 from vigil.wire.performance import Task
+from vigil.wire.segments import CROSS, SegmentSpec, group_of
 from vigil.wire.validation import FieldError, describe
 
-__all__ = ["MIN_COVERAGE", "MIN_LABELLED", "is_full_window", "reference_outcomes"]
+__all__ = [
+    "MIN_COVERAGE",
+    "MIN_LABELLED",
+    "is_full_window",
+    "reference_groups",
+    "reference_outcomes",
+]
 
 MIN_LABELLED = 100
 MIN_COVERAGE = 0.5
@@ -124,3 +134,36 @@ def is_full_window(predictions: int, labelled: int, window_end: datetime, now: d
     if window_end >= now or labelled < MIN_LABELLED:
         return False
     return labelled >= MIN_COVERAGE * predictions
+
+
+def reference_groups(
+    task: Task,
+    positive_label: str | None,
+    segments: Sequence[SegmentSpec],
+    cross: Sequence[str],
+    rows: Sequence[Any],
+    predictions: Sequence[Any],
+    scores: Sequence[Any] | None,
+    actuals: Sequence[Any],
+) -> dict[tuple[str, str], WindowPerformance]:
+    """The labelled rows' outcomes per (segment, group) of the feature segments (a tag
+    segment is not in a reference's rows) and of the crossed pair, for rows
+    ``reference_outcomes`` accepted."""
+    features = [s for s in segments if not s.tag]
+    crossed = len(cross) == 2 and all(c in {s.name for s in features} for c in cross)
+    found: dict[tuple[str, str], WindowPerformance] = {}
+    for i, (row, prediction, actual) in enumerate(zip(rows, predictions, actuals, strict=True)):
+        if prediction is None or actual is None or not isinstance(row, dict):
+            continue
+        score = scores[i] if scores is not None else None
+        groups = {s.name: group_of(s, row.get(s.name)) for s in features}
+        pairs = list(groups.items())
+        if crossed:
+            pairs.append((CROSS.join(cross), CROSS.join(groups[c] for c in cross)))
+        for pair in pairs:
+            window = found.get(pair)
+            if window is None:
+                window = found[pair] = WindowPerformance(task, positive_label)
+            window.add_prediction(prediction, score)
+            window.add_outcome(prediction, score, actual)
+    return found

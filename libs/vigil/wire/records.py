@@ -36,6 +36,7 @@ __all__ = [
     "Record",
     "ReferenceChange",
     "ReferenceProfile",
+    "ReferenceSegment",
     "ReferenceSource",
     "ReviewReason",
     "RiskAssessment",
@@ -150,6 +151,27 @@ class MultivariateReference(Record):
     error_std: float
 
 
+def _as_base64(value: bytes | None) -> str | None:
+    """Packed outcomes in JSON (API answers, JSON messages): base64 text."""
+    return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def _from_base64(value: object) -> object:
+    return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+
+
+class ReferenceSegment(Record):
+    """The reference's labelled outcomes in one group of one segment (``WindowPerformance``
+    packed), for fairness on an uploaded reference."""
+
+    segment: str
+    group: str
+    state: bytes
+
+    _state_json = field_serializer("state", when_used="json")(_as_base64)
+    _state_in = field_validator("state", mode="before")(_from_base64)
+
+
 class ReferenceProfile(Record):
     source: ReferenceSource
     row_count: int
@@ -160,16 +182,10 @@ class ReferenceProfile(Record):
     score: FeatureProfile | None = None
     multivariate: MultivariateReference | None = None
     performance: bytes | None = None  # the labelled rows' outcomes (PerformanceState)
+    segments: list[ReferenceSegment] = Field(default_factory=list)  # the same per group
 
-    @field_serializer("performance", when_used="json")
-    def _performance_as_base64(self, value: bytes | None) -> str | None:
-        """In JSON (API answers, JSON messages) the packed outcomes are base64 text."""
-        return None if value is None else base64.b64encode(value).decode("ascii")
-
-    @field_validator("performance", mode="before")
-    @classmethod
-    def _performance_from_base64(cls, value: object) -> object:
-        return base64.b64decode(value, validate=True) if isinstance(value, str) else value
+    _performance_json = field_serializer("performance", when_used="json")(_as_base64)
+    _performance_in = field_validator("performance", mode="before")(_from_base64)
 
 
 class ReferenceChange(Record):
