@@ -37,7 +37,20 @@ source "$here/pidfile.sh"
 alive() { pid_alive "$RUN_DIR/$1.pid"; }
 healthy() { [ "$1" != "-" ] && curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1; }
 
+# A stack started here is this machine's own, and its admin key is the one in the run
+# directory: with none there yet, one is made now and handed to the registry to register, even
+# when admin keys exist on vigil.keys.v1 already (`make test` leaves its own there). A registry
+# started otherwise makes the first admin key only when there is none (see the README).
+# (A key file already there is the registry's to check: one that no longer works is replaced.)
+own_admin_key() {
+  if [ -n "${VIGIL_BOOTSTRAP_ADMIN_KEY:-}" ] || [ -s "$VIGIL_ADMIN_KEY_FILE" ]; then return; fi
+  (umask 077; "$PY" -c 'from vigil.wire.access import new_key; print(new_key()[1])' >"$VIGIL_ADMIN_KEY_FILE")
+  VIGIL_BOOTSTRAP_ADMIN_KEY=$(cat "$VIGIL_ADMIN_KEY_FILE")
+  export VIGIL_BOOTSTRAP_ADMIN_KEY
+}
+
 start() {
+  own_admin_key
   for entry in $SERVICES; do
     name=${entry%%:*}; port=${entry##*:}
     if alive "$name"; then echo "$name: already running (pid $(cat "$RUN_DIR/$name.pid"))"; continue; fi
