@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from archive.paths import component, inside, partition_directory
 from vigil.adapters.stage_logic import (
     Assigned,
     DeadLetter,
@@ -39,6 +38,7 @@ from vigil.adapters.stage_logic import (
     StageLogic,
     TopicPartitionKey,
 )
+from vigil.wire.archive_paths import component, inside, partition_directory
 from vigil.wire.codec import Codec, DecodeError
 from vigil.wire.records import PredictionEvent
 

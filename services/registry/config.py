@@ -41,3 +41,7 @@ class Settings(VigilSettings):
     registry_pairs_group: str = "vigil-registry-pairs"
     registry_pairs_redis_prefix: str = "vigil:pairs:"
     registry_pairs_max_requests: int = 100_000
+    # Drift per segment (GET …/drift/segments) reads the archive's inference tables here (the
+    # archive's VIGIL_ARCHIVE_URL), at most this many rows per question.
+    registry_archive_url: str = ".run/archive"
+    registry_segment_drift_max_rows: int = Field(default=1_000_000, ge=1)

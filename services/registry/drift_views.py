@@ -1,21 +1,25 @@
 """Drift over time for the console's model and fleet pages: ``GET …/drift/heatmap``,
 ``GET …/drift/windows/{window_start}`` and ``GET /v1/fleet`` (kept by ``registry.drift_index``
-and ``registry.performance_index``)."""
+and ``registry.performance_index``); and drift per segment, ``GET …/drift/segments``
+(``registry.segment_drift``)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from registry.api import Reader, RegistryDep
+from registry.api import Reader, RegistryDep, SettingsDep
 from registry.drift_answers import fleet_entry, heatmap_answer
 from registry.drift_rows import bucket_start, from_micros, micros
 from registry.performance_index import VersionPerformance
+from registry.segment_drift import read_archive, segment_drift, segment_names
 from vigil.adapters.auth import refuse_model
 from vigil.adapters.http import InputRejected, answered_or_503, error_responses
+from vigil.drift.verdicts import min_events
 from vigil.wire.access import Permission
 from vigil.wire.base import as_utc, utcnow
 from vigil.wire.validation import FieldError, describe
@@ -77,6 +81,51 @@ async def drift_window(
             404,
         )
     return report.model_dump(mode="json")
+
+
+@drift_router.get(f"{_VERSION}/drift/segments", responses=error_responses(403, 404, 409, 422))
+async def drift_by_segment(
+    model_id: str,
+    version: str,
+    caller: Reader,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    segment: Annotated[str, Query(max_length=300, description="A segment the version declares.")],
+    since: Annotated[datetime | None, Query(description="Default: 24 h before until.")] = None,
+    until: Annotated[datetime | None, Query(description="Default: now.")] = None,
+) -> dict[str, Any]:
+    """Each group of ``segment`` judged against the reference on the archived predictions of
+    the period (``registry.segment_drift``), largest group first."""
+    if not caller.covers(model_id):
+        raise refuse_model(caller, model_id)
+    found = await registry.version(model_id, version)
+    end = as_utc(until) if until is not None else utcnow()
+    start = as_utc(since) if since is not None else end - timedelta(hours=24)
+    names = segment_names(found)
+    if segment not in names:
+        expected = "a segment of the version: " + (", ".join(names) or "it declares none")
+        raise InputRejected(f"no segment {segment!r}", [FieldError("segment", expected, segment)])
+    if not timedelta(0) < end - start <= timedelta(days=31):
+        expected = f"a period of at most 31 days ending at until ({end.isoformat()})"
+        raise InputRejected("since: not a period", [FieldError("since", expected, describe(since))])
+    if found.reference is None:
+        raise InputRejected(f"{model_id} {version} has no reference to judge against yet", [], 409)
+    limit = settings.registry_segment_drift_max_rows
+    rows = await asyncio.to_thread(
+        read_archive, settings.registry_archive_url, found, start, end, limit
+    )
+    groups = await asyncio.to_thread(segment_drift, found, segment, rows)
+    return {
+        "model_id": model_id,
+        "version": version,
+        "segment": segment,
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "events": len(rows.features),
+        "truncated": rows.truncated,
+        "min_events": min_events(found),
+        "groups": groups,
+    }
 
 
 @drift_router.get("/v1/fleet", responses=error_responses(403, 503), response_class=JSONResponse)

@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from archive.handlers import ArchiveFiles, Archiving, Row
-from archive.paths import MAX_COMPONENT, PathEscapes, component, inside
 from tests.samples import PREDICTION
 from vigil.adapters.stage_logic import Incoming
+from vigil.wire.archive_paths import MAX_COMPONENT, PathEscapes, component, inside
 from vigil.wire.codec import Codec
 from vigil.wire.records import PredictionEvent
 
