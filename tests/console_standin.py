@@ -134,6 +134,7 @@ class StandIn:
     heatmaps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     windows: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)  # by model
+    segment_drift: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)  # hosts that do not answer
     # The audit trail, newest first, and serving environments (see _report_routes).
     audit: list[dict[str, Any]] = field(default_factory=list)
@@ -263,7 +264,8 @@ class StandIn:
             self._need(caller, P.MODELS_READ)
             return {"generated_at": NOW.isoformat(), "versions": self._fleet(caller)}
         model_id = parts[2]
-        if len(parts) == 3 or parts[-1] in ("heatmap", "comparison") or "windows" in parts:
+        drift = parts[-1] in ("heatmap", "segments") or "windows" in parts
+        if len(parts) == 3 or drift or parts[-1] == "comparison":
             self._need(caller, P.MODELS_READ)
         elif parts[-1] == "fairness":
             self._need(caller, P.PERFORMANCE_READ)
@@ -284,6 +286,9 @@ class StandIn:
         where = (model_id, parts[4])
         if parts[-1] == "heatmap":
             return self._found(self.heatmaps.get(where), "heat map")
+        if parts[-1] == "segments":
+            asked = (*where, request.url.params.get("segment", ""))
+            return self._found(self.segment_drift.get(asked), "segment")
         if parts[-1] == "fairness":
             keep = {"report_id", "window_start", "window_end", "revision", "labelled", "fairness"}
             return [{k: r.get(k) for k in keep} for r in self.performance.get(where, [])]

@@ -24,6 +24,7 @@ from console.model_views import (
     performance_charts,
     pick_version,
     quality_chart,
+    segment_names,
     window_features,
 )
 from console.upstream import Refused, Services, Unanswered
@@ -105,9 +106,10 @@ async def model_page(
     console: ConsoleDep,
     version: str = "",
     days: int = 1,
+    segment: str = "",
 ) -> Response:
-    """One model: its versions, and the chosen version's drift, quality, performance,
-    fairness, comparison and alerts over the last ``days``."""
+    """One model: its versions, and the chosen version's drift (by ``segment`` too, when
+    asked), quality, performance, fairness, comparison and alerts over the last ``days``."""
     key, services = visitor.session.key, console.services
     model = await _model(services, key, model_id)
     versions: list[Mapping[str, Any]] = list(model["versions"])
@@ -135,6 +137,14 @@ async def model_page(
             _section(services.model_alerts(key, model_id), "alerts")
             if visitor.may(P.ALERTS_READ)
             else _nothing("Your key's roles do not read alerts."),
+        )
+        by_segment = (
+            await _section(
+                services.segment_drift(key, model_id, shown, segment[:300], since),
+                "drift by segment",
+            )
+            if segment
+            else None
         )
     except Unanswered as exc:
         raise page_failure(exc) from exc
@@ -167,6 +177,9 @@ async def model_page(
         "alerts": alerts,
         "open_alerts": sort_alerts(open_alerts),
         "closed_alerts": sorted(closed, key=lambda a: a.updated_at, reverse=True)[:50],
+        "segment_names": segment_names(chosen),
+        "segment": segment[:300],
+        "by_segment": by_segment,
     }
     return render(request, "model.html", context, visitor)
 

@@ -22,6 +22,7 @@ __all__ = [
     "performance_charts",
     "pick_version",
     "quality_chart",
+    "segment_names",
     "version_href",
     "window_features",
 ]
@@ -52,6 +53,15 @@ def pick_version(versions: Sequence[Mapping[str, Any]], wanted: str) -> Mapping[
         if found:
             return found[-1]
     return None
+
+
+def segment_names(version: Mapping[str, Any]) -> list[str]:
+    """What drift can be asked by for a version (the registry's ``GET …/drift/segments``):
+    its segments, its sensitive attributes, and the crossed pair."""
+    names = [str(s.get("name")) for s in version.get("segments") or [] if s.get("name")]
+    names += [str(a) for a in version.get("sensitive_attributes") or [] if a not in names]
+    cross = [str(c) for c in version.get("segment_cross") or []]
+    return names + ([" x ".join(cross)] if len(cross) == 2 else [])
 
 
 def version_href(model_id: str, version: str) -> str:

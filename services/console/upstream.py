@@ -229,6 +229,15 @@ class Services:
         found: dict[str, Any] = await self._object(path, key, params)
         return found
 
+    async def segment_drift(
+        self, key: str, model_id: str, version: str, segment: str, since: datetime
+    ) -> dict[str, Any]:
+        """Each group of one of the version's segments judged against its reference."""
+        path = self._version_path(model_id, version) + "/drift/segments"
+        params = {"segment": segment, "since": since.isoformat()}
+        found: dict[str, Any] = await self._object(path, key, params)
+        return found
+
     async def window(
         self, key: str, model_id: str, version: str, window_start: str
     ) -> dict[str, Any]:

@@ -210,3 +210,46 @@ def test_text_from_events_is_escaped(client: TestClient) -> None:
     assert HOSTILE_FEATURE not in page
     assert "&lt;script&gt;alert(&#34;feature&#34;)&lt;/script&gt;" in page
     assert "?feature=%3Cscript%3Ealert%28%22feature%22%29%3C%2Fscript%3E" in page
+
+
+def test_drift_by_segment_is_asked_from_the_model_page(
+    client: TestClient, stand_in: StandIn
+) -> None:
+    """The version's segments are offered; the chosen one's groups are shown as the registry
+    judged them, and a group too small says it was not judged."""
+    stand_in.versions["credit-risk"][0]["segments"] = [{"name": "region"}]
+    stand_in.versions["credit-risk"][0]["sensitive_attributes"] = ["age"]
+    stand_in.segment_drift[("credit-risk", "1.0.0", "region")] = {
+        "segment": "region",
+        "events": 2100,
+        "truncated": False,
+        "min_events": 100,
+        "groups": [
+            {
+                "group": "us",
+                "events": 2000,
+                "judged": True,
+                "dataset_drift": True,
+                "drifted_features": ["income"],
+            },
+            {
+                "group": "<b>eu</b>",
+                "events": 40,
+                "judged": False,
+                "dataset_drift": False,
+                "drifted_features": ["income"],
+            },
+        ],
+    }
+    sign_in(client, SME_KEY)
+    page = client.get("/models/credit-risk").text
+    assert '<option value="region"' in page and '<option value="age"' in page
+    assert 'id="segment-drift"' not in page  # nothing asked yet
+    asked = client.get("/models/credit-risk", params={"segment": "region"}).text
+    us = re.search(r'<tr data-group="us">(.*?)</tr>', asked, re.S)
+    assert us and "income" in us[1] and "yes" in us[1]
+    assert "&lt;b&gt;eu&lt;/b&gt;" in asked and "<b>eu</b>" not in asked
+    assert "(under 100: not judged)" in asked
+    assert "/v1/models/credit-risk/versions/1.0.0/drift/segments" in paths(stand_in)
+    missing = client.get("/models/credit-risk", params={"segment": "channel"}).text
+    assert "No drift by segment: no segment" in missing
