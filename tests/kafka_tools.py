@@ -22,6 +22,15 @@ Message = ConsumerRecord[bytes, bytes]
 TRAFFIC_FINGERPRINTS = frozenset(known_writer_schemas("TrafficReport"))
 
 
+WINDOW_FINGERPRINTS = frozenset(known_writer_schemas("WindowReport"))
+
+
+def is_window_report(value: bytes | None) -> bool:
+    """Whether a ``vigil.metrics.v1`` value is a drift detector's ``WindowReport`` (the topic
+    also carries traffic, performance and flag reports, told apart by their fingerprints)."""
+    return value is not None and value[:2] == b"\xc3\x01" and value[2:10] in WINDOW_FINGERPRINTS
+
+
 def is_traffic_report(value: bytes | None) -> bool:
     """Whether a ``vigil.metrics.v1`` value is a drift detector's heartbeat (``TrafficReport``,
     told by its single-object schema fingerprint) rather than a ``WindowReport``."""

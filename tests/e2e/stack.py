@@ -124,6 +124,10 @@ def stack_env(**overrides: str) -> dict[str, str]:
         # every report on this machine's metrics topic.
         "VIGIL_ALERTING_AUTO_OFFSET_RESET": "latest",
         "VIGIL_ARCHIVE_GROUP_ID": f"e2e-archive-{run}",
+        # The review queue's candidates and flags (and the flag reports made of them): this
+        # stack's own.
+        "VIGIL_FEEDBACK_REVIEW_GROUP_ID": f"e2e-review-{run}",
+        "VIGIL_FEEDBACK_REVIEW_REDIS_PREFIX": f"e2e:{run}:review",
         # A new group reads only what is produced once it is ready, not the topic's history.
         "VIGIL_DRIFT_AUTO_OFFSET_RESET": "latest",
         **overrides,

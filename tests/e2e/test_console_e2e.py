@@ -57,8 +57,6 @@ def stack(infra: VigilSettings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         VIGIL_REGISTRY_DRIFT_REDIS_PREFIX=f"e2e:{run}:drift:",
         VIGIL_REGISTRY_PAIRS_GROUP=f"e2e-registry-pairs-{run}",
         VIGIL_REGISTRY_PAIRS_REDIS_PREFIX=f"e2e:{run}:pairs:",
-        VIGIL_FEEDBACK_REVIEW_GROUP_ID=f"e2e-review-{run}",
-        VIGIL_FEEDBACK_REVIEW_REDIS_PREFIX=f"e2e:{run}:review",
         VIGIL_CONSOLE_REDIS_PREFIX=f"e2e:{run}:console",
     )
     running = Stack(logs, env, workers=("feedback_joiner",), console=True)

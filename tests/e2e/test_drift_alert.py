@@ -18,7 +18,7 @@ import pytest
 
 from tests.access import SESSION, SESSION_KEY, bearer
 from tests.e2e.stack import Stack, stack_env
-from tests.kafka_tools import Message, end_offsets, is_traffic_report, read_from
+from tests.kafka_tools import Message, end_offsets, is_window_report, read_from
 from tests.samples import one_feature_model
 from tests.webhook import WebhookInbox, webhook_inbox
 from vigil.adapters.bus import new_producer
@@ -106,9 +106,9 @@ def _predictions(
 
 def _reports(messages: list[Message], model_id: str) -> list[WindowReport]:
     """The model's window reports, one per window (a stack from `make up` may publish them
-    too); the traffic reports beside them are passed over."""
+    too); the traffic, performance and flag reports beside them are passed over."""
     codec = Codec(WindowReport)
-    decoded = (codec.decode(m.value) for m in messages if not is_traffic_report(m.value))
+    decoded = (codec.decode(m.value) for m in messages if is_window_report(m.value))
     return list({r.report_id: r for r in decoded if r.model_id == model_id}.values())
 
 
