@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from prediction_logger import metrics
 from prediction_logger.config import Settings
+from prediction_logger.environments import environments_router
 from prediction_logger.handlers import (
     Event,
     PredictionIn,
@@ -283,7 +284,7 @@ def create_app(
         "prediction_logger",
         opener,
         adapters,
-        [router],
+        [router, environments_router],
         config,
         max_body_bytes=config.prediction_logger_max_body_bytes,
         guard=guard,

@@ -102,17 +102,23 @@ class Delivery:
 
     async def _report(self) -> None:
         """Send the pending environment reports; on failure try again after the retry
-        interval. A transport that cannot carry them (HTTP) drops them, saying so once."""
+        interval. Reports the destination refuses, or a transport that cannot carry them,
+        drop them, saying so."""
         if time.monotonic() < self._report_after:
             return
         transport = self.transport
         if not isinstance(transport, EnvironmentReporter):
-            log.info("vigil: environment reports go over Kafka only; not reported")
+            log.info("vigil: this transport carries no environment reports; not reported")
             self.environments.clear()
             return
         reports = list(self.environments)
         try:
             await asyncio.wait_for(transport.report(reports), self.policy.send_timeout_seconds)
+        except Rejected as exc:
+            self.last_error = f"environment report refused: {exc}"
+            log.warning("vigil: %s", self.last_error)
+            self.environments.clear()
+            return
         except Exception as exc:
             self._report_after = time.monotonic() + self.policy.retry_interval_seconds
             self.last_error = f"environment report: {type(exc).__name__}: {exc}"

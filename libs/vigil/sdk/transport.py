@@ -69,7 +69,7 @@ class Transport(Protocol):
 
 @runtime_checkable
 class EnvironmentReporter(Protocol):
-    """A transport that can also deliver environment reports (Kafka only, for now)."""
+    """A transport that can also deliver environment reports (Kafka and HTTP both can)."""
 
     async def report(self, reports: Sequence[EnvironmentReport]) -> None: ...
 
@@ -173,6 +173,22 @@ class HttpTransport:
                     raise
                 refused += [str(exc)] * len(group)  # the other kind was delivered: not resent
         return refused
+
+    async def report(self, reports: Sequence[EnvironmentReport]) -> None:
+        """POST environment reports to ``<url>/v1/environments``, one each."""
+        if self._client is None:
+            await self.start()
+        assert self._client is not None
+        url = self.url.removesuffix("/v1/predictions") + "/v1/environments"
+        for r in reports:
+            response = await self._client.post(
+                url,
+                content=r.model_dump_json(exclude_none=True).encode(),
+                headers={"content-type": "application/json"},
+            )
+            if response.status_code in (400, 404, 413, 422):
+                raise Rejected(f"HTTP {response.status_code}: {response.text[:500]}")
+            response.raise_for_status()
 
     async def _post(self, url: str, events: Sequence[dict[str, Any]]) -> list[str]:
         if self._client is None:
