@@ -91,11 +91,13 @@ async def feedback_summary(
     window_seconds: Annotated[float, Query(gt=0, le=366 * 86400)] = 86400.0,
 ) -> dict[str, Any]:
     """A model's experts' flags with their comments (newest first, the latest ``limit``), flag
-    rates overall, per expert and per window, and how far the experts agree."""
+    rates overall, per expert and per window, how far the experts agree, and how often they
+    agree with the ground truth where a label pipeline gave it."""
     desk = await _desk(log, model_id)
     since_us = None if since is None else _ms(since) * 1000
     flags = await answered_or_503(desk.store.flags(model_id, since_us), "Redis")
-    return {"since": since, **summarise(model_id, flags, limit, window_seconds)}
+    truths = await answered_or_503(desk.store.truths(model_id), "Redis")
+    return {"since": since, **summarise(model_id, flags, limit, window_seconds, truths)}
 
 
 async def attribute(

@@ -12,7 +12,9 @@ Keys, under the prefix ``P`` (``VIGIL_FEEDBACK_REVIEW_REDIS_PREFIX``) and a mode
 - ``P:m:out`` zset of the items handed out, by time; ``P:where`` hash prediction id -> model
   of every item handed out (``P:where_time``), to attribute a flag that names no model;
 - ``P:m:lease:<id>`` (an item leased to one expert) and ``P:m:lease:<id>:<reviewer>`` (a second
-  opinion leased to that expert): the reviewer, with a time to live.
+  opinion leased to that expert): the reviewer, with a time to live;
+- ``P:m:truth`` hash prediction id -> the true outcome (JSON) of a candidate or judged item,
+  from a label pipeline's feedback: experts measured against ground truth.
 
 A candidate's body stays while it is a candidate, handed out or judged. Everything but the
 leases is rebuilt by reading the topics again (``feedback.review_worker``).
@@ -145,6 +147,7 @@ class ReviewStore:
         unheld = [pid for i, pid in enumerate(ids) if not any(held[3 * i : 3 * i + 3])]
         if unheld:
             await self.redis.hdel(k("items"), *unheld)
+            await self.redis.hdel(k("truth"), *unheld)
 
     async def add_drift_window(self, window: DriftWindow) -> None:
         """Remember a drifted window; mark the candidates already kept from it."""
@@ -204,6 +207,36 @@ class ReviewStore:
         if old_items:
             await self.redis.hdel(k("judged"), *old_items)
             await self._drop(model_id, old_items, ("judged_time", "second"))
+
+    async def add_truths(self, truths: Sequence[tuple[str | None, str, Any]]) -> None:
+        """Keep the true outcome of items the queue holds (a candidate, handed out or judged):
+        the newest label read wins; labels of other predictions are not kept."""
+        unnamed = await self.where([pid for model, pid, _ in truths if model is None])
+        placed = [(model or unnamed.get(pid), pid, actual) for model, pid, actual in truths]
+        pipe = self.redis.pipeline(transaction=False)
+        known = [(m, pid, actual) for m, pid, actual in placed if m is not None]
+        for model_id, pid, _ in known:
+            pipe.hexists(partial_key(self, model_id)("items"), pid)
+        held = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for (model_id, pid, actual), kept in zip(known, held, strict=True):
+            if kept:
+                pipe.hset(partial_key(self, model_id)("truth"), pid, orjson.dumps(actual))
+        await pipe.execute()
+
+    async def truths(self, model_id: str) -> dict[str, tuple[Any, Any]]:
+        """prediction id -> (its prediction, its true outcome), for the items with both."""
+        k = partial_key(self, model_id)
+        truth = {str(p): _loads(a) for p, a in (await self.redis.hgetall(k("truth"))).items()}
+        if not truth:
+            return {}
+        ids = list(truth)
+        bodies = await self.redis.hmget(k("items"), ids)
+        return {
+            pid: (_loads(body)["prediction"], truth[pid])
+            for pid, body in zip(ids, bodies, strict=True)
+            if body is not None
+        }
 
     async def where(self, prediction_ids: Sequence[str]) -> dict[str, str]:
         """The model each of these items was handed out for, when one was."""

@@ -86,6 +86,7 @@ class ReviewCandidates(StageLogic):
         self.predictions: list[tuple[str, tuple[Candidate, float | None]]] = []
         self.windows: list[dict[str, Any]] = []
         self.flags: list[dict[str, Any]] = []
+        self.truths: list[tuple[str | None, str, Any]] = []  # model, prediction id, actual
 
     async def absorb(self, records: Sequence[Incoming]) -> None:
         for record in records:
@@ -122,6 +123,8 @@ class ReviewCandidates(StageLogic):
             SKIPPED.labels("undecodable").inc()
             return
         if event.flag is None:
+            if event.actual is not None:  # a true outcome: to measure experts against
+                self.truths.append((event.model_id, event.prediction_id, event.actual))
             return
         flag = event.model_dump(include={"feedback_id", "prediction_id", "model_id", "flag"})
         flag.update(
@@ -134,7 +137,7 @@ class ReviewCandidates(StageLogic):
         self.flags.append(flag)
 
     def due(self, now: float) -> bool:
-        pending = self.predictions or self.windows or self.flags
+        pending = self.predictions or self.windows or self.flags or self.truths
         return bool(pending) and now - self.last_flush >= self.every
 
     async def flush(self) -> Output:
@@ -167,6 +170,8 @@ class ReviewCandidates(StageLogic):
             await self.tally.add(placed)
         for model_id, flags in by_model(placed).items():
             await self.store.add_flags(model_id, flags)
+        if self.truths:
+            await self.store.add_truths(self.truths)
 
     def on_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
         self._clear()  # not stored yet: read again from the committed offsets

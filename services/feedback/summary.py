@@ -13,7 +13,7 @@ from typing import Any
 
 from vigil.agreement import FlagRates, agreement, flag_rates, flag_rates_by_reviewer
 
-__all__ = ["judgements", "summarise"]
+__all__ = ["against_truth", "judgements", "summarise"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -56,13 +56,62 @@ def _windows(flags: Sequence[Mapping[str, Any]], window_seconds: float) -> list[
     ]
 
 
+def _class(value: Any) -> str | None:
+    """A label as a class to compare (``True``, ``1`` and ``"true"`` alike); None for a
+    fraction (a regression value: an expert's ``ok`` or ``incorrect`` is not checkable)."""
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    text = (str(int(value)) if isinstance(value, float) else str(value)).lower()
+    return {"1": "true", "0": "false"}.get(text, text)
+
+
+def _share(agreeing: int, total: int) -> float | None:
+    return agreeing / total if total else None
+
+
+def against_truth(
+    judged: Mapping[str, Mapping[str, str]], truths: Mapping[str, tuple[Any, Any]]
+) -> dict[str, Any]:
+    """Experts against ground truth where both exist: an ``incorrect`` judgement agrees when
+    the prediction differs from the true outcome, an ``ok`` one when it equals it (other
+    flags say nothing about correctness)."""
+    agreeing: dict[str, int] = {}
+    total: dict[str, int] = {}
+    items = 0
+    for pid, by_reviewer in judged.items():
+        pair = truths.get(pid)
+        if pair is None:
+            continue
+        predicted, actual = _class(pair[0]), _class(pair[1])
+        calls = {r: f for r, f in by_reviewer.items() if f in ("incorrect", "ok")}
+        if predicted is None or actual is None or not calls:
+            continue
+        items += 1
+        wrong = predicted != actual
+        for reviewer, flag in calls.items():
+            total[reviewer] = total.get(reviewer, 0) + 1
+            agreeing[reviewer] = agreeing.get(reviewer, 0) + ((flag == "incorrect") == wrong)
+    every = sum(total.values())
+    return {
+        "items": items,
+        "judgements": every,
+        "agreeing_share": _share(sum(agreeing.values()), every),
+        "reviewers": {
+            r: {"judgements": n, "agreeing_share": _share(agreeing[r], n)}
+            for r, n in sorted(total.items())
+        },
+    }
+
+
 def summarise(
     model_id: str,
     flags: Sequence[Mapping[str, Any]],
     limit: int,
     window_seconds: float,
+    truths: Mapping[str, tuple[Any, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The summary of a model's ``flags`` (newest first), listing the newest ``limit``."""
+    """The summary of a model's ``flags`` (newest first), listing the newest ``limit``;
+    with ``truths`` (prediction id -> prediction, true outcome), the experts against them."""
     judged = judgements(flags)
     agreed = agreement(judged)
     return {
@@ -82,6 +131,7 @@ def summarise(
                 for pair, kappa in sorted(agreed.cohen_kappa.items())
             ],
         },
+        "against_truth": against_truth(judged, truths or {}),
         "flags": [
             {
                 "feedback_id": f["feedback_id"],

@@ -16,6 +16,7 @@ from datetime import timedelta
 from random import Random
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from redis import Redis
@@ -288,3 +289,38 @@ def test_the_mix_the_model_sets_is_the_queues_default(desk: Desk) -> None:
     assert {i["reason"] for i in items} <= {"low_confidence"}
     asked = _queue(desk.client, CY, limit=1, mix="random=1").json()
     assert asked["mix"] == {"random": 1.0}
+
+
+def test_experts_are_measured_against_the_ground_truth_that_comes_later(desk: Desk) -> None:
+    """A label pipeline's true outcome for items experts judged: every prediction here is
+    ``True``, the truth ``False``, so an ``incorrect`` judgement agrees and an ``ok`` one
+    does not; labels of predictions the queue does not hold are not kept."""
+    judged = {pid: orjson.loads(v) for pid, v in desk.redis.hgetall(desk.key("judged")).items()}
+    calls = [
+        (pid, reviewer, flag)
+        for pid, by in judged.items()
+        for reviewer, (flag, _) in by.items()
+        if flag in ("incorrect", "ok")
+    ]
+    assert calls, judged
+    labels = [
+        {"prediction_id": pid, "model_id": MODEL, "actual": False, "source": "ground_truth"}
+        for pid in {pid for pid, _, _ in calls}
+    ]
+    labels.append({"prediction_id": f"{MODEL}-nowhere", "model_id": MODEL, "actual": True})
+    sent = desk.client.post("/v1/feedback", json=labels, headers=SESSION)
+    assert sent.status_code == 200, sent.text
+
+    def measured() -> Any:
+        summary = desk.client.get(f"/v1/models/{MODEL}/feedback-summary", headers=SESSION)
+        return summary.json()["against_truth"]
+
+    _until(lambda: measured()["judgements"] == len(calls))
+    found = measured()
+    agreeing = sum(flag == "incorrect" for _, _, flag in calls)
+    assert found["items"] == len({pid for pid, _, _ in calls})
+    assert found["agreeing_share"] == pytest.approx(agreeing / len(calls))
+    for reviewer, figures in found["reviewers"].items():
+        mine = [flag for _, r, flag in calls if r == reviewer]
+        assert figures["agreeing_share"] == pytest.approx(mine.count("incorrect") / len(mine))
+    assert desk.redis.hget(desk.key("truth"), f"{MODEL}-nowhere") is None

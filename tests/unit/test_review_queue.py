@@ -18,7 +18,7 @@ from feedback.review import (
     low_confidence_margin,
     second_opinion,
 )
-from feedback.summary import judgements, summarise
+from feedback.summary import against_truth, judgements, summarise
 
 DEFAULT = "random=0.4,low_confidence=0.3,drifted=0.2,disagreement=0.1"
 
@@ -226,3 +226,21 @@ def test_the_summary_lists_flags_newest_first_and_counts_each_experts_newest_fla
     assert (agreed["items"], agreed["pairs"], agreed["agreeing_share"]) == (2, 2, 0.5)
     assert agreed["cohen_kappa"] == [{"reviewers": ["ana", "bo"], "kappa": 0.0}]
     assert agreed["fleiss_kappa"] == pytest.approx(-1 / 3)
+
+
+def test_experts_against_ground_truth_count_only_correctness_calls() -> None:
+    judged = {
+        "p1": {"ana": "incorrect", "bo": "ok", "cy": "harmful"},  # predicted 1, truly false
+        "p2": {"ana": "ok"},  # predicted True, truly 1: right
+        "p3": {"ana": "incorrect"},  # a regression value: not checkable
+        "p4": {"bo": "ok"},  # no truth
+    }
+    truths = {"p1": (1, False), "p2": (True, 1), "p3": (2.5, 3.0)}
+    found = against_truth(judged, truths)
+    assert (found["items"], found["judgements"]) == (2, 3)
+    assert found["agreeing_share"] == pytest.approx(2 / 3)
+    assert found["reviewers"] == {
+        "ana": {"judgements": 2, "agreeing_share": 1.0},
+        "bo": {"judgements": 1, "agreeing_share": 0.0},
+    }
+    assert against_truth(judged, {})["agreeing_share"] is None
