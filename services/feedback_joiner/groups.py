@@ -13,7 +13,13 @@ from vigil.performance.labels import is_positive
 from vigil.performance.segments import crossed
 from vigil.wire.columns import BOOLEAN, LONG, MISSING, STRING, Batch, Column
 from vigil.wire.records import ModelVersion, PredictionEvent
-from vigil.wire.segments import CROSS, SegmentSpec, effective_segments, group_of
+from vigil.wire.segments import (
+    CROSS,
+    SegmentSpec,
+    effective_segments,
+    group_of,
+    value_groups,
+)
 
 __all__ = ["batchable", "column_groups", "event_groups", "positive_flags"]
 
@@ -45,15 +51,7 @@ def batchable(version: ModelVersion) -> bool:
 def event_groups(version: ModelVersion, event: PredictionEvent) -> list[tuple[str, str]]:
     """The (segment, group) pairs of one event: one per segment, and the crossed pair."""
     segments, cross = _segments(version)
-    if not segments:
-        return []
-    found = {
-        s.name: group_of(s, (event.tags if s.tag else event.features).get(s.name)) for s in segments
-    }
-    pairs = list(found.items())
-    if cross:
-        pairs.append((crossed(cross), CROSS.join((found[cross[0]], found[cross[1]]))))
-    return pairs
+    return value_groups(segments, cross, event.features, event.tags)
 
 
 def _values(column: Column) -> tuple[list[Any], Codes]:

@@ -28,7 +28,7 @@ from vigil.drift.window import WindowProfile
 from vigil.wire.archive_paths import partition_directory
 from vigil.wire.base import as_utc
 from vigil.wire.records import ModelVersion, ReferenceProfile
-from vigil.wire.segments import CROSS, SegmentSpec, effective_segments, group_of
+from vigil.wire.segments import CROSS, effective_segments, value_groups
 
 __all__ = ["ArchivedRows", "read_archive", "segment_drift", "segment_names"]
 
@@ -92,16 +92,15 @@ def segment_names(version: ModelVersion) -> list[str]:
 
 
 def _groups(version: ModelVersion, segment: str, rows: ArchivedRows) -> list[str]:
-    specs = {s.name: s for s in effective_segments(version.segments, version.sensitive_attributes)}
-    parts: list[SegmentSpec] = (
-        [specs[name] for name in version.segment_cross]
-        if segment == CROSS.join(version.segment_cross)
-        else [specs[segment]]
-    )
+    cross = version.segment_cross
+    needed = set(cross) if segment == CROSS.join(cross) else {segment}
+    specs = [
+        s
+        for s in effective_segments(version.segments, version.sensitive_attributes)
+        if s.name in needed
+    ]
     return [
-        CROSS.join(
-            group_of(spec, (tags if spec.tag else features).get(spec.name)) for spec in parts
-        )
+        dict(value_groups(specs, cross, features, tags))[segment]
         for features, tags in zip(rows.features, rows.tags, strict=True)
     ]
 

@@ -29,7 +29,7 @@ from typing import Any
 from vigil.performance.accumulator import WindowPerformance
 from vigil.performance.labels import DEFAULT_POSITIVE, label_text
 from vigil.wire.performance import Task
-from vigil.wire.segments import CROSS, SegmentSpec, group_of
+from vigil.wire.segments import SegmentSpec, value_groups
 from vigil.wire.validation import FieldError, describe
 
 __all__ = [
@@ -150,17 +150,12 @@ def reference_groups(
     segment is not in a reference's rows) and of the crossed pair, for rows
     ``reference_outcomes`` accepted."""
     features = [s for s in segments if not s.tag]
-    crossed = len(cross) == 2 and all(c in {s.name for s in features} for c in cross)
     found: dict[tuple[str, str], WindowPerformance] = {}
     for i, (row, prediction, actual) in enumerate(zip(rows, predictions, actuals, strict=True)):
         if prediction is None or actual is None or not isinstance(row, dict):
             continue
         score = scores[i] if scores is not None else None
-        groups = {s.name: group_of(s, row.get(s.name)) for s in features}
-        pairs = list(groups.items())
-        if crossed:
-            pairs.append((CROSS.join(cross), CROSS.join(groups[c] for c in cross)))
-        for pair in pairs:
+        for pair in value_groups(features, cross, row):
             window = found.get(pair)
             if window is None:
                 window = found[pair] = WindowPerformance(task, positive_label)

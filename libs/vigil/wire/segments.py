@@ -11,7 +11,7 @@ numeric one cut by increasing ``bins`` (``[25, 40, 60]``: ``<25``, ``25..40``, `
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "bin_labels",
     "effective_segments",
     "group_of",
+    "value_groups",
 ]
 
 MISSING_GROUP = "_missing"  # the group of an event without the segment's value
@@ -87,3 +88,20 @@ def group_of(spec: SegmentSpec, value: Any) -> str:
         if value < edge:
             return labels[i]
     return labels[-1]
+
+
+def value_groups(
+    segments: Sequence[SegmentSpec],
+    cross: Sequence[str],
+    features: Mapping[str, Any],
+    tags: Mapping[str, Any] | None = None,
+) -> list[tuple[str, str]]:
+    """The (segment, group) pairs of one event's values: one per segment (a tag segment reads
+    ``tags``), and the crossed pair when both of its segments are among ``segments``."""
+    found = {
+        s.name: group_of(s, ((tags or {}) if s.tag else features).get(s.name)) for s in segments
+    }
+    pairs = list(found.items())
+    if len(cross) == 2 and all(c in found for c in cross):
+        pairs.append((CROSS.join(cross), CROSS.join(found[c] for c in cross)))
+    return pairs
