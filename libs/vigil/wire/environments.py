@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from vigil.wire.base import Record
+from vigil.wire.checks import Check
 from vigil.wire.records import Environment
 
 __all__ = [
@@ -89,19 +90,10 @@ def mismatches(validated: Environment, served: EnvironmentReport) -> list[Mismat
     return found
 
 
-class EnvironmentCheck(BaseModel):
-    """Not a published report: one serving host's environment judged against the one its
-    version was validated in, as alerting reads it (the ``environment_mismatch`` signal)."""
+class EnvironmentCheck(Check):
+    """One serving host's environment judged against the one its version was validated in,
+    as alerting reads it (the ``environment_mismatch`` signal)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    report_id: str
-    model_id: str
-    model_version: str
-    window_start: datetime
-    window_end: datetime
-    event_count: int = 0
-    created_at: datetime
     host: str
     python: str
     mismatches: list[str] = Field(default_factory=list)  # each in a sentence

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict
-
+from vigil.wire.checks import Check
 from vigil.wire.environments import EnvironmentCheck, environment_readings
 from vigil.wire.flag_reports import FlagReport, flag_rates, harmful_flags, kind_errors
 from vigil.wire.performance import METRICS, PerformanceReport
@@ -69,19 +68,10 @@ class Report(Protocol):
 R = TypeVar("R")
 
 
-class SilenceCheck(BaseModel):
-    """Not a published report: how long a version has had no traffic, on alerting's clock.
-    Its window runs from the end of the version's last traffic to now."""
+class SilenceCheck(Check):
+    """How long a version has had no traffic, on alerting's clock. Its window runs from the
+    end of the version's last traffic to now."""
 
-    model_config = ConfigDict(frozen=True)
-
-    report_id: str
-    model_id: str
-    model_version: str
-    window_start: datetime
-    window_end: datetime
-    event_count: int = 0
-    created_at: datetime
     silent_seconds: float
 
     @classmethod
