@@ -21,7 +21,7 @@ from vigil.wire.avro import known_writer_schemas
 from vigil.wire.base import Record
 from vigil.wire.codec import Codec, DecodeError
 
-__all__ = ["ReportIndex", "index_reports", "is_record"]
+__all__ = ["ReportIndex", "index_reports", "indexer", "is_record"]
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
@@ -68,11 +68,11 @@ async def _deliver(routes: list[_Route], value: bytes | None, offset: int) -> No
     await route.index.put(report)
 
 
-async def index_reports(kafka: Kafka, topic: str, group: str, *indexes: ReportIndex[Any]) -> None:
-    """Keep ``indexes`` up to date with the reports of ``topic``, until cancelled."""
-    routes = [_Route(index) for index in indexes]
+async def indexer(kafka: Kafka, group: str, *topics: str) -> AIOKafkaConsumer:
+    """A started consumer for one of the registry's indexes: its own group, from the start of
+    the topics, committed records only (offsets committed by the caller)."""
     consumer = AIOKafkaConsumer(
-        topic,
+        *topics,
         **client_options(kafka),
         group_id=group,
         enable_auto_commit=False,
@@ -80,6 +80,13 @@ async def index_reports(kafka: Kafka, topic: str, group: str, *indexes: ReportIn
         isolation_level="read_committed",
     )
     await start_client(consumer, kafka)
+    return consumer
+
+
+async def index_reports(kafka: Kafka, topic: str, group: str, *indexes: ReportIndex[Any]) -> None:
+    """Keep ``indexes`` up to date with the reports of ``topic``, until cancelled."""
+    routes = [_Route(index) for index in indexes]
+    consumer = await indexer(kafka, group, topic)
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=1000, max_records=5000)

@@ -28,12 +28,12 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from registry.config import Settings
-from vigil.adapters.kafka_security import Kafka, client_options, start_client
+from registry.metrics_feed import indexer
+from vigil.adapters.kafka_security import Kafka
 from vigil.adapters.tasks import stop_tasks
 from vigil.performance.labels import label_text
 from vigil.wire.base import as_utc
@@ -316,16 +316,7 @@ async def index_pairs(
     kafka: Kafka, predictions_topic: str, outcomes_topic: str, group: str, index: PairsIndex
 ) -> None:
     """Keep ``index`` up to date with the tagged predictions and outcomes, until cancelled."""
-    consumer = AIOKafkaConsumer(
-        predictions_topic,
-        outcomes_topic,
-        **client_options(kafka),
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    await start_client(consumer, kafka)
+    consumer = await indexer(kafka, group, predictions_topic, outcomes_topic)
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
