@@ -123,7 +123,7 @@ async def model_page(
     perf = visitor.may(P.PERFORMANCE_READ)
     no_perf = "Your key's roles do not read performance."
     try:
-        heat, reports, fairness, comparison, alerts = await asyncio.gather(
+        heat, reports, fairness, comparison, alerts, by_segment = await asyncio.gather(
             _section(services.heatmap(key, model_id, shown, since, until, HEAT_COLUMNS), "drift"),
             _section(services.performance(key, model_id, shown, since), "performance")
             if perf
@@ -137,14 +137,12 @@ async def model_page(
             _section(services.model_alerts(key, model_id), "alerts")
             if visitor.may(P.ALERTS_READ)
             else _nothing("Your key's roles do not read alerts."),
-        )
-        by_segment = (
-            await _section(
+            _section(
                 services.segment_drift(key, model_id, shown, segment[:300], since),
                 "drift by segment",
             )
             if segment
-            else None
+            else _nothing(""),
         )
     except Unanswered as exc:
         raise page_failure(exc) from exc
@@ -179,7 +177,7 @@ async def model_page(
         "closed_alerts": sorted(closed, key=lambda a: a.updated_at, reverse=True)[:50],
         "segment_names": segment_names(chosen),
         "segment": segment[:300],
-        "by_segment": by_segment,
+        "by_segment": by_segment if segment else None,
     }
     return render(request, "model.html", context, visitor)
 
