@@ -201,12 +201,15 @@ class StandIn:
             return self.performance.get((parts[2], parts[4]), [])
         if host == "alerting" and path == "/v1/alerts":
             self._need(caller, P.ALERTS_READ)
-            status = request.url.params.get("status")
-            return [
+            params = request.url.params
+            found = [
                 a.model_dump(mode="json")
                 for a in self.alerts.values()
-                if a.status == status and caller.covers(a.model_id)
+                if a.status == params.get("status") and caller.covers(a.model_id)
             ]
+            start, limit = int(params.get("cursor") or 0), int(params.get("limit") or 100)
+            more = {"X-Next-Cursor": str(start + limit)} if start + limit < len(found) else {}
+            return httpx.Response(200, json=found[start : start + limit], headers=more)
         if host == "alerting" and path == "/v1/silences":
             self._need(caller, P.ALERTS_READ)
             return self.silences
@@ -231,7 +234,13 @@ class StandIn:
             model_id = params.get("model_id")
             if model_id:
                 self._covers(caller, model_id)
-            events = [e for e in self.audit if not model_id or e.get("model_id") == model_id]
+            principal = params.get("principal")
+            events = [
+                e
+                for e in self.audit
+                if (not model_id or e.get("model_id") == model_id)
+                and (not principal or e.get("principal") == principal)
+            ]
             start = int(params.get("before") or 0)
             limit = int(params.get("limit") or 100)
             page = events[start : start + limit]

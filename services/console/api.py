@@ -10,7 +10,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from console import health_pages, model_pages, pages, report_pages, review_pages, silence_pages
+from console import (
+    audit_pages,
+    health_pages,
+    model_pages,
+    pages,
+    report_pages,
+    review_pages,
+    silence_pages,
+)
 from console.config import Settings
 from console.sessions import RedisSessions, Session, new_token
 from console.upstream import Services
@@ -148,6 +156,7 @@ def _install_pages(app: FastAPI, settings: Settings) -> None:
     app.include_router(review_pages.router)
     app.include_router(silence_pages.router)
     app.include_router(health_pages.router)
+    app.include_router(audit_pages.router)
     app.include_router(model_pages.router)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from console.handlers import (
@@ -21,10 +21,9 @@ from console.handlers import (
     worst_first,
 )
 from console.silencing import covered
-from console.upstream import Refused, Services, Unanswered
+from console.upstream import ALERT_PAGE, Refused, Services, Unanswered
 from console.web import (
     ConsoleDep,
-    PageError,
     Visitor,
     VisitorDep,
     check_csrf,
@@ -41,12 +40,17 @@ router = APIRouter(include_in_schema=False)
 P = Permission
 
 
-async def _open_alerts(services: Services, key: str) -> tuple[list[Alert], bool]:
-    """Firing and acknowledged alerts, and whether either list had more than one page."""
+async def _open_alerts(
+    services: Services, key: str, firing_from: str = "", acknowledged_from: str = ""
+) -> tuple[list[Alert], dict[str, str]]:
+    """A page each of the firing and the acknowledged alerts (from the cursors given, else the
+    newest), and where each status's next page starts, for the statuses that have one."""
     (firing, more), (acked, more_acked) = await asyncio.gather(
-        services.alerts(key, "firing"), services.alerts(key, "acknowledged")
+        services.alerts(key, "firing", firing_from or None),
+        services.alerts(key, "acknowledged", acknowledged_from or None),
     )
-    return firing + acked, more or more_acked
+    following = {"firing": more, "acknowledged": more_acked}
+    return firing + acked, {status: at for status, at in following.items() if at}
 
 
 async def _fleet_summary(
@@ -75,8 +79,8 @@ async def fleet(
     """Every model version in the key's scope, worst first: alerts, traffic, drift, performance."""
     key, services = visitor.session.key, console.services
 
-    async def readable_alerts() -> tuple[list[Alert] | None, bool]:
-        return await _open_alerts(services, key) if visitor.may(P.ALERTS_READ) else (None, False)
+    async def readable_alerts() -> tuple[list[Alert] | None, dict[str, str]]:
+        return await _open_alerts(services, key) if visitor.may(P.ALERTS_READ) else (None, {})
 
     try:
         models, summary, (alerts, truncated) = await asyncio.gather(
@@ -97,40 +101,49 @@ async def fleet(
         "alerts_readable": alerts is not None,
         "performance_readable": any(r.performance_readable for r in rows) or not rows,
         "fleet_known": summary is not None,
-        "truncated": truncated,
+        "truncated": bool(truncated),
     }
     return render(request, "fleet.html", context, visitor)
 
 
 def _need_alerts(visitor: Visitor) -> None:
-    if not visitor.may(P.ALERTS_READ):
-        roles = ", ".join(sorted(visitor.caller.roles))
-        raise PageError(
-            403,
-            "Not allowed",
-            f"Your key's roles ({roles}) may not read alerts: that needs sme, data_scientist,"
-            " oncall, auditor or admin.",
-        )
+    visitor.need(P.ALERTS_READ, "read alerts")
 
 
 @router.get("/alerts")
 async def alerts(
-    request: Request, visitor: VisitorDep, console: ConsoleDep, acknowledged: str = ""
+    request: Request,
+    visitor: VisitorDep,
+    console: ConsoleDep,
+    acknowledged: str = "",
+    firing_from: str = Query("", max_length=64),
+    acknowledged_from: str = Query("", max_length=64),
 ) -> Response:
-    """Firing, acknowledged and silenced alerts, and the silences in force."""
+    """Firing, acknowledged and silenced alerts, and the silences in force: the newest page of
+    each status, or the page a ``firing_from`` / ``acknowledged_from`` cursor starts."""
     _need_alerts(visitor)
     key = visitor.session.key
     try:
-        (found, truncated), silences = await asyncio.gather(
-            _open_alerts(console.services, key), console.services.silences(key)
+        (found, following), silences = await asyncio.gather(
+            _open_alerts(console.services, key, firing_from, acknowledged_from),
+            console.services.silences(key),
         )
     except (Refused, Unanswered) as exc:
         raise page_failure(exc, "Not possible now") from exc
+    at = {"firing_from": firing_from, "acknowledged_from": acknowledged_from}
+
+    def older_than(status: str, cursor: str) -> str:  # the other status stays where it is
+        params = {**at, f"{status}_from": cursor}
+        return "/alerts?" + urlencode({k: v for k, v in params.items() if v})
+
+    older = {status: older_than(status, cursor) for status, cursor in following.items()}
     context = {
         "lists": split_alerts(covered(found, silences)),
         "silences": [s for s in silences if s.get("status") == "active"],
         "may_ack": visitor.may(P.ALERTS_WRITE),
-        "truncated": truncated,
+        "older": older,
+        "paged": bool(firing_from or acknowledged_from),
+        "page_size": ALERT_PAGE,
         "acknowledged": acknowledged[:100],
     }
     return render(request, "alerts.html", context, visitor)

@@ -34,14 +34,7 @@ def _not_found(model_id: str) -> PageError:
 
 async def _report(visitor: Visitor, console: ConsoleDep, model_id: str) -> dict[str, Any]:
     """The report, or the page saying why not (403 naming the roles, 404 out of scope)."""
-    if not visitor.may(Permission.AUDIT_READ):
-        roles = ", ".join(sorted(visitor.caller.roles))
-        raise PageError(
-            403,
-            "Not allowed",
-            f"Your key's roles ({roles}) may not read the audit trail, which the report is"
-            " made of: that needs auditor or admin.",
-        )
+    visitor.need(Permission.AUDIT_READ, "read the audit trail, which the report is made of")
     if not visitor.caller.covers(model_id):
         raise _not_found(model_id)
     services = console.services

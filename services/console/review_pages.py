@@ -36,14 +36,7 @@ NEWEST_FLAGS = 20
 
 
 def _need_review(visitor: Visitor) -> None:
-    if not visitor.may(Permission.FEEDBACK_REVIEW):
-        roles = ", ".join(sorted(visitor.caller.roles))
-        needed = " or ".join([*visitor.caller.roles_with(Permission.FEEDBACK_REVIEW), "admin"])
-        raise PageError(
-            403,
-            "Not allowed",
-            f"Your key's roles ({roles}) may not review predictions: that needs {needed}.",
-        )
+    visitor.need(Permission.FEEDBACK_REVIEW, "review predictions")
 
 
 def _not_found(model_id: str) -> PageError:

@@ -108,9 +108,17 @@ class Services:
         found = self._json("registry", await self._call("registry", "GET", path, key, params))
         return found if isinstance(found, list) else []
 
-    async def alerts(self, key: str, status: str) -> tuple[list[Alert], bool]:
-        """The newest alerts of one status, and whether there were more than one page."""
-        params = {"status": status, "limit": ALERT_PAGE}
+    async def alerts(
+        self, key: str, status: str, cursor: str | None = None
+    ) -> tuple[list[Alert], str | None]:
+        """One page of the alerts of one status, newest first, from ``cursor`` (the first page
+        without it), and where the next page starts (None: this was the last)."""
+        params: dict[str, Any] = {"status": status, "limit": ALERT_PAGE}
+        if cursor:
+            params["cursor"] = cursor
+        return await self._alerts(params, key)
+
+    async def _alerts(self, params: dict[str, Any], key: str) -> tuple[list[Alert], str | None]:
         response = await self._call("alerting", "GET", "/v1/alerts", key, params)
         try:
             alerts = _ALERTS.validate_python(self._json("alerting", response))
@@ -118,7 +126,7 @@ class Services:
             raise Unanswered(
                 "alerting", f"unreadable alerts: {exc.error_count()} error(s)"
             ) from exc
-        return alerts, "x-next-cursor" in response.headers
+        return alerts, response.headers.get("x-next-cursor")
 
     async def silences(self, key: str) -> list[dict[str, Any]]:
         """Every silence the key's scope covers."""
@@ -268,12 +276,22 @@ class Services:
 
     async def model_alerts(self, key: str, model_id: str) -> tuple[list[Alert], bool]:
         """The model's newest alerts of every status, and whether there were more."""
-        params: dict[str, Any] = {"model_id": model_id, "limit": ALERT_PAGE}
-        response = await self._call("alerting", "GET", "/v1/alerts", key, params)
-        try:
-            alerts = _ALERTS.validate_python(self._json("alerting", response))
-        except ValidationError as exc:
-            raise Unanswered(
-                "alerting", f"unreadable alerts: {exc.error_count()} error(s)"
-            ) from exc
-        return alerts, "x-next-cursor" in response.headers
+        alerts, following = await self._alerts({"model_id": model_id, "limit": ALERT_PAGE}, key)
+        return alerts, following is not None
+
+    async def audit(
+        self,
+        key: str,
+        model_id: str | None,
+        principal: str | None,
+        before: int | None,
+        limit: int,
+    ) -> dict[str, Any]:
+        """One page of the audit trail, newest first: ``events`` and ``next`` (the ``before``
+        of the page after it, or None)."""
+        params: dict[str, Any] = {"limit": limit}
+        for name, value in (("model_id", model_id), ("principal", principal), ("before", before)):
+            if value is not None:
+                params[name] = value
+        found: dict[str, Any] = await self._object("/v1/audit", key, params)
+        return found

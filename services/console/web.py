@@ -87,6 +87,19 @@ class Visitor:
         """Whether the key's roles grant ``permission``."""
         return self.caller.may(permission)
 
+    def need(self, permission: Permission, what: str) -> None:
+        """The 403 page naming the key's roles and the roles that grant ``permission`` (to do
+        ``what``), unless the key's roles grant it."""
+        if self.may(permission):
+            return
+        roles = ", ".join(sorted(self.caller.roles))
+        needed = ", ".join(self.caller.roles_with(permission))
+        if "admin" not in needed:
+            needed += " or admin"
+        raise PageError(
+            403, "Not allowed", f"Your key's roles ({roles}) may not {what}: that needs {needed}."
+        )
+
 
 def page_failure(exc: Refused | Unanswered, refused: str = "Refused") -> Exception:
     """What a page shows when a service refuses or fails the call it needs: a 503 page, the
