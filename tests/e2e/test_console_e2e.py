@@ -289,5 +289,14 @@ def test_a_person_uses_the_console_on_the_real_stack(
     document = json.loads(saved.read_text())
     assert [p["version"] for p in document["promotions"]] == ["1.1.0", "1.0.0"]
     assert all(p["principal"] == person for p in document["promotions"]), document["promotions"]
+
+    # The audit trail page, on the registry's own trail: both promotions, by this person.
+    page.goto(f"{console}/models/{model_id}")
+    page.click("#audit-link")
+    calls = page.locator("#audit tbody tr", has_text="promote")
+    expect(calls).to_have_count(2)
+    expect(calls.first).to_contain_text(person)
+    expect(calls.first).to_contain_text("allowed (200)")
+    screenshot(page, "audit")
     assert not [p for p in problems if not re.search(r"favicon", p)], problems
     context.close()
