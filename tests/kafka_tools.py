@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from vigil.wire.avro import known_writer_schemas
 from vigil.wire.codec import Codec
-from vigil.wire.records import Record, WindowReport
+from vigil.wire.records import PredictionEvent, Record, WindowReport
 from vigil.wire.topics import Topic
 
 R = TypeVar("R", bound=Record)
@@ -118,11 +118,26 @@ def private_copy(bootstrap: str, topic: Topic, tag: str) -> Topic:
 async def publish_reports(bootstrap: str, topic: Topic, reports: Sequence[WindowReport]) -> None:
     """Publish window reports to ``topic`` (a private copy of the metrics topic), keyed by
     model version as the drift detector keys them."""
+    await publish_window(bootstrap, None, [], topic, reports)
+
+
+async def publish_window(
+    bootstrap: str,
+    predictions: Topic | None,
+    events: Sequence[PredictionEvent],
+    metrics: Topic,
+    reports: Sequence[WindowReport],
+) -> None:
+    """Publish predictions (keyed by id) to ``predictions``, then window reports (keyed by
+    model version) to ``metrics``: private copies of the topics, as the services write them."""
     from vigil.adapters.bus import new_producer, publish
 
     producer = new_producer(bootstrap, "test")
     await producer.start()
     try:
-        await publish(producer, topic, Codec(WindowReport), reports, lambda r: r.key)
+        if predictions is not None:
+            codec = Codec(PredictionEvent)
+            await publish(producer, predictions, codec, events, lambda e: e.prediction_id)
+        await publish(producer, metrics, Codec(WindowReport), reports, lambda r: r.key)
     finally:
         await producer.stop()

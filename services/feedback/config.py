@@ -48,6 +48,10 @@ class Settings(VigilSettings):
     feedback_review_max_opinions: int = Field(default=3, ge=2)
     feedback_review_max_limit: int = Field(default=100, ge=1)
     feedback_review_flush_seconds: float = Field(default=1.0, gt=0)
+    # Drifted segments (feedback.segment_watch): the newest events kept per version that
+    # declares segments, and how long a reported window waits for its events to be read.
+    feedback_review_segment_rows: int = Field(default=20_000, ge=1)
+    feedback_review_segment_settle_seconds: float = Field(default=30.0, ge=0)
 
     # -- flag reports (feedback.flag_reports): experts' flags per model version and interval --
     feedback_flag_reports_enabled: bool = True  # needs the review queue's consumer

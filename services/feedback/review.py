@@ -2,7 +2,8 @@
 
 An expert is handed a mix of predictions to judge, each for one reason: ``random`` (a sample of
 the model's recent predictions), ``low_confidence`` (a binary model's score near the 0.5
-threshold), ``drifted`` (from a window the drift detector reported drifted) and
+threshold), ``drifted`` (from a window the drift detector reported drifted, or from a group of
+one of the model's segments that drifted in its window: ``feedback.segment_watch``) and
 ``disagreement`` (an item experts judged differently, or one an expert flagged as wrong: it
 wants another opinion). ``Mix.quotas`` splits a request's ``limit`` among the reasons;
 ``Selection`` walks the candidates in that order as leases are won or lost, filling the
@@ -91,10 +92,11 @@ class Candidate:
     features: Mapping[str, Any]
     prediction: Any
     score: float | None
+    segments: Mapping[str, str] = field(default_factory=dict)  # segment -> its group
 
     @classmethod
-    def of(cls, event: Mapping[str, Any]) -> Candidate:
-        """From a ``PredictionEvent`` (its ``model_dump``)."""
+    def of(cls, event: Mapping[str, Any], segments: Mapping[str, str] | None = None) -> Candidate:
+        """From a ``PredictionEvent`` (its ``model_dump``) and the groups it falls in."""
         return cls(
             event["prediction_id"],
             event["model_id"],
@@ -103,6 +105,7 @@ class Candidate:
             dict(event["features"]),
             event["prediction"],
             event.get("score"),
+            dict(segments or {}),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,6 +117,7 @@ class Candidate:
             "features": dict(self.features),
             "prediction": self.prediction,
             "score": self.score,
+            "segments": dict(self.segments),
         }
 
     @classmethod
@@ -144,17 +148,29 @@ def low_confidence_margin(task: str | None, score: float | None, margin: float) 
 
 @dataclass(frozen=True)
 class DriftWindow:
-    """An event-time window of one version that the drift detector reported drifted."""
+    """An event-time window of one version that drifted: as a whole (the drift detector's
+    report), or in one group of one of its segments (``segment`` and ``group`` set; what
+    drifted in it, ``drifted``)."""
 
     model_id: str
     model_version: str
     start: int  # microseconds, inclusive
     end: int  # microseconds, exclusive
+    segment: str | None = None
+    group: str | None = None
+    drifted: Sequence[str] = ()
+
+    @property
+    def field(self) -> str:
+        """Its name among the model's drifted windows."""
+        where = "" if self.segment is None else f"/{self.segment}={self.group}"
+        return f"{self.model_version}/{self.start}{where}"
 
     def holds(self, candidate: Candidate) -> bool:
         return (
             candidate.model_version == self.model_version
             and self.start <= candidate.timestamp < self.end
+            and (self.segment is None or candidate.segments.get(self.segment) == self.group)
         )
 
 

@@ -5,7 +5,8 @@ Keys, under the prefix ``P`` (``VIGIL_FEEDBACK_REVIEW_REDIS_PREFIX``) and a mode
 - ``P:m:items`` hash prediction id -> candidate (JSON); ``P:m:time`` zset of the candidates
   not judged yet by event time (the newest ``max_items`` younger than ``max_age``), with its
   subsets ``P:m:low`` (by distance from the threshold) and ``P:m:drifted`` (by event time);
-- ``P:m:windows`` hash of the version's drifted windows (the latest 100);
+- ``P:m:windows`` hash of the drifted windows, and of the groups of segments drifted in a
+  window (``<version>/<start>`` and ``<version>/<start>/<segment>=<group>``; the latest 500);
 - ``P:m:flags`` hash feedback id -> flag (JSON) and ``P:m:flag_time`` (the newest
   ``max_flags``); ``P:m:judged`` hash prediction id -> {reviewer: [flag, time]} and
   ``P:m:judged_time``; ``P:m:second`` zset of items wanting another opinion (0 first);
@@ -37,7 +38,7 @@ from feedback.review import REASONS, Candidate, DriftWindow, Mix, Reason, Select
 
 __all__ = ["Handed", "ReviewLimits", "ReviewStore"]
 
-MAX_WINDOWS = 100
+MAX_WINDOWS = 500
 MAX_WHERE = 100_000
 
 
@@ -152,12 +153,11 @@ class ReviewStore:
     async def add_drift_window(self, window: DriftWindow) -> None:
         """Remember a drifted window; mark the candidates already kept from it."""
         k = partial_key(self, window.model_id)
-        field = f"{window.model_version}/{window.start}"
-        await self.redis.hset(k("windows"), field, orjson.dumps(asdict(window)))
-        fields = _ids(await self.redis.hkeys(k("windows")))
-        if len(fields) > MAX_WINDOWS:
-            by_start = sorted(fields, key=lambda f: int(f.rpartition("/")[2]))
-            await self.redis.hdel(k("windows"), *by_start[: len(fields) - MAX_WINDOWS])
+        await self.redis.hset(k("windows"), window.field, orjson.dumps(asdict(window)))
+        if await self.redis.hlen(k("windows")) > MAX_WINDOWS:
+            held = await self.redis.hgetall(k("windows"))
+            by_start = sorted(held, key=lambda f: (_loads(held[f])["start"], f))
+            await self.redis.hdel(k("windows"), *by_start[: len(held) - MAX_WINDOWS])
         ids = _ids(await self.redis.zrangebyscore(k("time"), window.start, f"({window.end}"))
         if not ids:
             return

@@ -3,9 +3,13 @@ in the feedback service's process, reading predictions, drift reports and flags 
 
 - ``vigil.predictions.v1``: each prediction (a hash-chosen share of them at
   ``VIGIL_FEEDBACK_REVIEW_SAMPLE_RATE``) becomes a candidate; a binary model's whose score is
-  near 0.5 also a low-confidence one; one from a drifted window a drifted one.
-- ``vigil.metrics.v1``: a ``WindowReport`` in which anything drifted marks its window (other
-  reports are not for this consumer).
+  near 0.5 also a low-confidence one; one from a drifted window a drifted one. The events of
+  versions that declare segments are also kept a while to judge by segment
+  (``feedback.segment_watch``).
+- ``vigil.metrics.v1``: a ``WindowReport`` in which anything drifted marks its window; and the
+  window of any report of a version that declares segments is judged group by group, each group
+  that drifted marking its predictions in that window (other reports are not for this
+  consumer).
 - ``vigil.feedback.v1``: each flag (feedback with a ``flag``) is kept for the summary and as
   its item's judgement; an item experts disagree on, or one flagged as wrong, wants a second
   opinion; and it is counted for its version's ``FlagReport`` (``feedback.flag_reports``).
@@ -32,6 +36,7 @@ from feedback.config import Settings
 from feedback.flag_reports import FlagTally
 from feedback.review import Candidate, drift_window, is_sampled, low_confidence_margin, micros
 from feedback.review_store import ReviewStore, by_model
+from feedback.segment_watch import SegmentWatch, judge_window, watched
 from vigil.adapters.ports import Bus, Catalog, Unavailable
 from vigil.adapters.stage import Stage, StageConfig
 from vigil.adapters.stage_logic import Incoming, Output, StageLogic, TopicPartitionKey
@@ -80,6 +85,9 @@ class ReviewCandidates(StageLogic):
         self.margin = settings.feedback_review_low_confidence_margin
         self.every = settings.feedback_review_flush_seconds
         self.last_flush = 0.0
+        self.watch = SegmentWatch(
+            settings.feedback_review_segment_rows, settings.feedback_review_segment_settle_seconds
+        )
         self._clear()
 
     def _clear(self) -> None:
@@ -100,6 +108,10 @@ class ReviewCandidates(StageLogic):
                 window = drift_window(report.model_dump())
                 if window is not None:
                     self.windows.append(report.model_dump())
+                key = (report.model_id, report.model_version)
+                if watched(self.catalog.get(*key)):
+                    start, end = micros(report.window_start), micros(report.window_end)
+                    self.watch.reported(key, start, end, time.monotonic())
             elif record.topic == self.topics.feedback:
                 self._flag(record.value)
 
@@ -109,12 +121,14 @@ class ReviewCandidates(StageLogic):
         except DecodeError:
             SKIPPED.labels("undecodable").inc()
             return
+        version = self.catalog.get(event.model_id, event.model_version)
+        groups = self.watch.add(version, event) if version is not None else {}
         if not is_sampled(event.prediction_id, self.sample_rate):
             return
-        version = self.catalog.get(event.model_id, event.model_version)
         task = version.task if version is not None else None
         margin = low_confidence_margin(task, event.score, self.margin)
-        self.predictions.append((event.model_id, (Candidate.of(event.model_dump()), margin)))
+        candidate = Candidate.of(event.model_dump(), groups)
+        self.predictions.append((event.model_id, (candidate, margin)))
 
     def _flag(self, value: bytes | None) -> None:
         try:
@@ -138,7 +152,7 @@ class ReviewCandidates(StageLogic):
 
     def due(self, now: float) -> bool:
         pending = self.predictions or self.windows or self.flags or self.truths
-        return bool(pending) and now - self.last_flush >= self.every
+        return bool(pending or self.watch.pending) and now - self.last_flush >= self.every
 
     async def flush(self) -> Output:
         self.last_flush = time.monotonic()
@@ -157,6 +171,7 @@ class ReviewCandidates(StageLogic):
             window = drift_window(report)
             if window is not None:
                 await self.store.add_drift_window(window)
+        await self._judge_segments()
         unnamed = [f["prediction_id"] for f in self.flags if f["model_id"] is None]
         where = await self.store.where(unnamed)
         placed = []
@@ -173,8 +188,28 @@ class ReviewCandidates(StageLogic):
         if self.truths:
             await self.store.add_truths(self.truths)
 
+    async def _judge_segments(self) -> None:
+        """Judge by segment the reported windows whose events are read (off the event loop:
+        a window of many events takes a while)."""
+        for pending, rows in self.watch.due(time.monotonic()):
+            version = self.catalog.get(*pending.key)
+            if not watched(version) or not rows.features:
+                continue
+            assert version is not None
+            found = await asyncio.to_thread(judge_window, version, rows, pending.start, pending.end)
+            for window in found:
+                await self.store.add_drift_window(window)
+            if found:
+                log.info(
+                    "%s %s: %d segment group(s) drifted in the window from %d",
+                    *pending.key,
+                    len(found),
+                    pending.start,
+                )
+
     def on_revoked(self, partitions: Sequence[TopicPartitionKey]) -> None:
         self._clear()  # not stored yet: read again from the committed offsets
+        self.watch.forget()
 
 
 @dataclass(frozen=True)

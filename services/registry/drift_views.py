@@ -16,9 +16,10 @@ from registry.api import Reader, RegistryDep, SettingsDep
 from registry.drift_answers import fleet_entry, heatmap_answer
 from registry.drift_rows import bucket_start, from_micros, micros
 from registry.performance_index import VersionPerformance
-from registry.segment_drift import read_archive, segment_drift, segment_names
+from registry.segment_drift import read_archive
 from vigil.adapters.auth import refuse_model
 from vigil.adapters.http import InputRejected, answered_or_503, error_responses
+from vigil.drift.segments import segment_drift, segment_names
 from vigil.drift.verdicts import min_events
 from vigil.wire.access import Permission
 from vigil.wire.base import as_utc, utcnow

@@ -28,12 +28,10 @@ from feedback.review_store import ReviewStore
 from feedback.store import FeedbackLog
 from registry.api import create_app as registry_app
 from tests.access import SESSION, api_key, bearer, publish_keys
-from tests.kafka_tools import private_copy
+from tests.kafka_tools import private_copy, publish_window
 from tests.samples import REPORT
-from vigil.adapters.bus import new_producer, publish
 from vigil.adapters.settings import VigilSettings
-from vigil.wire.codec import Codec
-from vigil.wire.records import PredictionEvent, WindowReport, utcnow
+from vigil.wire.records import PredictionEvent, utcnow
 from vigil.wire.topics import METRICS, PREDICTIONS
 
 RUN = uuid.uuid4().hex[:8]
@@ -104,15 +102,7 @@ async def _publish(bootstrap: str, predictions: Any, metrics: Any, start: Any) -
             "drifted_features": [REPORT.features[0].feature],
         }
     )
-    producer = new_producer(bootstrap, "test-review")
-    await producer.start()
-    try:
-        await publish(
-            producer, predictions, Codec(PredictionEvent), events, lambda e: e.prediction_id
-        )
-        await publish(producer, metrics, Codec(WindowReport), [report], lambda r: r.key)
-    finally:
-        await producer.stop()
+    await publish_window(bootstrap, predictions, events, metrics, [report])
 
 
 @pytest.fixture(scope="module")
