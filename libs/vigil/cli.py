@@ -170,7 +170,12 @@ def _judge(args: argparse.Namespace, item: dict[str, Any]) -> dict[str, Any] | N
     shown = {k: item.get(k) for k in ("prediction_id", "model_version", "prediction", "score")}
     print(
         json.dumps(
-            {**shown, "reason": item.get("reason"), "features": item.get("features")},
+            {
+                **shown,
+                "reason": item.get("reason"),
+                **({"drift": item["drift"]} if item.get("drift") else {}),
+                "features": item.get("features"),
+            },
             indent=2,
             default=str,
         ),

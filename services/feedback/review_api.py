@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from feedback.config import Settings
 from feedback.handlers import Feedback
-from feedback.review import Mix, micros
+from feedback.review import DriftWindow, Mix, micros
 from feedback.review_worker import ReviewDesk
 from feedback.store import FeedbackLog
 from feedback.summary import EPOCH, summarise
@@ -75,10 +75,23 @@ async def review_queue(
                 "timestamp": _time(h.candidate.timestamp),
                 "reason": h.reason,
                 "lease_expires_at": _time(h.lease_until_ms * 1000),
+                **({} if h.drift is None else {"drift": _drift(h.drift)}),
             }
             for h in handed
         ],
     }
+
+
+def _drift(window: DriftWindow) -> dict[str, Any]:
+    """The drifted window an item is from: the whole window, or one group of a segment and
+    what drifted in it."""
+    found: dict[str, Any] = {
+        "window_start": _time(window.start),
+        "window_end": _time(window.end),
+    }
+    if window.segment is not None:
+        found.update(segment=window.segment, group=window.group, drifted=list(window.drifted))
+    return found
 
 
 @router.get("/v1/models/{model_id}/feedback-summary", responses=error_responses(404, 503))

@@ -63,11 +63,13 @@ class ReviewLimits:
 
 @dataclass(frozen=True)
 class Handed:
-    """An item leased to an expert, why it was chosen, and until when (ms since the epoch)."""
+    """An item leased to an expert, why it was chosen, and until when (ms since the epoch);
+    for ``drifted``, the drifted window (or segment group) it is from."""
 
     candidate: Candidate
     reason: Reason
     lease_until_ms: int
+    drift: DriftWindow | None = None
 
 
 def _loads(raw: str | bytes | None) -> Any:
@@ -302,7 +304,21 @@ class ReviewStore:
                 selection.took(pid, reason)
         await self._handed(model_id, list(selection.taken), now_ms)
         until = now_ms + ms
-        return [Handed(kept[pid], reason, until) for pid, reason in selection.taken.items()]
+        windows: list[DriftWindow] = []
+        if "drifted" in selection.taken.values():  # the group that drifted first, if any
+            held = [DriftWindow(**_loads(w)) for w in await self.redis.hvals(k("windows"))]
+            windows = sorted(held, key=lambda w: (w.segment is None, -w.start))
+        return [
+            Handed(
+                kept[pid],
+                reason,
+                until,
+                next((w for w in windows if w.holds(kept[pid])), None)
+                if reason == "drifted"
+                else None,
+            )
+            for pid, reason in selection.taken.items()
+        ]
 
     async def _handed(self, model_id: str, ids: list[str], now_ms: int) -> None:
         """Note the items handed out: their bodies stay, and a flag on them can be attributed."""

@@ -167,6 +167,10 @@ def test_two_experts_asking_at_once_get_different_items_mixed_by_reason(desk: De
             assert abs(item["score"] - 0.5) <= 0.1
         if item["reason"] == "drifted":
             assert i in DRIFTED
+            assert item["drift"]["window_start"] <= item["timestamp"] < item["drift"]["window_end"]
+            assert "segment" not in item["drift"]  # the window as a whole
+        else:
+            assert "drift" not in item
 
 
 def test_experts_racing_on_the_store_never_share_a_lease(infra: VigilSettings) -> None:

@@ -142,5 +142,9 @@ def test_the_predictions_of_a_drifted_group_are_offered_as_drifted(infra: VigilS
         assert len(items) == 20
         for item in items:
             assert item["reason"] == "drifted" and item["segments"] == {"region": "us"}
+            drift = item["drift"]
+            assert (drift["segment"], drift["group"]) == ("region", "us")
+            assert "income" in drift["drifted"]
+            assert drift["window_start"] <= item["timestamp"] < drift["window_end"]
             assert item["prediction_id"] in us
     redis.close()

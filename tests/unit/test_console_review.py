@@ -229,3 +229,29 @@ def test_the_new_pages_and_forms_need_a_session(client: TestClient, stand_in: St
         answer = client.post(path, data={"csrf": "x", "flag": "ok"}, follow_redirects=False)
         assert answer.status_code == 303 and answer.headers["location"] == "/signin"
     assert not stand_in.calls
+
+
+def test_a_drifted_item_says_which_group_drifted_and_on_what(
+    client: TestClient, stand_in: StandIn
+) -> None:
+    drifted = {
+        **item("p-40"),
+        "reason": "drifted",
+        "drift": {
+            "window_start": "2026-11-30T10:00:00Z",
+            "window_end": "2026-11-30T11:00:00Z",
+            "segment": "region",
+            "group": HOSTILE,
+            "drifted": ["income", "age"],
+        },
+    }
+    whole = {**item("p-41"), "reason": "drifted", "drift": {"window_start": "x", "window_end": "y"}}
+    stand_in.review_queue["credit-risk"] = [drifted, whole]
+    sign_in(client, SME_KEY)
+    page = client.get("/review").text
+    why = page.split('id="why">')[1].split("</dd>")[0]
+    assert why.startswith("drifted: the group region = &lt;script&gt;")
+    assert why.endswith("drifted in its window (income, age)")
+    sent = flag(client, page, flag="ok")
+    assert sent.status_code == 200, sent.text  # type: ignore[attr-defined]
+    assert 'id="why">drifted: its window drifted<' in sent.text  # type: ignore[attr-defined]
