@@ -10,7 +10,7 @@ ids, or, before any, the window of the label's timestamp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,10 +27,10 @@ from vigil.wire.base import as_utc
 from vigil.wire.columns import Batch
 from vigil.wire.joins import JoinEntry, OrphanMark
 from vigil.wire.performance import PerformancePartial
-from vigil.wire.records import FeedbackEvent, ModelVersion, PredictionEvent
+from vigil.wire.records import FeedbackEvent, Label, ModelVersion, PredictionEvent
 from vigil.wire.segment_reports import SegmentState
 
-__all__ = ["NEWEST", "Delta", "FlushDeltas"]
+__all__ = ["NEWEST", "Delta", "FlushDeltas", "count_outcome", "latency"]
 
 NEWEST = "\x00newest/"  # key prefix of a version's newest window in a partition
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -172,24 +172,22 @@ class FlushDeltas:
         delta = self.at(version, as_utc(prediction.timestamp))
         windows = [delta.window]
         windows += [delta.group(s, g) for s, g in event_groups(version, prediction)]
-        unreadable: str | None = None
-        for window in windows:
-            if replaces is not None and replaces.actual is not None:
-                with suppress(ValueError):  # not counted either: nothing to take out
-                    window.add_outcome(
-                        prediction.prediction,
-                        prediction.score,
-                        replaces.actual,
-                        latency(prediction, replaces),
-                        sign=-1,
-                    )
-            try:
-                window.add_outcome(
-                    prediction.prediction, prediction.score, actual, latency(prediction, label)
-                )
-            except ValueError as exc:  # e.g. a string label for a regression model
-                unreadable = str(exc)
-        return unreadable
+        old = None
+        if replaces is not None and replaces.actual is not None:
+            old = (replaces.actual, latency(prediction, replaces))
+        seconds = latency(prediction, label)
+        return count_outcome(windows, prediction.prediction, prediction.score, actual, seconds, old)
+
+    def window(self, version: ModelVersion, micros: int) -> Delta:
+        """This flush's delta of the version's window holding the event time ``micros``
+        (microseconds since the epoch): ``at`` without the ``datetime``."""
+        width = round(self.seconds(version) * 1_000_000)
+        if width <= 0:  # no window: ``at`` says why
+            return self.at(version, _EPOCH + micros * _MICROSECOND)
+        begin = _EPOCH + (micros - micros % width) * _MICROSECOND
+        return self._delta(
+            version.model_id, version.version, begin, begin + width * _MICROSECOND, version
+        )
 
     def horizon(self, entry: JoinEntry, default: timedelta) -> timedelta:
         """The label horizon of an entry: its version's, or (no prediction yet) the longest of
@@ -271,6 +269,29 @@ class FlushDeltas:
     def reset(self) -> None:
         """Forget everything not committed (a rewind, a revocation, an assignment)."""
         self.deltas, self.newest, self.newest_dirty = {}, {}, {}
+
+
+def count_outcome(
+    windows: Sequence[WindowPerformance],
+    prediction: Label,
+    score: float | None,
+    actual: Label,
+    seconds: float,
+    old: tuple[Label, float] | None = None,
+) -> str | None:
+    """Count an outcome (label latency ``seconds``) into each window, the ``old`` label
+    (actual, latency) taken out first; why the label cannot be counted (the old one is taken
+    out all the same), or None."""
+    unreadable: str | None = None
+    for window in windows:
+        if old is not None:
+            with suppress(ValueError):  # not counted either: nothing to take out
+                window.add_outcome(prediction, score, old[0], old[1], sign=-1)
+        try:
+            window.add_outcome(prediction, score, actual, seconds)
+        except ValueError as exc:  # e.g. a string label for a regression model
+            unreadable = str(exc)
+    return unreadable
 
 
 def latency(prediction: PredictionEvent, label: FeedbackEvent) -> float:

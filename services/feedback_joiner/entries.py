@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from vigil.wire.base import as_utc
 from vigil.wire.codec import Codec
+from vigil.wire.fastencode import _long
 from vigil.wire.joins import JoinEntry
 from vigil.wire.records import FeedbackEvent, Outcome, PredictionEvent
 
@@ -22,6 +23,7 @@ __all__ = [
     "entry_prefix",
     "is_current_prediction",
     "model_of",
+    "outcome_tail",
     "outcome_value",
     "prediction_id",
     "prediction_of",
@@ -91,6 +93,9 @@ def is_current_prediction(value: bytes | None) -> bool:
 
 
 def prediction_id(value: bytes) -> str:
+    length = value[10]
+    if length < 0x80 and not length & 1:  # the usual: an id under 64 bytes
+        return value[11 : 11 + (length >> 1)].decode()
     return _strings(value, 1)[0]
 
 
@@ -103,7 +108,7 @@ def entry_prefix(now: datetime) -> bytes:
 
 def avro_bytes(value: bytes) -> bytes:
     """``prediction_event``: the union's bytes branch, then length and value."""
-    return b"\x02" + _zigzag(len(value)) + value
+    return b"".join((b"\x02", _long(len(value)), value))
 
 
 def prediction_of(entry: JoinEntry) -> PredictionEvent | None:
@@ -137,8 +142,18 @@ def outcome_value(
         prediction_raw = PREDICTIONS.encode(prediction)
     if feedback_raw is None or feedback_raw[:10] != _FEEDBACK_HEADER:
         feedback_raw = FEEDBACK.encode(feedback)
+    if replaces is None:
+        return b"".join(
+            (OUTCOMES.header, prediction_raw[10:], feedback_raw[10:], outcome_tail(now))
+        )
     micros = (as_utc(now) - _EPOCH) // timedelta(microseconds=1)
-    replaced = b"\x00" if replaces is None else b"\x02" + FEEDBACK.encode(replaces)[10:]
+    replaced = b"\x02" + FEEDBACK.encode(replaces)[10:]
     return b"".join(
         (OUTCOMES.header, prediction_raw[10:], feedback_raw[10:], _zigzag(micros), replaced)
     )
+
+
+def outcome_tail(now: datetime) -> bytes:
+    """How the encoding of an Outcome joined at ``now`` that replaces no label ends."""
+    micros = (as_utc(now) - _EPOCH) // timedelta(microseconds=1)
+    return _zigzag(micros) + b"\x00"

@@ -3,6 +3,7 @@ column batch at a time, and which predicted labels are the positive class, by th
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,16 +22,23 @@ from vigil.wire.segments import (
     value_groups,
 )
 
-__all__ = ["batchable", "column_groups", "event_groups", "positive_flags"]
+__all__ = ["batchable", "column_groups", "declares_segments", "event_groups", "positive_flags"]
 
 Codes = npt.NDArray[np.int64]
 
 
 Specs = tuple[tuple[SegmentSpec, ...], tuple[str, ...]]
 _SPECS: dict[tuple[object, ...], Specs] = {}  # by what declares them
+# By the version object itself (the catalog hands out the same one until the version changes):
+# its id -> the object (kept, so that the id is not reused), its declaring fields, its specs.
+_BY_VERSION: dict[int, tuple[ModelVersion, tuple[object, ...], Specs]] = {}
 
 
 def _segments(version: ModelVersion) -> Specs:
+    fields = (version.segments, version.sensitive_attributes, version.segment_cross)
+    known = _BY_VERSION.get(id(version))
+    if known is not None and known[0] is version and all(map(operator.is_, known[1], fields)):
+        return known[2]
     declared = tuple((s.name, tuple(s.bins or ()), s.tag, s.sensitive) for s in version.segments)
     key = (declared, tuple(version.sensitive_attributes), tuple(version.segment_cross))
     found = _SPECS.get(key)
@@ -39,7 +47,16 @@ def _segments(version: ModelVersion) -> Specs:
             _SPECS.clear()
         segments = tuple(effective_segments(version.segments, version.sensitive_attributes))
         found = _SPECS[key] = (segments, tuple(version.segment_cross))
+    if len(_BY_VERSION) >= 4096:
+        _BY_VERSION.clear()
+    _BY_VERSION[id(version)] = (version, fields, found)
     return found
+
+
+def declares_segments(version: ModelVersion) -> bool:
+    """Whether the version's events fall in segment groups (its outcomes are counted in
+    them too)."""
+    return bool(_segments(version)[0])
 
 
 def batchable(version: ModelVersion) -> bool:

@@ -19,6 +19,10 @@ Orphans: a label whose prediction has not come is counted at once as orphaned in
 the model the feedback names (``feedback_joiner.deltas`` says which), remembered in
 ``JoinEntry.orphan``; its prediction, if it comes, takes the count back from there: a report
 counts the labels still without their prediction, and at the horizon those that never met it.
+
+Predictions are indexed a run at a time (``_predictions``); runs of feedback go through
+``feedback_joiner.fastlabels``, which joins the usual label (its prediction here, nothing else
+yet) from the bytes as consumed and hands every other record, in order, to ``feedback``.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import TypeVar
 
 import numpy as np
@@ -46,8 +50,10 @@ from feedback_joiner.entries import (
     prediction_id,
     prediction_of,
 )
+from feedback_joiner.fastlabels import join_labels
 from feedback_joiner.groups import batchable
 from feedback_joiner.ports import JoinStore
+from feedback_joiner.shapes import Counts, Topics
 from vigil.adapters.ports import Catalog
 from vigil.adapters.stage_logic import (
     Assigned,
@@ -66,7 +72,7 @@ from vigil.wire.joins import JoinEntry
 from vigil.wire.performance import PerformancePartial
 from vigil.wire.records import FeedbackEvent, PredictionEvent, Record, utcnow
 
-__all__ = ["Joining", "Topics"]
+__all__ = ["Counts", "Joining", "Topics"]
 
 log = logging.getLogger(__name__)
 
@@ -76,29 +82,6 @@ WAITING_KEPT = 32  # flags kept per prediction that has not come yet
 
 Key = tuple[int, str]  # (partition, prediction id)
 R = TypeVar("R", bound=Record)
-
-
-@dataclass(frozen=True)
-class Topics:
-    predictions: str
-    feedback: str
-    outcomes: str
-    changelog: str
-    partials: str = "vigil.performance.partials.v1"
-
-
-@dataclass
-class Counts:
-    """What the joiner did, committed."""
-
-    indexed: int = 0  # predictions taken
-    joined: int = 0  # outcomes written
-    corrections: int = 0  # outcomes that replace an earlier label
-    early: int = 0  # feedback that came before its prediction
-    duplicates: int = 0  # resent predictions or feedback ids, joined once
-    orphaned: int = 0  # feedback forgotten at the horizon without its prediction
-    expired: int = 0  # ids forgotten at the horizon
-    unjudged: int = 0  # outcomes of a label the model's task cannot read (dead-lettered)
 
 
 class Joining(StageLogic):
@@ -151,19 +134,18 @@ class Joining(StageLogic):
             return None
 
     async def absorb(self, records: Sequence[Incoming]) -> None:
+        # In order: runs of predictions indexed together, runs of feedback joined together.
         now = self.clock()
-        run: list[Incoming] = []  # consecutive predictions, indexed together
-        for record in records:
-            if record.topic == self.topics.predictions:
-                run.append(record)
-                continue
-            if run:
-                self._predictions(run, now)
-                run = []
-            self._feedback(record, now)
-        if run:
-            self._predictions(run, now)
+        for indexing, run in groupby(records, lambda r: r.topic == self.topics.predictions):
+            if indexing:
+                self._predictions(list(run), now)
+            else:
+                self.join_run(list(run), now)
         self.absorbed += len(records)
+
+    def join_run(self, records: Sequence[Incoming], now: datetime) -> None:
+        """Join a run of feedback records, in order (``feedback_joiner.fastlabels``)."""
+        join_labels(self, records, now)
 
     def _predictions(self, records: Sequence[Incoming], now: datetime) -> None:
         """Index predictions a batch at a time: the new ones (the usual case) are read column
@@ -234,7 +216,8 @@ class Joining(StageLogic):
             }
         )
 
-    def _feedback(self, record: Incoming, now: datetime) -> None:
+    def feedback(self, record: Incoming, now: datetime) -> None:
+        """Join one feedback record, whatever it is (see the module)."""
         feedback = self._decode(FEEDBACK, record)
         if feedback is None:
             return
@@ -276,20 +259,27 @@ class Joining(StageLogic):
         partition: int,
         raw: tuple[bytes | None, bytes | None] = (None, None),
     ) -> None:
-        key = prediction.prediction_id.encode()
         value = outcome_value(prediction, feedback, replaces, now, *raw)
+        unreadable = None
         if feedback.actual is not None:
             unreadable = self.perf.outcome(prediction, feedback, feedback.actual, replaces)
-            if unreadable is not None:
-                log.warning("outcome of %s not counted: %s", prediction.prediction_id, unreadable)
-                self.pending.unjudged += 1
-                produced = Produced(self.topics.outcomes, partition, key, value)
-                self.rejects.append(DeadLetter(produced, f"outcome not judged: {unreadable}"))
-                return
+        self.joined(prediction.prediction_id, partition, value, unreadable, replaces is not None)
+
+    def joined(
+        self, prediction_id: str, partition: int, value: bytes, unreadable: str | None, fix: bool
+    ) -> None:
+        """Send an outcome (``fix``: a correction), or dead-letter it with why its label could
+        not be counted."""
+        key = prediction_id.encode()
+        if unreadable is not None:
+            log.warning("outcome of %s not counted: %s", prediction_id, unreadable)
+            self.pending.unjudged += 1
+            produced = Produced(self.topics.outcomes, partition, key, value)
+            self.rejects.append(DeadLetter(produced, f"outcome not judged: {unreadable}"))
+            return
         self.outcomes.append(Outgoing(self.topics.outcomes, value, key))
         self.pending.joined += 1
-        if replaces is not None:
-            self.pending.corrections += 1
+        self.pending.corrections += int(fix)
 
     # -- flushing ----------------------------------------------------------------------------
 

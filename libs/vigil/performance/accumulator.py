@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from functools import cache
 from typing import Self
 
@@ -154,6 +155,55 @@ class WindowPerformance:
         self.ints[LABELLED] += sign
         if label_latency_seconds is not None and not math.isnan(label_latency_seconds):
             self.latencies[latency_bin(label_latency_seconds)] += sign
+
+    def outcome_error(self, prediction: Label, score: float | None, actual: Label) -> str | None:
+        """Why ``add_outcome`` would count nothing of this outcome (its ValueError), or None."""
+        try:
+            if self.binary is not None:
+                _score(score)
+            elif self.errors is not None:
+                label_number(prediction, "prediction")
+                label_number(actual, "actual")
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def add_outcomes(
+        self,
+        predictions: Sequence[Label],
+        scores: Sequence[float | None],
+        actuals: Sequence[Label],
+        latencies: Sequence[float | None],
+    ) -> None:
+        """Count outcomes at once, as ``add_outcome`` would one after the other: the same
+        counts, and the same sums added in the same order; ValueError, counting none, if one
+        cannot be counted (``outcome_error`` says which)."""
+        if self.binary is None:
+            for error in map(self.outcome_error, predictions, scores, actuals):
+                if error is not None:
+                    raise ValueError(error)
+            for prediction, score, actual, seconds in zip(
+                predictions, scores, actuals, latencies, strict=True
+            ):
+                self.add_outcome(prediction, score, actual, seconds)
+            return
+        usable = [_score(score) for score in scores]  # raises before anything is counted
+        flags: dict[tuple[type, Label], bool] = {}  # True, 1 and "1" are told apart
+
+        def positive(value: Label) -> bool:
+            key = (type(value), value)
+            found = flags.get(key)
+            if found is None:
+                found = flags[key] = is_positive(value, self.positive_label)
+            return found
+
+        predicted = [positive(p) for p in predictions]
+        positives = [positive(a) for a in actuals]
+        self.binary.add_outcomes(predicted, positives, usable)
+        self.ints[LABELLED] += len(usable)
+        known = [latency_bin(s) for s in latencies if s is not None and not math.isnan(s)]
+        if known:
+            self.latencies += np.bincount(known, minlength=LATENCY_BINS)
 
     def label_latency(self, q: float) -> float | None:
         """The ``q`` quantile of the label latencies, in seconds; None if none are known."""

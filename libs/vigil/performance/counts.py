@@ -12,6 +12,7 @@ Each adds one event with a sign (+1, or -1 to take back what was added) and merg
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,6 +64,36 @@ class BinaryCounts:
         self.floats[self.LOG_LOSS] -= sign * math.log(p)
         self.floats[self.BRIER] += sign * (float(actual) - score) ** 2
         self.ece_scores[score_bin // _PER_ECE_BIN] += sign * score
+
+    def add_outcomes(
+        self, predicted: Sequence[bool], actual: Sequence[bool], scores: Sequence[float | None]
+    ) -> None:
+        """``add_outcome`` (sign +1) of each, in order: the same counts, and the same sums
+        added in the same order."""
+        cells = [
+            (self.TP if a else self.FP) if p else (self.FN if a else self.TN)
+            for p, a in zip(predicted, actual, strict=True)
+        ]
+        self.ints[: self._BINS] += np.bincount(cells, minlength=self._BINS)
+        log_loss, brier = self.floats[: self.BRIER + 1].tolist()
+        ece = self.ece_scores.tolist()
+        positives: list[int] = []
+        negatives: list[int] = []
+        for a, score in zip(actual, scores, strict=True):
+            if score is None:
+                continue
+            score_bin = min(int(score * SCORE_BINS), SCORE_BINS - 1)
+            (positives if a else negatives).append(score_bin)
+            p = min(max(score if a else 1.0 - score, _EPS), 1.0 - _EPS)
+            log_loss -= math.log(p)
+            brier += (float(a) - score) ** 2
+            ece[score_bin // _PER_ECE_BIN] += score
+        self.floats[self.LOG_LOSS] = log_loss
+        self.floats[self.BRIER] = brier
+        self.ece_scores[:] = ece
+        for found, counts in ((positives, self.positives), (negatives, self.negatives)):
+            if found:
+                counts += np.bincount(found, minlength=SCORE_BINS)
 
     def merge(self, other: BinaryCounts) -> None:
         self.ints += other.ints
