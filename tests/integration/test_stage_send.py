@@ -21,7 +21,9 @@ from vigil.adapters.stage_logic import DeadLetter, Incoming, Outgoing, Output, S
 from vigil.wire.topics import DEADLETTER, Topic
 
 pytestmark = pytest.mark.integration
-LIMIT = 32768  # the output topic's max.message.bytes (above the producer's 16 KiB batches)
+# The output topic's max.message.bytes: above the stages' 512 KiB batches, below the 1 MiB a
+# record can have on its way in.
+LIMIT = 768 * 1024
 
 
 class Echo(StageLogic):
@@ -78,7 +80,7 @@ async def _run(infra: VigilSettings, small: int, large_at: int | None) -> None:
     )
     records = [(f"k{i}".encode(), f"v{i}".encode() * 20) for i in range(small)]
     if large_at is not None:
-        records.insert(large_at, (b"too-large", b"x" * (LIMIT * 2)))
+        records.insert(large_at, (b"too-large", b"x" * (LIMIT + 65536)))
     out_start = await end_offsets(bootstrap, out)
     dead_start = await end_offsets(bootstrap, DEADLETTER.name)
     await _produce(bootstrap, source, records)

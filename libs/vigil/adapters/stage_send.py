@@ -33,6 +33,12 @@ __all__ = ["DEAD_LETTER_MAX_BYTES", "send_output", "stage_producer"]
 
 # Under the broker's default message.max.bytes (the dead-letter topic does not raise it).
 DEAD_LETTER_MAX_BYTES = 1_000_000
+# A record batch's size (the stage producer's ``max_batch_size``): a flush goes out in few
+# batches per partition, a send_batch and a future each (16 KiB batches held one worker of the
+# joiner to ~45k predictions/s, these to ~80k). A topic a stage writes must take batches this
+# large: the broker's default max.message.bytes (1 MiB) does, and so does every topic of the
+# catalogue.
+BATCH_BYTES = 512 * 1024
 _PARTITIONER = DefaultPartitioner()
 Future = asyncio.Future[object]
 
@@ -40,7 +46,7 @@ Future = asyncio.Future[object]
 def stage_producer(kafka: Kafka, client_id: str, transactional_id: str | None) -> AIOKafkaProducer:
     """A stage's producer: transactional (idempotent, all replicas) when it has an id."""
     if transactional_id is None:
-        return new_producer(kafka, client_id)
+        return new_producer(kafka, client_id, max_batch_size=BATCH_BYTES)
     return AIOKafkaProducer(
         **client_options(kafka),
         client_id=client_id,
@@ -48,6 +54,7 @@ def stage_producer(kafka: Kafka, client_id: str, transactional_id: str | None) -
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
+        max_batch_size=BATCH_BYTES,
         max_request_size=64 * 1024 * 1024,
         transaction_timeout_ms=30_000,
         request_timeout_ms=30_000,
