@@ -168,16 +168,17 @@ def _rss() -> tuple[float, float]:
 ROCKS_MEMORY = {  # what RocksDB holds in memory, by the property that says how much
     "memtables": "rocksdb.cur-size-all-mem-tables",
     "table readers": "rocksdb.estimate-table-readers-mem",
-    "block cache": "rocksdb.block-cache-usage",
 }
 
 
 def _rocks(store: RocksJoinStore) -> dict[str, float]:
-    """MiB RocksDB holds in memory, over the store's open databases."""
-    return {
+    """MiB RocksDB holds in memory, over the store's open databases (and the block cache
+    they share, index and filter blocks included)."""
+    found = {
         name: sum(db.property_int_value(prop) or 0 for db in store.dbs.values()) / MIB
         for name, prop in ROCKS_MEMORY.items()
     }
+    return {**found, "block cache": store.cache.get_usage() / MIB}
 
 
 def _disk(path: Path) -> int:
@@ -445,7 +446,7 @@ async def _worker(spec: WorkerSpec) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()  # from the environment, as the service reads it
     catalog = _catalog(spec.model_id)
-    store = RocksJoinStore(settings.joiner_state_dir)
+    store = RocksJoinStore(settings.joiner_state_dir, settings.joiner_block_cache_mb * MIB)
     joiner = joiner_stage(settings, store, catalog)
     reporter = reporter_stage(settings, catalog)
     watch = Watch(spec, joiner, store)

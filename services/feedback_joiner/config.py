@@ -15,6 +15,10 @@ class Settings(VigilSettings):
     # distinct per worker of one group.
     joiner_worker_id: str = Field(default_factory=socket.gethostname)
     joiner_state_dir: str = ".run/joiner"  # the local store, one RocksDB per partition
+    # The block cache the partitions' RocksDBs share, their index and filter blocks in it
+    # (about 5 MiB per million ids): memory stays bounded by it, lookups stay fast while the
+    # ids' blocks fit.
+    joiner_block_cache_mb: int = Field(default=64, ge=8)
     joiner_predictions_topic: str = "vigil.predictions.v1"
     joiner_feedback_topic: str = "vigil.feedback.v1"
     joiner_outcomes_topic: str = "vigil.outcomes.v1"

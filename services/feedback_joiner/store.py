@@ -11,20 +11,45 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from rocksdict import Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from feedback_joiner.ports import JoinStore
 
-__all__ = ["RocksJoinStore"]
+__all__ = ["MIB", "RocksJoinStore"]
+
+
+MIB = 1024 * 1024
+CACHE_BYTES = 64 * MIB  # VIGIL_JOINER_BLOCK_CACHE_MB
+WRITE_BUFFER_BYTES = 16 * MIB
+
+
+def _options(cache: Cache) -> Options:
+    """One partition's RocksDB options: its index and filter blocks (a bloom filter, so that
+    asking for an id it does not hold, as every new prediction does, reads no table) live in
+    the block cache shared by the partitions, not beside it growing with the ids; memtables of
+    16 MiB, two at most."""
+    table = BlockBasedOptions()
+    table.set_block_cache(cache)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    table.set_bloom_filter(10, False)
+    options = Options()
+    options.create_if_missing(True)
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_size(WRITE_BUFFER_BYTES)
+    options.set_max_write_buffer_number(2)
+    return options
 
 
 class RocksJoinStore(JoinStore):
-    """Entries by prediction id, in ``<root>/p<partition>``."""
+    """Entries by prediction id, in ``<root>/p<partition>``; its partitions share one block
+    cache of ``cache_bytes`` (64 MiB)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, cache_bytes: int = CACHE_BYTES) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.dbs: dict[int, Rdict] = {}
+        self.cache = Cache(cache_bytes)
 
     def _path(self, partition: int) -> str:
         return str(self.root / f"p{partition}")
@@ -32,7 +57,7 @@ class RocksJoinStore(JoinStore):
     def _db(self, partition: int) -> Rdict:
         db = self.dbs.get(partition)
         if db is None:
-            db = self.dbs[partition] = Rdict(self._path(partition))
+            db = self.dbs[partition] = Rdict(self._path(partition), _options(self.cache))
         return db
 
     def get(self, partition: int, key: str) -> bytes | None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from feedback_joiner.config import Settings
 from feedback_joiner.handlers import Joining, Topics
 from feedback_joiner.reporting import Reporting
-from feedback_joiner.store import RocksJoinStore
+from feedback_joiner.store import MIB, RocksJoinStore
 from vigil.adapters.bus import ensure_topics, started
 from vigil.adapters.catalog import ModelCatalogFollower
 from vigil.adapters.ports import Catalog
@@ -99,7 +99,7 @@ async def main(settings: Settings) -> None:
         ],
     )
     async with AsyncExitStack() as stack:
-        store = RocksJoinStore(settings.joiner_state_dir)
+        store = RocksJoinStore(settings.joiner_state_dir, settings.joiner_block_cache_mb * MIB)
         stack.callback(store.close)
         versions = await started(stack, ModelCatalogFollower(settings.kafka))
         joiner = await started(stack, joiner_stage(settings, store, versions))
