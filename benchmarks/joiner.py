@@ -24,8 +24,8 @@ memory flat over 10M predictions; disk and restore time per million predictions 
 
 The model version is held in an in-memory catalog (the service follows ``vigil.models.v1``
 into the same ``ModelCatalog``): nothing is written to the shared topics but the stages' writer
-schemas. The defaults take about two minutes. ``--predictions 10000000 --labels 0`` is the memory
-target's run (about 9 minutes, ~7.5 GB of broker disk while it runs; with labels, its restore
+schemas. The defaults take about a minute. ``--predictions 10000000 --labels 0`` is the memory
+target's run (about 5 minutes, ~7.5 GB of broker disk while it runs; with labels, its restore
 of 10M ids gets the worker expelled from its group again and again, and the benchmark stops it
 after ``MAX_ASSIGNMENTS``). ``--profile-workers`` profiles the worker processes too (Kafka
 client included; their rates are then lower).
