@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 import yaml
 
+from vigil.performance.labels import typed_label
 from vigil.report import ReportRefused, ReportUnavailable, build_report, render_html
 
 __all__ = ["main"]
@@ -152,19 +153,6 @@ def _rules_get(args: argparse.Namespace) -> Any:
     return _call(args, "GET", f"/v1/models/{args.model_id}/versions/{args.version}/rules")
 
 
-def _actual(text: str) -> bool | int | float | str:
-    """A true outcome typed on the command line: true/false, a number, or a class label."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
-
-
 def _judge(args: argparse.Namespace, item: dict[str, Any]) -> dict[str, Any] | None:
     """The expert's judgement of one item: from the options, else asked on the terminal."""
     shown = {k: item.get(k) for k in ("prediction_id", "model_version", "prediction", "score")}
@@ -198,8 +186,9 @@ def _judge(args: argparse.Namespace, item: dict[str, Any]) -> dict[str, Any] | N
     }
     if comment:
         body["comment"] = comment
-    if actual is not None:
-        body["actual"] = _actual(actual)
+    outcome = None if actual is None else typed_label(actual)
+    if outcome is not None:
+        body["actual"] = outcome
     return body
 
 

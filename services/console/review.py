@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vigil.performance.labels import typed_label
+
 __all__ = [
     "FLAGS",
     "champion_of",
@@ -18,26 +20,10 @@ __all__ = [
     "flag_terms",
     "item_terms",
     "money",
-    "parse_actual",
 ]
 
 FLAGS = ("incorrect", "unexpected", "harmful", "ok")
 _SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
-
-
-def parse_actual(text: str) -> bool | int | float | str | None:
-    """A true outcome typed in the form: true/false, a number, a class label; None if empty."""
-    text = text.strip()
-    if not text:
-        return None
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
 
 
 def flag_request(
@@ -53,7 +39,7 @@ def flag_request(
     }
     if comment.strip():
         body["comment"] = comment.strip()
-    outcome = parse_actual(actual)
+    outcome = typed_label(actual)
     if outcome is not None:
         body["actual"] = outcome
     return body

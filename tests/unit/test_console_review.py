@@ -8,9 +8,10 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from console.review import flag_terms, money, parse_actual
+from console.review import flag_terms, money
 from tests.access import api_key
 from tests.console_standin import StandIn, console_app, model
+from vigil.performance.labels import typed_label
 
 SME_KEY, SME = api_key("ana", ["sme"], ["credit-risk"])
 BO_KEY, BO = api_key("bo", ["sme"])
@@ -193,7 +194,7 @@ def test_a_model_without_a_business_value_gets_counts_only(
 
 
 def test_the_true_outcome_is_read_as_the_command_line_reads_it() -> None:
-    assert [parse_actual(t) for t in ("true", " FALSE ", "3", "0.5", "cat", "  ")] == [
+    assert [typed_label(t) for t in ("true", " FALSE ", "3", "0.5", "cat", "  ")] == [
         True,
         False,
         3,

@@ -8,7 +8,7 @@ import math
 
 from vigil.wire.records import Label
 
-__all__ = ["DEFAULT_POSITIVE", "is_positive", "label_number", "label_text"]
+__all__ = ["DEFAULT_POSITIVE", "is_positive", "label_number", "label_text", "typed_label"]
 
 # The labels that mean "positive" when a binary model names no positive label (any case).
 DEFAULT_POSITIVE = frozenset({"true", "1"})
@@ -54,3 +54,21 @@ def label_number(value: Label, what: str) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{what}: a finite number was expected, received {value!r}")
     return number
+
+
+def typed_label(text: str) -> Label | None:
+    """A true outcome as a person types it (a form, the command line): true/false in any case,
+    an integer, a number, else a class label; None when empty.
+
+    >>> [typed_label(t) for t in ("true", " FALSE ", "3", "0.5", "cat", "  ")]
+    [True, False, 3, 0.5, 'cat', None]
+    """
+    text = text.strip()
+    if not text:
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        with contextlib.suppress(ValueError):
+            return kind(text)
+    return text
