@@ -294,6 +294,22 @@ def one_feature_model(model_id: str, version: str = "1") -> dict[str, object]:
     }
 
 
+def loan_model(model_id: str) -> dict[str, object]:
+    """A registration body for a binary loan model of two features, ``income`` and ``region``."""
+    return {
+        "model_id": model_id,
+        "version": "1.0.0",
+        "task": "binary",
+        "features": [
+            {"name": "income", "type": "numeric"},
+            {"name": "region", "type": "categorical"},
+        ],
+        "risk": {"probability": 3, "impact": 4},
+        "owner": "risk-team",
+        "purpose": "loan approval",
+    }
+
+
 def report_at(model_id: str, minute: int, drifted: bool) -> WindowReport:
     """REPORT for ``model_id``'s window ``minute`` minutes later, its one feature drifted or not."""
     feature = REPORT.features[0].model_copy(update={"drifted": drifted})

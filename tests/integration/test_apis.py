@@ -23,7 +23,7 @@ from registry.api import create_app as registry_app
 from registry.config import Settings as RegistrySettings
 from tests.access import SESSION
 from tests.kafka_tools import end_offsets, read_from
-from tests.samples import T0
+from tests.samples import T0, loan_model
 from vigil.adapters.ports import Unavailable
 from vigil.adapters.revisions import RedisRevisionLocks
 from vigil.adapters.settings import VigilSettings
@@ -47,24 +47,9 @@ def logger(infra: VigilSettings) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def model_id(registry: TestClient) -> str:
     model_id = f"credit-{uuid.uuid4().hex[:8]}"
-    response = registry.post("/v1/models", json=_registration(model_id))
+    response = registry.post("/v1/models", json=loan_model(model_id))
     assert response.status_code == 201, response.text
     return model_id
-
-
-def _registration(model_id: str) -> dict[str, object]:
-    return {
-        "model_id": model_id,
-        "version": "1.0.0",
-        "task": "binary",
-        "features": [
-            {"name": "income", "type": "numeric"},
-            {"name": "region", "type": "categorical"},
-        ],
-        "risk": {"probability": 3, "impact": 4},
-        "owner": "risk-team",
-        "purpose": "loan approval",
-    }
 
 
 def _prediction(model_id: str, **features: object) -> dict[str, object]:
@@ -83,7 +68,7 @@ def test_registry_lists_and_serves_versions_and_refuses_duplicates(
     listed = {m["model_id"]: m for m in registry.get("/v1/models").json()}
     assert listed[model_id]["severity"] == "high"
     assert registry.get(f"/v1/models/{model_id}").json()["versions"][0]["version"] == "1.0.0"
-    again = registry.post("/v1/models", json=_registration(model_id))
+    again = registry.post("/v1/models", json=loan_model(model_id))
     assert again.status_code == 409
     assert again.json()["errors"][0]["field"] == "version"
     assert registry.get("/v1/models/nope").status_code == 404
@@ -107,7 +92,7 @@ def test_references_upload_as_csv_or_parquet_and_each_replacement_is_recorded(
     registry: TestClient,
 ) -> None:
     model_id = f"refs-{uuid.uuid4().hex[:8]}"
-    assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
+    assert registry.post("/v1/models", json=loan_model(model_id)).status_code == 201
     url = f"/v1/models/{model_id}/versions/1.0.0/reference"
     lines = ["income,region,prediction,score"]
     lines += [f"{i * 10.5},{'eu' if i % 3 else 'us'},{i % 2 == 0},{i / 600}" for i in range(600)]
@@ -246,7 +231,7 @@ def test_a_reference_too_large_for_the_models_topic_is_413_and_the_version_uncha
     registry: TestClient,
 ) -> None:
     model_id = f"wide-{uuid.uuid4().hex[:8]}"
-    assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
+    assert registry.post("/v1/models", json=loan_model(model_id)).status_code == 201
     # 20,000 distinct long categories: a profile of ~2 MB, over Kafka's 1 MB message limit.
     rows = [{"income": 1.0, "region": f"{i:05d}" + "x" * 200} for i in range(20_000)]
     url = f"/v1/models/{model_id}/versions/1.0.0/reference"
@@ -318,7 +303,7 @@ def test_concurrent_uploads_through_two_registry_replicas_get_consecutive_versio
 ) -> None:
     """Two replicas (own Kafka clients, own catalogs) share only Kafka and Redis's locks."""
     model_id = f"replicas-{uuid.uuid4().hex[:8]}"
-    assert registry.post("/v1/models", json=_registration(model_id)).status_code == 201
+    assert registry.post("/v1/models", json=loan_model(model_id)).status_code == 201
     url = f"/v1/models/{model_id}/versions/1.0.0"
     rows = [{"income": float(i), "region": "eu" if i % 3 else "us"} for i in range(500)]
     with (

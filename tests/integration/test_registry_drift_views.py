@@ -22,7 +22,7 @@ from registry.metrics_feed import index_reports
 from registry.performance_index import RedisPerformanceIndex
 from tests.access import SESSION, api_key, bearer, publish_keys
 from tests.kafka_tools import end_offsets, private_copy
-from tests.samples import PERFORMANCE, REPORT
+from tests.samples import PERFORMANCE, REPORT, loan_model
 from vigil.adapters.bus import new_producer
 from vigil.adapters.settings import VigilSettings
 from vigil.wire.codec import Codec
@@ -32,21 +32,6 @@ from vigil.wire.topics import METRICS
 
 pytestmark = pytest.mark.integration
 HOUR = timedelta(hours=1)
-
-
-def _registration(model_id: str) -> dict[str, object]:
-    return {
-        "model_id": model_id,
-        "version": "1.0.0",
-        "task": "binary",
-        "features": [
-            {"name": "income", "type": "numeric"},
-            {"name": "region", "type": "categorical"},
-        ],
-        "risk": {"probability": 3, "impact": 4},
-        "owner": "risk-team",
-        "purpose": "loan approval",
-    }
 
 
 def _feature(name: str, psi: float, drifted: bool = False) -> FeatureDrift:
@@ -157,7 +142,7 @@ def setup(infra: VigilSettings) -> Iterator[tuple[TestClient, Settings, str, dat
     records = windows + performance + [b"not a record"]
     asyncio.run(_publish(infra.kafka_bootstrap, topic, f"{model_id}/1.0.0", records * 2))
     with TestClient(create_app(settings), headers=SESSION) as client:
-        assert client.post("/v1/models", json=_registration(model_id)).status_code == 201
+        assert client.post("/v1/models", json=loan_model(model_id)).status_code == 201
         yield client, settings, model_id, hour
 
 
